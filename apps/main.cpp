@@ -1,0 +1,34 @@
+// The `tpp` command line: one sub-command per job.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "engine/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tpp: a from-scratch deep learning engine for Trainability Preserving Pruning"};
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "Print the engine, compiler and CUDA library versions");
+  tpp::apps::add_commands(app);
+  try {
+    app.parse(argc, argv);
+    if (show_version) {
+      fmt::print("{}", tpp::apps::version_text());
+      return 0;
+    }
+    if (app.get_subcommands().empty()) {
+      fmt::print("{}", app.help());
+      return 0;
+    }
+    return tpp::apps::run_selected(app);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const tpp::Error& e) {
+    fmt::print(stderr, "tpp: error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tpp: error: {}\n", e.what());
+    return 1;
+  }
+}

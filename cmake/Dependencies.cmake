@@ -1,0 +1,18 @@
+# Debian packages (scripts/setup.sh installs them). Everything the engine
+# links to is gathered in the tpp_deps interface target.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+find_package(fmt REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(CLI11 REQUIRED)
+pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+pkg_check_modules(TURBOJPEG REQUIRED IMPORTED_TARGET libturbojpeg)
+find_path(STB_INCLUDE_DIR stb_image.h PATH_SUFFIXES stb REQUIRED)
+
+add_library(tpp_deps INTERFACE)
+target_link_libraries(tpp_deps INTERFACE
+  fmt::fmt OpenMP::OpenMP_CXX Threads::Threads ZLIB::ZLIB nlohmann_json::nlohmann_json CLI11::CLI11
+  PkgConfig::OPENBLAS PkgConfig::TURBOJPEG)
+target_include_directories(tpp_deps SYSTEM INTERFACE ${STB_INCLUDE_DIR})

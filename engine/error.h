@@ -1,0 +1,26 @@
+// Errors: one exception type whose message is one line naming the op, the
+// shapes or the file involved. TPP_CHECK formats that line with fmt.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace tpp {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <class... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace tpp
+
+#define TPP_CHECK(cond, ...)         \
+  do {                               \
+    if (!(cond)) ::tpp::fail(__VA_ARGS__); \
+  } while (0)

@@ -1,0 +1,29 @@
+// A block of memory that tensors view. CPU blocks are 64-byte aligned so that
+// vector loads never straddle cache lines.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "engine/device.h"
+
+namespace tpp {
+
+class Storage {
+ public:
+  Storage(size_t nbytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t nbytes_ = 0;
+  Device device_;
+};
+
+}  // namespace tpp

@@ -1,0 +1,429 @@
+#include "engine/tensor.h"
+
+#include <cstring>
+#include <numeric>
+
+#include "engine/autograd.h"
+#include "engine/strided.h"
+
+namespace tpp {
+
+// ---- shape helpers ----
+
+int64_t numel_of(const Shape& shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+}
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape strides(shape.size());
+  int64_t running = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    strides[d] = running;
+    running *= std::max<int64_t>(shape[d], 1);
+  }
+  return strides;
+}
+
+std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+int64_t wrap_dim(int64_t dim, int64_t ndim, std::string_view op) {
+  const int64_t wrapped = dim < 0 ? dim + ndim : dim;
+  TPP_CHECK(wrapped >= 0 && wrapped < std::max<int64_t>(ndim, 1), "{}: dim {} is out of range for a {}-d tensor", op,
+            dim, ndim);
+  return wrapped;
+}
+
+// ---- basic accessors ----
+
+TensorImpl& Tensor::impl() const {
+  TPP_CHECK(impl_ != nullptr, "tensor: use of an undefined tensor");
+  return *impl_;
+}
+
+int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::numel() const { return numel_of(sizes()); }
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int64_t d = dim() - 1; d >= 0; --d) {
+    if (sizes()[d] == 1) continue;
+    if (strides()[d] != expected) return false;
+    expected *= sizes()[d];
+  }
+  return true;
+}
+
+void* Tensor::raw_data() const {
+  return static_cast<char*>(storage()->data()) + offset() * static_cast<int64_t>(element_size(dtype()));
+}
+
+namespace {
+
+Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.storage();
+  impl->dtype = base.dtype();
+  impl->sizes = std::move(sizes);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  return Tensor(std::move(impl));
+}
+
+// Strided copy with dtype conversion; shapes must already match.
+void copy_elements(const Tensor& dst, const Tensor& src) {
+  dispatch_all(dst.dtype(), [&](auto d) {
+    using D = decltype(d);
+    dispatch_all(src.dtype(), [&](auto s) {
+      using S = decltype(s);
+      D* out = dst.data<D>();
+      const S* in = src.data<S>();
+      if (dst.is_contiguous() && src.is_contiguous()) {
+        const int64_t n = dst.numel();
+        if constexpr (std::is_same_v<D, S>) {
+          std::memcpy(out, in, n * sizeof(D));
+        } else {
+          for (int64_t i = 0; i < n; ++i) out[i] = static_cast<D>(in[i]);
+        }
+        return;
+      }
+      StridedLoop<2>(dst.sizes(), {&dst.strides(), &src.strides()}).run([&](const auto& o) {
+        out[o[0]] = static_cast<D>(in[o[1]]);
+      });
+    });
+  });
+}
+
+// Infers one -1 entry of a requested shape.
+Shape infer_shape(Shape shape, int64_t numel, std::string_view op, const Shape& from) {
+  int64_t known = 1, infer_at = -1;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == -1) {
+      TPP_CHECK(infer_at < 0, "{}: only one size may be -1 in {}", op, shape_str(shape));
+      infer_at = static_cast<int64_t>(d);
+    } else {
+      TPP_CHECK(shape[d] >= 0, "{}: negative size in {}", op, shape_str(shape));
+      known *= shape[d];
+    }
+  }
+  if (infer_at >= 0) {
+    TPP_CHECK(known != 0 && numel % known == 0, "{}: cannot view shape {} as {}", op, shape_str(from),
+              shape_str(shape));
+    shape[infer_at] = numel / known;
+  }
+  TPP_CHECK(numel_of(shape) == numel, "{}: cannot view shape {} ({} elements) as {}", op, shape_str(from), numel,
+            shape_str(shape));
+  return shape;
+}
+
+}  // namespace
+
+// ---- views ----
+
+Tensor Tensor::view(Shape shape) const {
+  shape = infer_shape(std::move(shape), numel(), "view", sizes());
+  TPP_CHECK(is_contiguous(), "view: tensor of shape {} is not contiguous; use reshape", shape_str(sizes()));
+  Tensor out = make_view(*this, shape, contiguous_strides(shape), offset());
+  const Shape in_sizes = sizes();
+  record_grad(out, "view", {*this}, [in_sizes](const Tensor& dy) { return Grads{dy.reshape(in_sizes)}; });
+  return out;
+}
+
+Tensor Tensor::reshape(Shape shape) const { return is_contiguous() ? view(std::move(shape)) : contiguous().view(shape); }
+
+Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
+  d = wrap_dim(d, dim(), "slice");
+  const int64_t n = sizes()[d];
+  TPP_CHECK(step > 0, "slice: step must be positive but got {}", step);
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  start = std::clamp<int64_t>(start, 0, n);
+  end = std::clamp<int64_t>(end, start, n);
+  Shape s = sizes(), st = strides();
+  s[d] = (end - start + step - 1) / step;
+  st[d] *= step;
+  Tensor out = make_view(*this, s, st, offset() + start * strides()[d]);
+  const Shape in_sizes = sizes();
+  const DType dt = dtype();
+  record_grad(out, "slice", {*this}, [in_sizes, dt, d, start, end, step](const Tensor& dy) {
+    Tensor dx = zeros(in_sizes, {.dtype = dt});
+    dx.slice(d, start, end, step).copy_(dy);
+    return Grads{dx};
+  });
+  return out;
+}
+
+Tensor Tensor::select(int64_t d, int64_t index) const {
+  d = wrap_dim(d, dim(), "select");
+  const int64_t n = sizes()[d];
+  TPP_CHECK(index >= -n && index < n, "select: index {} is out of range for dim {} of size {} (shape {})", index, d,
+            n, shape_str(sizes()));
+  if (index < 0) index += n;
+  Shape s = sizes(), st = strides();
+  s.erase(s.begin() + d);
+  st.erase(st.begin() + d);
+  Tensor out = make_view(*this, s, st, offset() + index * strides()[d]);
+  const Shape in_sizes = sizes();
+  const DType dt = dtype();
+  record_grad(out, "select", {*this}, [in_sizes, dt, d, index](const Tensor& dy) {
+    Tensor dx = zeros(in_sizes, {.dtype = dt});
+    dx.select(d, index).copy_(dy);
+    return Grads{dx};
+  });
+  return out;
+}
+
+Tensor Tensor::permute(const Shape& order) const {
+  TPP_CHECK(static_cast<int64_t>(order.size()) == dim(), "permute: order {} does not match a tensor of shape {}",
+            shape_str(order), shape_str(sizes()));
+  Shape s(order.size()), st(order.size()), inverse(order.size(), -1);
+  for (size_t i = 0; i < order.size(); ++i) {
+    const int64_t src = wrap_dim(order[i], dim(), "permute");
+    TPP_CHECK(inverse[src] < 0, "permute: dim {} repeats in order {}", src, shape_str(order));
+    inverse[src] = static_cast<int64_t>(i);
+    s[i] = sizes()[src];
+    st[i] = strides()[src];
+  }
+  Tensor out = make_view(*this, s, st, offset());
+  record_grad(out, "permute", {*this}, [inverse](const Tensor& dy) { return Grads{dy.permute(inverse)}; });
+  return out;
+}
+
+Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
+  Shape order(dim());
+  std::iota(order.begin(), order.end(), 0);
+  std::swap(order[wrap_dim(d0, dim(), "transpose")], order[wrap_dim(d1, dim(), "transpose")]);
+  return permute(order);
+}
+
+Tensor Tensor::unsqueeze(int64_t d) const {
+  d = wrap_dim(d, dim() + 1, "unsqueeze");
+  Shape s = sizes();
+  s.insert(s.begin() + d, 1);
+  return is_contiguous() ? view(s) : reshape(s);
+}
+
+Tensor Tensor::squeeze(int64_t d) const {
+  d = wrap_dim(d, dim(), "squeeze");
+  TPP_CHECK(sizes()[d] == 1, "squeeze: dim {} has size {} in shape {}", d, sizes()[d], shape_str(sizes()));
+  Shape s = sizes(), st = strides();
+  s.erase(s.begin() + d);
+  st.erase(st.begin() + d);
+  Tensor out = make_view(*this, s, st, offset());
+  const Shape in_sizes = sizes();
+  record_grad(out, "squeeze", {*this}, [in_sizes](const Tensor& dy) { return Grads{dy.reshape(in_sizes)}; });
+  return out;
+}
+
+Tensor Tensor::expand(const Shape& shape) const {
+  TPP_CHECK(static_cast<int64_t>(shape.size()) >= dim(), "expand: cannot expand shape {} to {}", shape_str(sizes()),
+            shape_str(shape));
+  const size_t lead = shape.size() - sizes().size();
+  Shape st(shape.size(), 0);
+  for (size_t d = 0; d < sizes().size(); ++d) {
+    const int64_t want = shape[lead + d], have = sizes()[d];
+    TPP_CHECK(have == want || have == 1, "expand: cannot expand shape {} to {}", shape_str(sizes()),
+              shape_str(shape));
+    st[lead + d] = have == want ? strides()[d] : 0;
+  }
+  Tensor out = make_view(*this, shape, st, offset());
+  const Shape in_sizes = sizes();
+  record_grad(out, "expand", {*this}, [in_sizes](const Tensor& dy) { return Grads{sum_to_shape(dy, in_sizes)}; });
+  return out;
+}
+
+Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
+  if (dim() == 0) return reshape({1});
+  start_dim = wrap_dim(start_dim, dim(), "flatten");
+  end_dim = wrap_dim(end_dim, dim(), "flatten");
+  TPP_CHECK(start_dim <= end_dim, "flatten: start_dim {} is after end_dim {}", start_dim, end_dim);
+  Shape s(sizes().begin(), sizes().begin() + start_dim);
+  int64_t merged = 1;
+  for (int64_t d = start_dim; d <= end_dim; ++d) merged *= sizes()[d];
+  s.push_back(merged);
+  s.insert(s.end(), sizes().begin() + end_dim + 1, sizes().end());
+  return reshape(s);
+}
+
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+
+// ---- copies ----
+
+Tensor Tensor::clone() const {
+  Tensor out = empty(sizes(), {.dtype = dtype(), .device = device()});
+  copy_elements(out, *this);
+  record_grad(out, "clone", {*this}, [](const Tensor& dy) { return Grads{dy}; });
+  return out;
+}
+
+Tensor Tensor::to(DType target) const {
+  if (target == dtype()) return *this;
+  Tensor out = empty(sizes(), {.dtype = target, .device = device()});
+  copy_elements(out, *this);
+  if (is_floating(target) && is_floating(dtype())) {
+    const DType source = dtype();
+    record_grad(out, "to", {*this}, [source](const Tensor& dy) { return Grads{dy.to(source)}; });
+  }
+  return out;
+}
+
+Tensor Tensor::index_select(int64_t d, const Tensor& index) const {
+  d = wrap_dim(d, dim(), "index_select");
+  TPP_CHECK(index.dtype() == DType::i64 && index.dim() == 1,
+            "index_select: index must be a 1-d i64 tensor but got {} of shape {}", dtype_name(index.dtype()),
+            shape_str(index.sizes()));
+  const Tensor idx = index.contiguous();
+  const int64_t* ids = idx.data<int64_t>();
+  const int64_t n = sizes()[d], count = idx.numel();
+  for (int64_t i = 0; i < count; ++i)
+    TPP_CHECK(ids[i] >= 0 && ids[i] < n, "index_select: index {} is out of range for dim {} of size {} (shape {})",
+              ids[i], d, n, shape_str(sizes()));
+  Shape s = sizes();
+  s[d] = count;
+  Tensor out = empty(s, {.dtype = dtype(), .device = device()});
+  {
+    NoGradGuard no_grad;
+    for (int64_t i = 0; i < count; ++i) out.select(d, i).copy_(select(d, ids[i]));
+  }
+  const Shape in_sizes = sizes();
+  const DType dt = dtype();
+  record_grad(out, "index_select", {*this}, [in_sizes, dt, d, idx](const Tensor& dy) {
+    NoGradGuard no_grad;
+    Tensor dx = zeros(in_sizes, {.dtype = dt});
+    const int64_t* ids = idx.data<int64_t>();
+    for (int64_t i = 0; i < idx.numel(); ++i) {
+      Tensor dst = dx.select(d, ids[i]);
+      const Tensor add = dy.select(d, i);
+      dispatch_floating(dt, "index_select backward", [&](auto t) {
+        using T = decltype(t);
+        T* out = dst.data<T>();
+        const T* in = add.data<T>();
+        StridedLoop<2>(dst.sizes(), {&dst.strides(), &add.strides()}).run([&](const auto& o) {
+          out[o[0]] += in[o[1]];
+        });
+      });
+    }
+    return Grads{dx};
+  });
+  return out;
+}
+
+// ---- autograd entry points ----
+
+Tensor& Tensor::set_requires_grad(bool value) {
+  TPP_CHECK(!value || is_floating(dtype()), "requires_grad: only floating tensors can require grad, not {}",
+            dtype_name(dtype()));
+  TPP_CHECK(is_leaf(), "requires_grad: can only be set on leaf tensors");
+  impl().requires_grad = value;
+  return *this;
+}
+
+void Tensor::zero_grad() {
+  if (impl().grad) Tensor(impl().grad).fill_(0);
+}
+
+Tensor Tensor::detach() const { return make_view(*this, sizes(), strides(), offset()); }
+
+void Tensor::backward(const Tensor& gradient) const { run_backward(*this, gradient); }
+
+// ---- in place ----
+
+Tensor& Tensor::fill_(double value) {
+  dispatch_all(dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* out = data<T>();
+    const T v = static_cast<T>(value);
+    if (is_contiguous()) {
+      std::fill(out, out + numel(), v);
+    } else {
+      StridedLoop<1>(sizes(), {&strides()}).run([&](const auto& o) { out[o[0]] = v; });
+    }
+  });
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  TPP_CHECK(src.sizes() == sizes(), "copy_: source shape {} does not match destination shape {}",
+            shape_str(src.sizes()), shape_str(sizes()));
+  copy_elements(*this, src);
+  return *this;
+}
+
+void Tensor::copy_from_host(const void* src, size_t nbytes) {
+  const size_t expected = numel() * element_size(dtype());
+  TPP_CHECK(nbytes == expected, "copy_from_host: {} bytes given for a {} tensor of shape {} ({} bytes)", nbytes,
+            dtype_name(dtype()), shape_str(sizes()), expected);
+  TPP_CHECK(is_contiguous(), "copy_from_host: destination of shape {} is not contiguous", shape_str(sizes()));
+  std::memcpy(raw_data(), src, nbytes);
+}
+
+void Tensor::copy_to_host(void* dst, size_t nbytes) const {
+  const size_t expected = numel() * element_size(dtype());
+  TPP_CHECK(nbytes == expected, "copy_to_host: {} bytes requested from a {} tensor of shape {} ({} bytes)", nbytes,
+            dtype_name(dtype()), shape_str(sizes()), expected);
+  const Tensor src = contiguous();
+  std::memcpy(dst, src.raw_data(), nbytes);
+}
+
+template <class T> std::vector<T> Tensor::to_vector() const {
+  const Tensor src = to(dtype_of<T>()).contiguous();
+  const T* p = src.data<T>();
+  return std::vector<T>(p, p + src.numel());
+}
+template std::vector<float> Tensor::to_vector<float>() const;
+template std::vector<double> Tensor::to_vector<double>() const;
+template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
+template std::vector<uint8_t> Tensor::to_vector<uint8_t>() const;
+
+double Tensor::item() const {
+  TPP_CHECK(numel() == 1, "item: tensor of shape {} has {} elements, not 1", shape_str(sizes()), numel());
+  return dispatch_all(dtype(), [&](auto t) { return static_cast<double>(*data<decltype(t)>()); });
+}
+
+// ---- creation ----
+
+Tensor empty(const Shape& shape, TensorOptions opts) {
+  for (const int64_t s : shape) TPP_CHECK(s >= 0, "empty: negative size in shape {}", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(numel_of(shape) * element_size(opts.dtype), opts.device);
+  impl->dtype = opts.dtype;
+  impl->sizes = shape;
+  impl->strides = contiguous_strides(shape);
+  return Tensor(std::move(impl));
+}
+
+Tensor zeros(const Shape& shape, TensorOptions opts) { return empty(shape, opts).fill_(0); }
+Tensor ones(const Shape& shape, TensorOptions opts) { return empty(shape, opts).fill_(1); }
+Tensor full(const Shape& shape, double value, TensorOptions opts) { return empty(shape, opts).fill_(value); }
+Tensor empty_like(const Tensor& t) { return empty(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+
+Tensor arange(double start, double end, double step, TensorOptions opts) {
+  TPP_CHECK(step != 0 && (end - start) / step >= 0, "arange: empty or infinite range start={} end={} step={}",
+            start, end, step);
+  const auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  Tensor out = empty({n}, opts);
+  dispatch_all(opts.dtype, [&](auto t) {
+    using T = decltype(t);
+    T* p = out.data<T>();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+  });
+  return out;
+}
+
+Tensor arange(int64_t end, TensorOptions opts) { return arange(0.0, static_cast<double>(end), 1.0, opts); }
+
+template <class T> Tensor from_vector(std::span<const T> values, const Shape& shape) {
+  TPP_CHECK(static_cast<int64_t>(values.size()) == numel_of(shape),
+            "from_vector: {} values given for shape {} ({} elements)", values.size(), shape_str(shape),
+            numel_of(shape));
+  Tensor out = empty(shape, {.dtype = dtype_of<T>()});
+  out.copy_from_host(values.data(), values.size() * sizeof(T));
+  return out;
+}
+template Tensor from_vector<float>(std::span<const float>, const Shape&);
+template Tensor from_vector<double>(std::span<const double>, const Shape&);
+template Tensor from_vector<int64_t>(std::span<const int64_t>, const Shape&);
+template Tensor from_vector<uint8_t>(std::span<const uint8_t>, const Shape&);
+
+}  // namespace tpp
