@@ -1,0 +1,161 @@
+// Element-wise ops: checks, dispatch, and each gradient right below its
+// forward. Backward formulas reuse the forward ops (run without recording).
+#include "ops/elementwise.h"
+
+#include "engine/autograd.h"
+#include "ops/checks.h"
+#include "ops/cpu/elementwise.h"
+
+namespace tpp::ops {
+
+namespace {
+
+Tensor binary(cpu::Binary kind, std::string_view name, const Tensor& a, const Tensor& b) {
+  check_same_dtype_device(name, a, b);
+  check_floating(name, a);
+  Tensor out = empty(broadcast_shapes(name, a.sizes(), b.sizes()), {.dtype = a.dtype(), .device = a.device()});
+  cpu::binary_forward(kind, a, b, out);
+  return out;
+}
+
+Tensor unary(cpu::Unary kind, std::string_view name, const Tensor& x, double scalar = 0) {
+  check_floating(name, x);
+  Tensor out = empty(x.sizes(), {.dtype = x.dtype(), .device = x.device()});
+  cpu::unary_forward(kind, x, scalar, out);
+  return out;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor y = binary(cpu::Binary::add, "add", a, b);
+  record_grad(y, "add", {a, b}, [sa = a.sizes(), sb = b.sizes()](const Tensor& dy) {
+    return Grads{sum_to_shape(dy, sa), sum_to_shape(dy, sb)};
+  });
+  return y;
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor y = binary(cpu::Binary::sub, "sub", a, b);
+  record_grad(y, "sub", {a, b}, [sa = a.sizes(), sb = b.sizes()](const Tensor& dy) {
+    return Grads{sum_to_shape(dy, sa), sum_to_shape(neg(dy), sb)};
+  });
+  return y;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor y = binary(cpu::Binary::mul, "mul", a, b);
+  const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  record_grad(y, "mul", {a, b}, [a, b, need_a, need_b](const Tensor& dy) {
+    return Grads{need_a ? sum_to_shape(mul(dy, b), a.sizes()) : Tensor(),
+                 need_b ? sum_to_shape(mul(dy, a), b.sizes()) : Tensor()};
+  });
+  return y;
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor y = binary(cpu::Binary::div, "div", a, b);
+  const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  record_grad(y, "div", {a, b}, [a, b, y, need_a, need_b](const Tensor& dy) {
+    const Tensor da = need_a ? div(dy, b) : Tensor();
+    // d(a/b)/db = -(a/b)/b = -y/b
+    const Tensor db = need_b ? sum_to_shape(neg(div(mul(dy, y), b)), b.sizes()) : Tensor();
+    return Grads{need_a ? sum_to_shape(da, a.sizes()) : Tensor(), db};
+  });
+  return y;
+}
+
+Tensor add(const Tensor& a, double s) {
+  Tensor y = unary(cpu::Unary::add_scalar, "add", a, s);
+  record_grad(y, "add_scalar", {a}, [](const Tensor& dy) { return Grads{dy}; });
+  return y;
+}
+
+Tensor mul(const Tensor& a, double s) {
+  Tensor y = unary(cpu::Unary::mul_scalar, "mul", a, s);
+  record_grad(y, "mul_scalar", {a}, [s](const Tensor& dy) { return Grads{mul(dy, s)}; });
+  return y;
+}
+
+Tensor rsub(double s, const Tensor& a) {
+  Tensor y = unary(cpu::Unary::rsub_scalar, "rsub", a, s);
+  record_grad(y, "rsub", {a}, [](const Tensor& dy) { return Grads{neg(dy)}; });
+  return y;
+}
+
+Tensor rdiv(double s, const Tensor& a) {
+  Tensor y = unary(cpu::Unary::rdiv_scalar, "rdiv", a, s);
+  record_grad(y, "rdiv", {a}, [a, y](const Tensor& dy) { return Grads{neg(div(mul(dy, y), a))}; });
+  return y;
+}
+
+Tensor pow(const Tensor& x, double p) {
+  Tensor y = unary(cpu::Unary::pow_scalar, "pow", x, p);
+  record_grad(y, "pow", {x}, [x, p](const Tensor& dy) { return Grads{mul(mul(dy, pow(x, p - 1)), p)}; });
+  return y;
+}
+
+Tensor neg(const Tensor& x) {
+  Tensor y = unary(cpu::Unary::neg, "neg", x);
+  record_grad(y, "neg", {x}, [](const Tensor& dy) { return Grads{neg(dy)}; });
+  return y;
+}
+
+Tensor exp(const Tensor& x) {
+  Tensor y = unary(cpu::Unary::exp, "exp", x);
+  record_grad(y, "exp", {x}, [y](const Tensor& dy) { return Grads{mul(dy, y)}; });
+  return y;
+}
+
+Tensor log(const Tensor& x) {
+  Tensor y = unary(cpu::Unary::log, "log", x);
+  record_grad(y, "log", {x}, [x](const Tensor& dy) { return Grads{div(dy, x)}; });
+  return y;
+}
+
+Tensor sqrt(const Tensor& x) {
+  Tensor y = unary(cpu::Unary::sqrt, "sqrt", x);
+  record_grad(y, "sqrt", {x}, [y](const Tensor& dy) { return Grads{div(mul(dy, 0.5), y)}; });
+  return y;
+}
+
+Tensor abs(const Tensor& x) {
+  Tensor y = unary(cpu::Unary::abs, "abs", x);
+  // sign(x), with 0 at 0 as in PyTorch: x / |x| would give NaN there.
+  record_grad(y, "abs", {x}, [x](const Tensor& dy) {
+    Tensor sign = empty_like(x);
+    dispatch_floating(x.dtype(), "abs backward", [&](auto type) {
+      using T = decltype(type);
+      const Tensor xc = x.contiguous();
+      const T* px = xc.data<T>();
+      T* ps = sign.data<T>();
+      for (int64_t i = 0; i < x.numel(); ++i) ps[i] = px[i] > 0 ? T(1) : (px[i] < 0 ? T(-1) : T(0));
+    });
+    return Grads{mul(dy, sign)};
+  });
+  return y;
+}
+
+Tensor relu(const Tensor& x) {
+  Tensor y = unary(cpu::Unary::relu, "relu", x);
+  record_grad(y, "relu", {x}, [y](const Tensor& dy) {
+    Tensor dx = empty_like(y);
+    cpu::relu_backward(y, dy, dx);
+    return Grads{dx};
+  });
+  return y;
+}
+
+Tensor mask_mul(const Tensor& x, const Tensor& mask) {
+  check_floating("mask_mul", x);
+  TPP_CHECK(x.device() == mask.device(), "mask_mul: device mismatch: {} and {}", x.device().str(),
+            mask.device().str());
+  const Tensor m = mask.dtype() == x.dtype() ? mask : mask.to(x.dtype());
+  Tensor y = binary(cpu::Binary::mul, "mask_mul", x.detach(), m);
+  TPP_CHECK(y.sizes() == x.sizes(), "mask_mul: mask of shape {} does not broadcast to input shape {}",
+            shape_str(mask.sizes()), shape_str(x.sizes()));
+  record_grad(y, "mask_mul", {x}, [m](const Tensor& dy) { return Grads{mul(dy, m)}; });
+  return y;
+}
+
+}  // namespace tpp::ops
