@@ -82,29 +82,28 @@ inline Difference difference(const std::vector<double>& actual, const std::vecto
 // Checks shape and values of `actual` against the reference `expected`;
 // returns whether it passed.
 inline bool check_close(const Tensor& actual, const Tensor& expected, const std::string& what, Tolerance tol = {}) {
-  if (!actual.defined()) {
-    FAIL_CHECK(fmt::format("{}: no tensor (expected shape {})", what, shape_str(expected.sizes())));
-    return false;
-  }
-  if (actual.sizes() != expected.sizes()) {
-    FAIL_CHECK(fmt::format("{}: shape {} but PyTorch has {}", what, shape_str(actual.sizes()),
-                               shape_str(expected.sizes())));
-    return false;
-  }
+  const bool same_shape = actual.defined() && actual.sizes() == expected.sizes();
+  CHECK_MESSAGE(same_shape, fmt::format("{}: shape {} but PyTorch has {}", what,
+                                        actual.defined() ? shape_str(actual.sizes()) : "(undefined tensor)",
+                                        shape_str(expected.sizes())));
+  if (!same_shape) return false;
   const std::vector<double> a = actual.to_vector<double>(), e = expected.to_vector<double>();
   const Difference d = difference(a, e, tol);
   if (std::getenv("TPP_GOLDEN_REPORT"))
     fmt::print("golden {:<48} max abs diff {:.3e}  (rtol {:g}, atol {:g})\n", what, d.max_abs, tol.rtol, tol.atol);
-  if (d.outside == 0) return true;
-  const auto first = [](const std::vector<double>& v) {
-    return std::vector<double>(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(v.size(), 6)));
-  };
-  FAIL_CHECK(fmt::format(
-      "{}: {} of {} elements differ from PyTorch beyond rtol {:g} atol {:g}; max abs diff {:.3e} at flat index {} "
-      "(ours {:.8g}, PyTorch {:.8g}); first values ours {:.6g} PyTorch {:.6g}",
-      what, d.outside, a.size(), tol.rtol, tol.atol, d.max_abs, d.worst, a[d.worst], e[d.worst], fmt::join(first(a), ", "),
-      fmt::join(first(e), ", ")));
-  return false;
+  std::string failure;
+  if (d.outside > 0) {
+    const auto first = [](const std::vector<double>& v) {
+      return std::vector<double>(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(v.size(), 6)));
+    };
+    failure = fmt::format(
+        "{}: {} of {} elements differ from PyTorch beyond rtol {:g} atol {:g}; max abs diff {:.3e} at flat index {} "
+        "(ours {:.8g}, PyTorch {:.8g}); first values ours {:.6g} PyTorch {:.6g}",
+        what, d.outside, a.size(), tol.rtol, tol.atol, d.max_abs, d.worst, a[d.worst], e[d.worst],
+        fmt::join(first(a), ", "), fmt::join(first(e), ", "));
+  }
+  CHECK_MESSAGE(d.outside == 0, failure);
+  return d.outside == 0;
 }
 
 }  // namespace tpp::testing
