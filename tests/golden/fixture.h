@@ -64,13 +64,16 @@ struct Difference {
   double max_abs = 0;     // largest |actual - expected|
   int64_t worst = -1;     // flat index of that element
   int64_t outside = 0;    // elements beyond the tolerance
+  double tolerance_used = 0;  // max over elements of |actual - expected| / (atol + rtol * |expected|)
 };
 
 inline Difference difference(const std::vector<double>& actual, const std::vector<double>& expected, Tolerance tol) {
   Difference d;
   for (size_t i = 0; i < actual.size(); ++i) {
     const double diff = std::isnan(actual[i] - expected[i]) ? INFINITY : std::abs(actual[i] - expected[i]);
-    if (diff > tol.atol + tol.rtol * std::abs(expected[i])) ++d.outside;
+    const double allowed = tol.atol + tol.rtol * std::abs(expected[i]);
+    if (diff > allowed) ++d.outside;
+    d.tolerance_used = std::max(d.tolerance_used, allowed > 0 ? diff / allowed : (diff > 0 ? INFINITY : 0.0));
     if (d.worst < 0 || diff > d.max_abs) {
       d.max_abs = diff;
       d.worst = static_cast<int64_t>(i);
@@ -90,7 +93,8 @@ inline bool check_close(const Tensor& actual, const Tensor& expected, const std:
   const std::vector<double> a = actual.to_vector<double>(), e = expected.to_vector<double>();
   const Difference d = difference(a, e, tol);
   if (std::getenv("TPP_GOLDEN_REPORT"))
-    fmt::print("golden {:<48} max abs diff {:.3e}  (rtol {:g}, atol {:g})\n", what, d.max_abs, tol.rtol, tol.atol);
+    fmt::print("golden {:<44} max abs diff {:.2e}  uses {:5.1f}% of tolerance (rtol {:g}, atol {:g})\n", what,
+               d.max_abs, 100 * d.tolerance_used, tol.rtol, tol.atol);
   std::string failure;
   if (d.outside > 0) {
     const auto first = [](const std::vector<double>& v) {
