@@ -47,7 +47,7 @@ def save_safetensors(path, tensors, metadata):
         for data in blobs:
             f.write(data)
     os.replace(tmp, path)
-    print(f"{path}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
+    print(f"{os.path.relpath(path)}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
 
 
 class Fixture:
