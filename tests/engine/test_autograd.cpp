@@ -109,3 +109,18 @@ TEST_SUITE("autograd") {
               {.eps = 1e-3, .atol = 1e-4, .rtol = 1e-3});
   }
 }
+
+TEST_CASE("ops that save their output for backward do not keep their graph alive") {
+  Tensor x = tpp::testing::random_input({4}, 16, 0.5, 1);
+  for (const auto& op : std::vector<std::function<Tensor(const Tensor&)>>{
+           [](const Tensor& t) { return ops::exp(t); }, [](const Tensor& t) { return ops::sqrt(t); },
+           [](const Tensor& t) { return ops::relu(t); }, [](const Tensor& t) { return t / t; },
+           [](const Tensor& t) { return 1.0 / t; }}) {
+    std::weak_ptr<TensorImpl> weak;
+    {
+      const Tensor y = op(x);
+      weak = y.impl_ptr();
+    }
+    CHECK(weak.expired());
+  }
+}
