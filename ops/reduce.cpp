@@ -37,50 +37,62 @@ Shape reduced_shape(const Shape& sizes, const std::vector<int64_t>& dims, bool k
   return out;
 }
 
-// A contiguous tensor whose reduced elements form the middle extent of
-// [outer, reduce, inner]. When the reduced dims are one block (ignoring
-// size-1 dims) x is used as it is; otherwise they are permuted to the end.
-struct Prepared {
-  Tensor data;
-  cpu::ReduceLayout layout;
-};
+// Dims [first, last] seen as the middle extent of [outer, reduce, inner].
+cpu::ReduceLayout run_layout(const Shape& s, int64_t first, int64_t last) {
+  cpu::ReduceLayout l;
+  for (int64_t d = 0; d < static_cast<int64_t>(s.size()); ++d) {
+    if (d < first) l.outer *= s[d];
+    else if (d <= last) l.reduce *= s[d];
+    else l.inner *= s[d];
+  }
+  return l;
+}
 
-Prepared prepare(const Tensor& x, const std::vector<int64_t>& dims) {
-  const Shape& s = x.sizes();
-  const int64_t nd = x.dim();
+// The reduced dims as maximal runs [first, last] of adjacent dims; size-1
+// dims change nothing, so a run may span them. Dims past the end (dim 0 of
+// a 0-d tensor) and size-1 dims need no work and start no run.
+std::vector<std::pair<int64_t, int64_t>> reduced_runs(const Shape& s, const std::vector<int64_t>& dims) {
+  const int64_t nd = static_cast<int64_t>(s.size());
   std::vector<bool> reduced(nd, false);
   for (const int64_t d : dims)
-    if (d < nd) reduced[d] = true;  // a 0-d tensor accepts dim 0 and has nothing to reduce
-  int64_t first = nd, last = -1;
-  for (int64_t d = 0; d < nd; ++d)
-    if (reduced[d] && s[d] != 1) first = std::min(first, d), last = d;
-  bool one_block = true;
-  for (int64_t d = first; d <= last; ++d) one_block = one_block && (reduced[d] || s[d] == 1);
-
-  cpu::ReduceLayout l;
-  if (one_block) {
-    for (int64_t d = 0; d < nd; ++d) {
-      if (d < first) l.outer *= s[d];
-      else if (d <= last) l.reduce *= s[d];
-      else l.inner *= s[d];
-    }
-    return {x.detach().contiguous(), l};
+    if (d < nd) reduced[d] = true;
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  bool open = false;
+  for (int64_t d = 0; d < nd; ++d) {
+    if (s[d] == 1) continue;
+    if (!reduced[d]) open = false;
+    else if (open) runs.back().second = d;
+    else runs.emplace_back(d, d), open = true;
   }
-  Shape order;
-  for (int64_t d = 0; d < nd; ++d)
-    if (!reduced[d]) order.push_back(d), l.outer *= s[d];
-  for (int64_t d = 0; d < nd; ++d)
-    if (reduced[d]) order.push_back(d), l.reduce *= s[d];
-  return {x.detach().permute(order).contiguous(), l};
+  return runs;
+}
+
+// y = scale * the sum of x over dims, one pass per run of adjacent reduced
+// dims, last run first so that each pass reads less. Between passes the
+// partial sums are kept in f64.
+void sum_over(const Tensor& x, const std::vector<int64_t>& dims, double scale, const Tensor& y) {
+  Tensor current = x.detach().contiguous();
+  const auto runs = reduced_runs(x.sizes(), dims);
+  if (runs.empty()) return cpu::sum_forward(current, {.outer = x.numel()}, scale, y);
+  Shape s = x.sizes();
+  for (size_t k = runs.size(); k-- > 0;) {
+    const auto [first, last] = runs[k];
+    const cpu::ReduceLayout layout = run_layout(s, first, last);
+    for (int64_t d = first; d <= last; ++d) s[d] = 1;
+    const Tensor out = k == 0 ? y : empty(s, {.dtype = DType::f64, .device = x.device()});
+    cpu::sum_forward(current, layout, k == 0 ? scale : 1.0, out);
+    current = out;
+  }
 }
 
 Tensor sum_scaled(std::string_view op, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim,
                   bool average) {
   check_floating(op, x);
-  const Prepared p = prepare(x, dims);
-  const double scale = average ? 1.0 / static_cast<double>(p.layout.reduce) : 1.0;
+  int64_t count = 1;
+  for (const int64_t d : dims) count *= d < x.dim() ? x.size(d) : 1;
+  const double scale = average ? 1.0 / static_cast<double>(count) : 1.0;
   Tensor y = empty(reduced_shape(x.sizes(), dims, keepdim), {.dtype = x.dtype(), .device = x.device()});
-  cpu::sum_forward(p.data, p.layout, scale, y);
+  sum_over(x, dims, scale, y);
   // Every input element receives scale * dy of its output position.
   const Shape kept = reduced_shape(x.sizes(), dims, true);
   record_grad(y, average ? "mean" : "sum", {x}, [x_sizes = x.sizes(), kept, scale](const Tensor& dy) {
@@ -123,12 +135,12 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
   const std::vector<int64_t> dims{wrap_dim(dim, x.dim(), "max")};
   TPP_CHECK(x.dim() == 0 || x.size(dims[0]) > 0, "max: cannot reduce dim {} of size 0 in shape {}", dim,
             shape_str(x.sizes()));
-  const Prepared p = prepare(x, dims);
+  const cpu::ReduceLayout layout = run_layout(x.sizes(), dims[0], dims[0]);
   const Shape out_shape = reduced_shape(x.sizes(), dims, keepdim);
   MaxResult r{empty(out_shape, {.dtype = x.dtype(), .device = x.device()}),
               empty(out_shape, {.dtype = DType::i64, .device = x.device()})};
-  cpu::max_forward(p.data, p.layout, r.values, r.indices);
-  record_grad(r.values, "max_dim", {x}, [x_sizes = x.sizes(), layout = p.layout, indices = r.indices](const Tensor& dy) {
+  cpu::max_forward(x.detach().contiguous(), layout, r.values, r.indices);
+  record_grad(r.values, "max_dim", {x}, [x_sizes = x.sizes(), layout, indices = r.indices](const Tensor& dy) {
     Tensor dx = empty(x_sizes, {.dtype = dy.dtype(), .device = dy.device()});
     cpu::max_backward(dy.contiguous(), indices, layout, dx);
     return Grads{dx};

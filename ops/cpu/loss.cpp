@@ -22,8 +22,8 @@ double forward(const T* logits, const int64_t* target, int64_t n, int64_t c, dou
     const T m = *std::max_element(x, x + c);
     double sum_exp = 0, sum_x = 0;
     for (int64_t j = 0; j < c; ++j) {
-      const double e = std::exp(static_cast<double>(x[j] - m));
-      p[j] = static_cast<T>(e);
+      const T e = std::exp(x[j] - m);
+      p[j] = e;
       sum_exp += e;
       sum_x += x[j];
     }

@@ -16,14 +16,14 @@ bool beats(T candidate, T best) {  // strictly greater, NaN beats everything but
   return candidate > best || (std::isnan(candidate) && !std::isnan(best));
 }
 
-template <class T>
-void sum_rows(const T* x, const ReduceLayout& l, double scale, T* out) {
+template <class T, class U>
+void sum_rows(const T* x, const ReduceLayout& l, double scale, U* out) {
   const bool parallel = l.outer * l.reduce * l.inner > kParallelThreshold && l.outer > 1;
   if (l.outer == 1 && l.inner == 1) {  // one long row: split it across threads
     double acc = 0;
 #pragma omp parallel for simd reduction(+ : acc) if (l.reduce > kParallelThreshold)
     for (int64_t r = 0; r < l.reduce; ++r) acc += x[r];
-    out[0] = static_cast<T>(acc * scale);
+    out[0] = static_cast<U>(acc * scale);
     return;
   }
   if (l.inner == 1) {
@@ -33,7 +33,7 @@ void sum_rows(const T* x, const ReduceLayout& l, double scale, T* out) {
       double acc = 0;
 #pragma omp simd reduction(+ : acc)
       for (int64_t r = 0; r < l.reduce; ++r) acc += row[r];
-      out[o] = static_cast<T>(acc * scale);
+      out[o] = static_cast<U>(acc * scale);
     }
     return;
   }
@@ -45,7 +45,7 @@ void sum_rows(const T* x, const ReduceLayout& l, double scale, T* out) {
 #pragma omp simd
       for (int64_t i = 0; i < l.inner; ++i) acc[i] += row[i];
     }
-    for (int64_t i = 0; i < l.inner; ++i) out[o * l.inner + i] = static_cast<T>(acc[i] * scale);
+    for (int64_t i = 0; i < l.inner; ++i) out[o * l.inner + i] = static_cast<U>(acc[i] * scale);
   }
 }
 
@@ -69,9 +69,12 @@ void max_rows(const T* x, const ReduceLayout& l, T* values, int64_t* indices) {
 }  // namespace
 
 void sum_forward(const Tensor& x, const ReduceLayout& layout, double scale, const Tensor& out) {
-  dispatch_floating(x.dtype(), "sum", [&](auto type) {
-    using T = decltype(type);
-    sum_rows(x.data<T>(), layout, scale, out.data<T>());
+  dispatch_floating(x.dtype(), "sum", [&](auto in_type) {
+    dispatch_floating(out.dtype(), "sum", [&](auto out_type) {
+      using T = decltype(in_type);
+      using U = decltype(out_type);
+      sum_rows(x.data<T>(), layout, scale, out.data<U>());
+    });
   });
 }
 

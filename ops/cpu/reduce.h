@@ -11,7 +11,8 @@ struct ReduceLayout {
   int64_t outer = 1, reduce = 1, inner = 1;
 };
 
-// out[o, i] = scale * sum_r x[o, r, i]
+// out[o, i] = scale * sum_r x[o, r, i]; x and out may differ in dtype
+// (f64 partial sums between passes).
 void sum_forward(const Tensor& x, const ReduceLayout& layout, double scale, const Tensor& out);
 
 // values[o, i] = max_r x[o, r, i], indices[o, i] = its first r. NaN wins.

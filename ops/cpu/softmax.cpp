@@ -16,13 +16,17 @@ void softmax_row(const T* x, int64_t n, bool log, T* y) {
   T m = -std::numeric_limits<T>::infinity();
   for (int64_t j = 0; j < n; ++j) m = std::max(m, x[j]);
   double total = 0;
-  for (int64_t j = 0; j < n; ++j) total += std::exp(static_cast<double>(x[j] - m));
+  for (int64_t j = 0; j < n; ++j) {
+    const T e = std::exp(x[j] - m);
+    if (!log) y[j] = e;
+    total += e;
+  }
   if (log) {
     const T log_total = static_cast<T>(std::log(total));
     for (int64_t j = 0; j < n; ++j) y[j] = x[j] - m - log_total;
   } else {
     const T inv = static_cast<T>(1.0 / total);
-    for (int64_t j = 0; j < n; ++j) y[j] = std::exp(x[j] - m) * inv;
+    for (int64_t j = 0; j < n; ++j) y[j] *= inv;
   }
 }
 
@@ -34,12 +38,17 @@ void softmax_block(const T* x, const SoftmaxLayout& l, bool log, T* y) {
   for (int64_t d = 0; d < l.dim; ++d)
     for (int64_t i = 0; i < l.inner; ++i) m[i] = std::max(m[i], x[d * l.inner + i]);
   for (int64_t d = 0; d < l.dim; ++d)
-    for (int64_t i = 0; i < l.inner; ++i) total[i] += std::exp(static_cast<double>(x[d * l.inner + i] - m[i]));
+    for (int64_t i = 0; i < l.inner; ++i) {
+      const int64_t k = d * l.inner + i;
+      const T e = std::exp(x[k] - m[i]);
+      if (!log) y[k] = e;
+      total[i] += e;
+    }
   for (int64_t i = 0; i < l.inner; ++i) total[i] = log ? std::log(total[i]) : 1.0 / total[i];
   for (int64_t d = 0; d < l.dim; ++d)
     for (int64_t i = 0; i < l.inner; ++i) {
-      const T shifted = x[d * l.inner + i] - m[i];
-      y[d * l.inner + i] = log ? shifted - static_cast<T>(total[i]) : std::exp(shifted) * static_cast<T>(total[i]);
+      const int64_t k = d * l.inner + i;
+      y[k] = log ? x[k] - m[i] - static_cast<T>(total[i]) : y[k] * static_cast<T>(total[i]);
     }
 }
 

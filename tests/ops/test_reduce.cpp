@@ -39,6 +39,20 @@ TEST_SUITE("reduce") {
     CHECK(ops::sum(arange_f64(24, {2, 3, 4}), {2, 0}, true).sizes() == Shape{1, 3, 1});
   }
 
+  TEST_CASE("sum over the batch and spatial dims of NCHW (three dims, two runs)") {
+    // x[n, c, h, w] = 8 n + 4 c + 2 h + w; over n, h, w that sums to 32 + 32 c + 8 + 4.
+    const Tensor x = arange_f64(16, {2, 2, 2, 2});
+    CHECK(ops::sum(x, {0, 2, 3}).to_vector<double>() == std::vector<double>{44, 76});
+    CHECK(ops::mean(x, {0, 2, 3}, true).sizes() == Shape{1, 2, 1, 1});
+    CHECK(ops::mean(x, {0, 2, 3}, true).to_vector<double>() == std::vector<double>{5.5, 9.5});
+  }
+
+  TEST_CASE("summing over an empty dim gives zeros") {
+    const Tensor y = ops::sum(zeros({2, 0, 3}), {1});
+    CHECK(y.sizes() == Shape{2, 3});
+    CHECK(y.to_vector<float>() == std::vector<float>(6, 0.0f));
+  }
+
   TEST_CASE("size-1 dims between reduced dims do not matter") {
     const Tensor x = arange_f64(6, {2, 1, 3});
     CHECK(ops::sum(x, {0, 2}).to_vector<double>() == std::vector<double>{15});
@@ -133,6 +147,7 @@ TEST_SUITE("reduce") {
     gradcheck([](const auto& in) { return ops::mean(in[0], {-1}); }, {x});
     gradcheck([](const auto& in) { return ops::mean(in[0], {0, 2}); }, {x});
     gradcheck([](const auto& in) { return ops::mean(in[0], {1, 2}, true); }, {x});
+    gradcheck([](const auto& in) { return ops::mean(in[0], {0, 2, 3}); }, {random_input({2, 3, 2, 2}, 13)});
   }
 
   TEST_CASE("gradcheck: max over all and over a dim") {
