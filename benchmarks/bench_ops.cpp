@@ -7,6 +7,7 @@
 // are cleared before each iteration (as `param.grad = None` in PyTorch), so
 // nothing accumulates across iterations.
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 #include <fmt/format.h>
 
 #include <fstream>
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
 #endif
     if (b) b->Unit(benchmark::kMillisecond)->UseRealTime();
   }
+  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
