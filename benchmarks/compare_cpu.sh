@@ -4,11 +4,26 @@
 #
 #   benchmarks/compare_cpu.sh [rounds]        (default 5)
 #   env: THREADS (default 2), FILTER (regex over case names), MIN_TIME (seconds
-#        per case and round, default 0.5), BUILD_DIR (default build-bench)
+#        per case and round, default 0.5), BUILD_DIR (default build-bench),
+#        BLAS_CORE (an OpenBLAS core name for OPENBLAS_CORETYPE, or "auto" to
+#        let OpenBLAS detect the CPU; default: the environment as it is),
+#        BOOST=1 (run both at raised priority, in an autogroup of their own at
+#        nice -19: on a machine shared with busy jobs, OpenMP threads that wait
+#        at barriers for a descheduled partner dominate otherwise; needs root)
 #
 # The two run in alternation, one round each at a time, so that both sample the
 # same moments of a shared machine; the table shows the median over rounds.
 set -euo pipefail
+
+if [[ ${BOOST:-0} == 1 && -z ${TPP_BOOSTED:-} ]]; then
+  exec env TPP_BOOSTED=1 setsid --wait bash -c \
+    'echo -19 >/proc/self/autogroup || echo "compare_cpu: could not raise priority" >&2; exec "$0" "$@"' "$0" "$@"
+fi
+case ${BLAS_CORE:-} in
+  "") ;;
+  auto) unset OPENBLAS_CORETYPE ;;
+  *) export OPENBLAS_CORETYPE=$BLAS_CORE ;;
+esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -41,7 +56,9 @@ import json, pathlib, statistics, sys
 out, rounds, threads, load_before, load_after = pathlib.Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:]
 ours, torch, order = {}, {}, []
 for r in range(1, rounds + 1):
-    for b in json.loads((out / f"ours_{r}.json").read_text())["benchmarks"]:
+    report = json.loads((out / f"ours_{r}.json").read_text())
+    core = report["context"].get("openblas_core", "?")
+    for b in report["benchmarks"]:
         name = b["name"].removesuffix("/real_time")
         assert b["time_unit"] == "ms", b
         ours.setdefault(name, []).append(b["real_time"])
@@ -51,7 +68,7 @@ for r in range(1, rounds + 1):
     for name, ms in t["results"].items():
         torch.setdefault(name, []).append(ms)
 
-print(f"{threads} threads, median of {rounds} alternating rounds; PyTorch {t['torch']}; "
+print(f"{threads} threads, median of {rounds} alternating rounds; OpenBLAS core {core}; PyTorch {t['torch']}; "
       f"load average {load_before} before, {load_after} after")
 print()
 print("| case | ours ms | PyTorch ms | ours/PyTorch |")

@@ -36,8 +36,8 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   const BlasMatrix ba = as_blas(a), bb = as_blas(b);
   dispatch_floating(a.dtype(), "matmul", [&](auto type) {
     using T = decltype(type);
-    cpu::parallel_gemm<T>(ba.transposed, bb.transposed, m, n, k, T(1), ba.tensor.data<T>(), ba.ld,
-                 bb.tensor.data<T>(), bb.ld, T(0), out.data<T>(), n);
+    cpu::parallel_gemm<T>(ba.transposed, bb.transposed, m, n, k, T(1), ba.tensor.data<T>(), ba.ld, bb.tensor.data<T>(),
+                          bb.ld, T(0), out.data<T>(), n);
   });
   return out;
 }
@@ -115,12 +115,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       using T = decltype(type);
       if (need_x) {  // dx = dy · w
         dx = empty({rows, in}, {.dtype = dy.dtype()});
-        cpu::parallel_gemm<T>(false, false, rows, in, out, T(1), dy2.data<T>(), out, w.data<T>(), in, T(0), dx.data<T>(), in);
+        cpu::parallel_gemm<T>(false, false, rows, in, out, T(1), dy2.data<T>(), out, w.data<T>(), in, T(0),
+                              dx.data<T>(), in);
         dx = dx.view(x_shape);
       }
       if (need_w) {  // dw = dyᵀ · x
         dw = empty({out, in}, {.dtype = dy.dtype()});
-        cpu::parallel_gemm<T>(true, false, out, in, rows, T(1), dy2.data<T>(), out, x2.data<T>(), in, T(0), dw.data<T>(), in);
+        cpu::parallel_gemm<T>(true, false, out, in, rows, T(1), dy2.data<T>(), out, x2.data<T>(), in, T(0),
+                              dw.data<T>(), in);
       }
       if (need_b) {
         db = empty({out}, {.dtype = dy.dtype()});

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "ops/cpu/matmul.h"
@@ -22,6 +23,9 @@ namespace {
 // Columns of the im2col matrix one GEMM should see: 256 to 1024 measured
 // alike on 2 cores; more spills the per-thread buffers out of L2.
 constexpr int64_t kTargetColumns = 1024;
+
+// Below this many multiply-adds a convolution runs on one thread.
+constexpr int64_t kParallelMacs = 1 << 20;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -93,15 +97,15 @@ struct FlatRun {
 };
 
 FlatRun flat_run(const Conv2dGeometry& g, const Tap& t) {
-  return {t.rows.begin * g.out_w + t.cols.begin, (t.rows.end - 1) * g.out_w + t.cols.end,
-          t.off_h * g.in_w + t.off_w};
+  return {t.rows.begin * g.out_w + t.cols.begin, (t.rows.end - 1) * g.out_w + t.cols.end, t.off_h * g.in_w + t.off_w};
 }
 
 // Calls fn(begin, end) for each wrap gap inside a tap's flat run.
 template <class Fn>
 void for_each_wrap_gap(const Conv2dGeometry& g, const Tap& t, Fn fn) {
   if (t.cols.begin == 0 && t.cols.end == g.out_w) return;
-  for (int64_t oh = t.rows.begin; oh + 1 < t.rows.end; ++oh) fn(oh * g.out_w + t.cols.end, (oh + 1) * g.out_w + t.cols.begin);
+  for (int64_t oh = t.rows.begin; oh + 1 < t.rows.end; ++oh)
+    fn(oh * g.out_w + t.cols.end, (oh + 1) * g.out_w + t.cols.begin);
 }
 
 // dst[oh OW + ow] = plane[oh sh + off_h][ow sw + off_w], or 0 in the padding: one row of im2col.
@@ -199,10 +203,14 @@ Chunking plan_chunks(const Conv2dGeometry& g) {
                                     std::max<int64_t>(per_thread, 1));
   plan.count = ceil_div(g.batch, plan.images);
   plan.threads = static_cast<int>(std::clamp<int64_t>(plan.count, 1, max_threads));
+  // Waking a second thread costs more than a small convolution.
+  const int64_t macs = g.batch * g.out_channels * g.out_pixels() * (g.in_channels / g.groups) * g.kernel_area();
+  if (macs < kParallelMacs) plan.threads = 1;
   return plan;
 }
 
-// Sizes every kernel below needs, in elements.
+// Sizes every kernel below needs, in elements. Per group: Kg filters, each
+// over Cg channels, so rows_g rows of the im2col matrix.
 struct Dims {
   int64_t P, K, Kg, Cg, rows_g, col_rows, image_in, image_out;
   explicit Dims(const Conv2dGeometry& g)
@@ -216,62 +224,138 @@ struct Dims {
         image_out(g.out_channels * g.out_pixels()) {}
 };
 
-// The im2col matrix of images [n0, n0 + nb): either built in `buffer` or, for
-// pointwise convolutions, the input itself (one image at a time).
+// Everything one thread needs to work on chunks: the geometry, its own
+// buffers, and the current chunk, images [n0, n0 + nb) side by side as
+// width = nb P columns.
 template <class T>
-struct ColumnSource {
-  const T* data;
-  int64_t ld;
+struct ChunkWork {
+  const Conv2dGeometry& g;
+  const Dims& d;
+  const std::vector<Tap>& taps;
+  T* col;     // [C kh kw, width]: im2col of the chunk, or the column gradient
+  T* staged;  // [K, width]: the chunk's output or output gradient, gathered
+  int64_t n0 = 0, nb = 0, width = 0;
+
+  void select(const Chunking& plan, int64_t chunk) {
+    n0 = chunk * plan.images;
+    nb = std::min(plan.images, g.batch - n0);
+    width = nb * d.P;
+  }
+
+  // Pointwise convolutions read each image in place as its own im2col
+  // matrix, so they run one GEMM per image (`parts` = nb) instead of one per chunk.
+  bool pointwise() const { return g.is_pointwise(); }
+  int64_t parts() const { return pointwise() ? nb : 1; }
+  int64_t part_width() const { return pointwise() ? d.P : width; }
+
+  // The im2col matrix of part `b` of the chunk and its leading dimension.
+  std::pair<const T*, int64_t> columns(const T* x, int64_t b) const {
+    if (pointwise()) return {x + (n0 + b) * d.image_in, d.P};
+    return {col, width};
+  }
+
+  void build_columns(const T* x) const {
+    if (pointwise()) return;
+    for (int64_t b = 0; b < nb; ++b) im2col(g, taps, x + (n0 + b) * d.image_in, col + b * d.P, width);
+  }
 };
 
+// y (+ bias) for one chunk: y_g = w_g · col_g per group.
 template <class T>
-ColumnSource<T> columns_of(const Conv2dGeometry& g, const Dims& d, const T* x, int64_t n0, int64_t nb, int64_t b,
-                           T* buffer) {
-  if (g.is_pointwise()) return {x + (n0 + b) * d.image_in, d.P};
-  return {buffer + b * d.P, nb * d.P};
+void forward_chunk(const ChunkWork<T>& c, const T* x, const T* w, const T* bias, T* y) {
+  const Dims& d = c.d;
+  c.build_columns(x);
+  // A single image is written straight into y; a wider chunk goes through
+  // `staged` [K, width] and is then spread out to NCHW.
+  T* const out = c.nb == 1 ? y + c.n0 * d.image_out : c.staged;
+  const int64_t ld_out = c.nb == 1 ? d.P : c.width;
+  for (int64_t b = 0; b < c.parts(); ++b) {
+    const auto [cols, ld] = c.columns(x, b);
+    T* const out_b = out + (c.pointwise() ? b * d.P : 0);
+    for (int64_t grp = 0; grp < c.g.groups; ++grp)
+      parallel_gemm<T>(false, false, d.Kg, c.part_width(), d.rows_g, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
+                       cols + grp * d.rows_g * ld, ld, T(0), out_b + grp * d.Kg * ld_out, ld_out);
+  }
+  if (c.nb == 1 && !bias) return;
+  for (int64_t b = 0; b < c.nb; ++b)
+    for (int64_t k = 0; k < d.K; ++k) {
+      T* const dst = y + (c.n0 + b) * d.image_out + k * d.P;
+      const T* const from = c.nb == 1 ? dst : c.staged + k * c.width + b * d.P;
+      const T shift = bias ? bias[k] : T(0);
+#pragma omp simd
+      for (int64_t p = 0; p < d.P; ++p) dst[p] = from[p] + shift;
+    }
+}
+
+// The chunk's dy as one [K, width] matrix (gathered into `staged` if needed).
+template <class T>
+const T* gather_output_grad(const ChunkWork<T>& c, const T* dy) {
+  const Dims& d = c.d;
+  if (c.nb == 1) return dy + c.n0 * d.image_out;
+  for (int64_t b = 0; b < c.nb; ++b)
+    for (int64_t k = 0; k < d.K; ++k)
+      std::memcpy(c.staged + k * c.width + b * d.P, dy + (c.n0 + b) * d.image_out + k * d.P, sizeof(T) * d.P);
+  return c.staged;
+}
+
+template <class T>
+void bias_grad_chunk(const ChunkWork<T>& c, const T* dyc, T* db) {
+  for (int64_t k = 0; k < c.d.K; ++k) {
+    const T* row = dyc + k * c.width;
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t p = 0; p < c.width; ++p) sum += row[p];
+    db[k] += sum;
+  }
+}
+
+// dw_gᵀ += col_g · dy_gᵀ into a [groups][rows_g][Kg] accumulator: the
+// transposed product is the faster GEMM shape (tall and thin output).
+template <class T>
+void filter_grad_chunk(const ChunkWork<T>& c, const T* x, const T* dyc, T* dw_t) {
+  const Dims& d = c.d;
+  c.build_columns(x);
+  for (int64_t b = 0; b < c.parts(); ++b) {
+    const auto [cols, ld] = c.columns(x, b);
+    const T* const dy_b = dyc + (c.pointwise() ? b * d.P : 0);
+    for (int64_t grp = 0; grp < c.g.groups; ++grp)
+      parallel_gemm<T>(false, true, d.rows_g, d.Kg, c.part_width(), T(1), cols + grp * d.rows_g * ld, ld,
+                       dy_b + grp * d.Kg * c.width, c.width, T(1), dw_t + grp * d.rows_g * d.Kg, d.Kg);
+  }
+}
+
+// dx for one chunk: dcol_g = w_gᵀ · dy_g, then col2im (pointwise: dx_g directly).
+template <class T>
+void input_grad_chunk(const ChunkWork<T>& c, const T* w, const T* dyc, T* dx) {
+  const Dims& d = c.d;
+  if (c.pointwise()) {
+    for (int64_t b = 0; b < c.nb; ++b)
+      for (int64_t grp = 0; grp < c.g.groups; ++grp)
+        parallel_gemm<T>(true, false, d.Cg, d.P, d.Kg, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
+                         dyc + grp * d.Kg * c.width + b * d.P, c.width, T(0),
+                         dx + (c.n0 + b) * d.image_in + grp * d.Cg * d.P, d.P);
+    return;
+  }
+  for (int64_t grp = 0; grp < c.g.groups; ++grp)
+    parallel_gemm<T>(true, false, d.rows_g, c.width, d.Kg, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
+                     dyc + grp * d.Kg * c.width, c.width, T(0), c.col + grp * d.rows_g * c.width, c.width);
+  for (int64_t b = 0; b < c.nb; ++b) col2im(c.g, c.taps, c.col + b * d.P, c.width, dx + (c.n0 + b) * d.image_in);
 }
 
 template <class T>
 void forward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const Dims d(g);
   const Chunking plan = plan_chunks(g);
-  const bool pointwise = g.is_pointwise();
   const std::vector<Tap> taps = taps_of(g);
-
 #pragma omp parallel num_threads(plan.threads)
   {
-    T* const col = thread_buffer<T>(Slot::columns, pointwise ? 0 : d.col_rows * plan.images * d.P);
-    T* const staged = thread_buffer<T>(Slot::staged, plan.images > 1 ? d.K * plan.images * d.P : 0);
+    ChunkWork<T> work{g, d, taps,
+                      thread_buffer<T>(Slot::columns, g.is_pointwise() ? 0 : d.col_rows * plan.images * d.P),
+                      thread_buffer<T>(Slot::staged, plan.images > 1 ? d.K * plan.images * d.P : 0)};
 #pragma omp for schedule(dynamic)
     for (int64_t chunk = 0; chunk < plan.count; ++chunk) {
-      const int64_t n0 = chunk * plan.images, nb = std::min(plan.images, g.batch - n0), width = nb * d.P;
-      if (!pointwise)
-        for (int64_t b = 0; b < nb; ++b) im2col(g, taps, x + (n0 + b) * d.image_in, col + b * d.P, width);
-      // A single image is written straight into y; a wider chunk goes through
-      // `staged` [K, nb P] and is then spread out to NCHW.
-      T* out = nb == 1 ? y + n0 * d.image_out : staged;
-      const int64_t ld_out = nb == 1 ? d.P : width;
-      // Pointwise inputs are separate per image, so one GEMM per image there.
-      const int64_t sources = pointwise ? nb : 1;
-      for (int64_t b = 0; b < sources; ++b) {
-        const ColumnSource<T> src = columns_of(g, d, x, n0, nb, b, col);
-        const int64_t n = pointwise ? d.P : width;
-        T* out_b = out + (pointwise ? b * d.P : 0);
-        for (int64_t grp = 0; grp < g.groups; ++grp)
-          parallel_gemm<T>(false, false, d.Kg, n, d.rows_g, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
-                  src.data + grp * d.rows_g * src.ld, src.ld, T(0), out_b + grp * d.Kg * ld_out, ld_out);
-      }
-      for (int64_t b = 0; b < nb; ++b) {
-        T* y_image = y + (n0 + b) * d.image_out;
-        for (int64_t k = 0; k < d.K; ++k) {
-          T* dst = y_image + k * d.P;
-          const T* from = nb == 1 ? dst : staged + k * width + b * d.P;
-          const T shift = bias ? bias[k] : T(0);
-          if (from == dst && !bias) continue;
-#pragma omp simd
-          for (int64_t p = 0; p < d.P; ++p) dst[p] = from[p] + shift;
-        }
-      }
+      work.select(plan, chunk);
+      forward_chunk(work, x, w, bias, y);
     }
   }
 }
@@ -280,11 +364,10 @@ template <class T>
 void backward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   const Dims d(g);
   const Chunking plan = plan_chunks(g);
-  const bool pointwise = g.is_pointwise();
   const std::vector<Tap> taps = taps_of(g);
+  // Each thread sums the filter gradients (transposed) and bias gradients of
+  // its chunks privately; the partial sums are added up at the end.
   const int64_t w_size = d.K * d.rows_g;
-  // Each thread sums its chunks' filter (transposed, [groups][C/groups kh kw][K/groups])
-  // and bias gradients privately; the partial sums are added up at the end.
   const auto dw_partial = scratch<T>(dw ? plan.threads * w_size : 0);
   const auto db_partial = scratch<T>(db ? plan.threads * d.K : 0);
   if (dw) std::fill(dw_partial.get(), dw_partial.get() + plan.threads * w_size, T(0));
@@ -292,62 +375,21 @@ void backward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* dy,
 
 #pragma omp parallel num_threads(plan.threads)
   {
-    T* my_dw = dw ? dw_partial.get() + omp_get_thread_num() * w_size : nullptr;
-    T* my_db = db ? db_partial.get() + omp_get_thread_num() * d.K : nullptr;
-    // One buffer serves first as im2col(x) for dw, then as the column
-    // gradient for dx.
-    T* const col = thread_buffer<T>(Slot::columns, pointwise ? 0 : d.col_rows * plan.images * d.P);
-    T* const staged = thread_buffer<T>(Slot::staged, plan.images > 1 ? d.K * plan.images * d.P : 0);
+    // `col` holds first im2col(x) for dw, then the column gradient for dx.
+    ChunkWork<T> work{g, d, taps,
+                      thread_buffer<T>(Slot::columns, g.is_pointwise() ? 0 : d.col_rows * plan.images * d.P),
+                      thread_buffer<T>(Slot::staged, plan.images > 1 ? d.K * plan.images * d.P : 0)};
+    const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic)
     for (int64_t chunk = 0; chunk < plan.count; ++chunk) {
-      const int64_t n0 = chunk * plan.images, nb = std::min(plan.images, g.batch - n0), width = nb * d.P;
-      // dy of the chunk as one [K, nb P] matrix.
-      const T* dyc = dy + n0 * d.image_out;
-      if (nb > 1) {
-        for (int64_t b = 0; b < nb; ++b)
-          for (int64_t k = 0; k < d.K; ++k)
-            std::memcpy(staged + k * width + b * d.P, dy + (n0 + b) * d.image_out + k * d.P, sizeof(T) * d.P);
-        dyc = staged;
-      }
-      if (my_db)
-        for (int64_t k = 0; k < d.K; ++k) {
-          T s = 0;
-#pragma omp simd reduction(+ : s)
-          for (int64_t p = 0; p < width; ++p) s += dyc[k * width + p];
-          my_db[k] += s;
-        }
-      const int64_t sources = pointwise ? nb : 1;
-      if (my_dw) {  // dw_gᵀ += col_g · dy_gᵀ: the transposed product is the faster GEMM shape
-        if (!pointwise)
-          for (int64_t b = 0; b < nb; ++b) im2col(g, taps, x + (n0 + b) * d.image_in, col + b * d.P, width);
-        for (int64_t b = 0; b < sources; ++b) {
-          const ColumnSource<T> src = columns_of(g, d, x, n0, nb, b, col);
-          const int64_t n = pointwise ? d.P : width;
-          const T* dy_b = dyc + (pointwise ? b * d.P : 0);
-          for (int64_t grp = 0; grp < g.groups; ++grp)
-            parallel_gemm<T>(false, true, d.rows_g, d.Kg, n, T(1), src.data + grp * d.rows_g * src.ld, src.ld,
-                             dy_b + grp * d.Kg * width, width, T(1), my_dw + grp * d.Kg * d.rows_g, d.Kg);
-        }
-      }
-      if (dx) {  // dcol_g = w_gᵀ · dy_g, then col2im
-        if (pointwise) {
-          for (int64_t b = 0; b < nb; ++b)
-            for (int64_t grp = 0; grp < g.groups; ++grp)
-              parallel_gemm<T>(true, false, d.Cg, d.P, d.Kg, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
-                      dyc + grp * d.Kg * width + b * d.P, width, T(0), dx + (n0 + b) * d.image_in + grp * d.Cg * d.P,
-                      d.P);
-        } else {
-          for (int64_t grp = 0; grp < g.groups; ++grp)
-            parallel_gemm<T>(true, false, d.rows_g, width, d.Kg, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
-                    dyc + grp * d.Kg * width, width, T(0), col + grp * d.rows_g * width, width);
-          for (int64_t b = 0; b < nb; ++b) {
-            col2im(g, taps, col + b * d.P, width, dx + (n0 + b) * d.image_in);
-          }
-        }
-      }
+      work.select(plan, chunk);
+      const T* const dyc = gather_output_grad(work, dy);
+      if (db) bias_grad_chunk(work, dyc, db_partial.get() + t * d.K);
+      if (dw) filter_grad_chunk(work, x, dyc, dw_partial.get() + t * w_size);
+      if (dx) input_grad_chunk(work, w, dyc, dx);
     }
   }
-  if (dw) {  // dw[g Kg + k][r] = sum over threads of partial[g][r][k]
+  if (dw)  // dw[grp Kg + k][r] = sum over threads of partial[grp][r][k]
     for (int64_t grp = 0; grp < g.groups; ++grp)
       for (int64_t k = 0; k < d.Kg; ++k)
         for (int64_t r = 0; r < d.rows_g; ++r) {
@@ -355,13 +397,12 @@ void backward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* dy,
           for (int t = 0; t < plan.threads; ++t) sum += dw_partial[t * w_size + (grp * d.rows_g + r) * d.Kg + k];
           dw[(grp * d.Kg + k) * d.rows_g + r] = sum;
         }
-  }
-  for (int t = 0; t < plan.threads; ++t) {
-    if (db) {
-      const T* part = db_partial.get() + t * d.K;
-      for (int64_t k = 0; k < d.K; ++k) db[k] = t == 0 ? part[k] : db[k] + part[k];
+  if (db)
+    for (int64_t k = 0; k < d.K; ++k) {
+      T sum = 0;
+      for (int t = 0; t < plan.threads; ++t) sum += db_partial[t * d.K + k];
+      db[k] = sum;
     }
-  }
 }
 
 template <class T>

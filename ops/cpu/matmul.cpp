@@ -96,12 +96,12 @@ void column_sums(const T* dy, int64_t rows, int64_t cols, T* db) {
   }
 }
 
-#define TPP_INSTANTIATE(T)                                                                                      \
-  template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*,  \
-                        int64_t);                                                                               \
-  template void parallel_gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, \
-                                 T, T*, int64_t);                                                               \
-  template void fill_rows_with<T>(T*, const T*, int64_t, int64_t);                                              \
+#define TPP_INSTANTIATE(T)                                                                                          \
+  template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*,      \
+                        int64_t);                                                                                   \
+  template void parallel_gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, \
+                                 T*, int64_t);                                                                      \
+  template void fill_rows_with<T>(T*, const T*, int64_t, int64_t);                                                  \
   template void column_sums<T>(const T*, int64_t, int64_t, T*);
 TPP_INSTANTIATE(float)
 TPP_INSTANTIATE(double)
