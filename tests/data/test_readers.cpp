@@ -38,49 +38,40 @@ bool fashion_mnist_installed() {
 }  // namespace
 
 TEST_SUITE("data.readers") {
-  TEST_CASE("MNIST train: 60000 images [1, 28, 28] with the known first labels and pixels") {
+  // One test case, so that ctest (a process per case) decodes the 60000 images once.
+  TEST_CASE("MNIST train: 60000 images [1, 28, 28], known labels, pixels, mean 0.1307 and std 0.3081") {
     const auto train = mnist_train();
     if (!train) {
       MESSAGE("skipped: no shared data (../shared/data or $TPP_DATA)");
       return;
     }
-    CHECK(train->size() == 60000);
-    CHECK(train->image_shape() == Shape{1, 28, 28});
-    CHECK(train->info().num_classes() == 10);
-    CHECK(first_labels(*train, 10) == std::vector<int64_t>{5, 0, 4, 1, 9, 2, 1, 3, 1, 4});
-    // Row 14 of the first image (a "5"), read with Python's gzip module.
-    const Tensor row = train->get(0).image.select(0, 0).select(0, 14).contiguous();
-    const std::vector<uint8_t> expected = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 81,
-                                           240, 253, 253, 119, 25, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    CHECK(row.to_vector<uint8_t>() == expected);
-    CHECK(train->get(0).image.dtype() == DType::u8);
-  }
-
-  TEST_CASE("MNIST train: the well-known mean 0.1307 and std 0.3081") {
-    const auto train = mnist_train();
-    if (!train) {
-      MESSAGE("skipped: no shared data (../shared/data or $TPP_DATA)");
-      return;
+    SUBCASE("sizes, first labels and a row of the first image") {
+      CHECK(train->size() == 60000);
+      CHECK(train->image_shape() == Shape{1, 28, 28});
+      CHECK(train->info().num_classes() == 10);
+      CHECK(first_labels(*train, 10) == std::vector<int64_t>{5, 0, 4, 1, 9, 2, 1, 3, 1, 4});
+      // Row 14 of the first image (a "5"), read with Python's gzip module.
+      const Tensor row = train->get(0).image.select(0, 0).select(0, 14).contiguous();
+      const std::vector<uint8_t> expected = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 81,
+                                             240, 253, 253, 119, 25, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+      CHECK(row.to_vector<uint8_t>() == expected);
+      CHECK(train->get(0).image.dtype() == DType::u8);
     }
-    const ChannelStats all = channel_stats(*train);
-    REQUIRE(all.mean.size() == 1);
-    CHECK(all.samples == 60000);
-    CHECK(all.mean[0] == doctest::Approx(0.1307).epsilon(1e-3));
-    CHECK(all.std[0] == doctest::Approx(0.3081).epsilon(1e-3));
-    // The first 1000 images, as numpy computes them.
-    const ChannelStats subset = channel_stats(*train, 1000);
-    CHECK(subset.mean[0] == doctest::Approx(0.12823896058423373).epsilon(1e-12));
-    CHECK(subset.std[0] == doctest::Approx(0.3051388396377267).epsilon(1e-12));
-  }
-
-  TEST_CASE("MNIST train: label histogram") {
-    const auto train = mnist_train();
-    if (!train) {
-      MESSAGE("skipped: no shared data (../shared/data or $TPP_DATA)");
-      return;
+    SUBCASE("the well-known mean and std, and those of the first 1000 images") {
+      const ChannelStats all = channel_stats(*train);
+      REQUIRE(all.mean.size() == 1);
+      CHECK(all.samples == 60000);
+      CHECK(all.mean[0] == doctest::Approx(0.1307).epsilon(1e-3));
+      CHECK(all.std[0] == doctest::Approx(0.3081).epsilon(1e-3));
+      // As numpy computes them: (images[:1000] / 255).mean(), .std().
+      const ChannelStats subset = channel_stats(*train, 1000);
+      CHECK(subset.mean[0] == doctest::Approx(0.12823896058423373).epsilon(1e-12));
+      CHECK(subset.std[0] == doctest::Approx(0.3051388396377267).epsilon(1e-12));
     }
-    CHECK(label_histogram(*train) ==
-          std::vector<int64_t>{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949});
+    SUBCASE("label histogram") {
+      CHECK(label_histogram(*train) ==
+            std::vector<int64_t>{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949});
+    }
   }
 
   TEST_CASE("MNIST test: 10000 images with the known first labels") {
