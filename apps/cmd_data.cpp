@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
@@ -30,24 +31,39 @@ struct SplitSummary {
 
 std::string shape_text(const std::optional<Shape>& shape) { return shape ? shape_str(*shape) : "varies"; }
 
+// The class name shown beside a label: none where it is the label itself (MNIST).
+std::string shown_name(const std::vector<std::string>& classes, size_t label) {
+  const std::string name = label < classes.size() ? classes[label] : "?";
+  return name == std::to_string(label) ? "" : name;
+}
+
 void print_text(const data::DatasetLocation& where, const data::Dataset& train, const std::vector<SplitSummary>& splits,
                 const data::ChannelStats& stats) {
   const std::vector<std::string>& classes = train.info().class_names;
-  fmt::print("dataset  {}\nlocation {}\nclasses  {}\n\n", where.name, where.dir.string(), classes.size());
+  fmt::print("dataset   {}\nlocation  {}\nclasses   {}\n\n", where.name, where.dir.string(), classes.size());
   fmt::print("{:<8} {:>9}  {}\n", "split", "samples", "image shape [C, H, W]");
   for (const SplitSummary& s : splits) fmt::print("{:<8} {:>9}  {}\n", s.name, s.samples, shape_text(s.image_shape));
-  for (const SplitSummary& s : splits) {
-    fmt::print("\nlabel histogram, {}:\n", s.name);
-    for (size_t label = 0; label < s.histogram.size(); ++label)
-      fmt::print("  {:>3} {:<24} {:>8}\n", label, label < classes.size() ? classes[label] : "?", s.histogram[label]);
+
+  // The label histograms, one column per split.
+  size_t labels = 0, name_width = 0;
+  for (const SplitSummary& s : splits) labels = std::max(labels, s.histogram.size());
+  for (size_t label = 0; label < labels; ++label) name_width = std::max(name_width, shown_name(classes, label).size());
+  fmt::print("\n{:>5}  {:<{}}", "label", name_width ? "class" : "", name_width);
+  for (const SplitSummary& s : splits) fmt::print(" {:>9}", s.name);
+  fmt::print("\n");
+  for (size_t label = 0; label < labels; ++label) {
+    fmt::print("{:>5}  {:<{}}", label, shown_name(classes, label), name_width);
+    for (const SplitSummary& s : splits) fmt::print(" {:>9}", label < s.histogram.size() ? s.histogram[label] : 0);
+    fmt::print("\n");
   }
+
   fmt::print("\nper-channel statistics of {} ({} samples, pixels / 255):\n", splits.front().name, stats.samples);
   for (size_t c = 0; c < stats.mean.size(); ++c)
     fmt::print("  channel {}  mean {:.4f}  std {:.4f}\n", c, stats.mean[c], stats.std[c]);
 }
 
-void print_json(const data::DatasetLocation& where, const data::Dataset& train,
-                const std::vector<SplitSummary>& splits, const data::ChannelStats& stats) {
+void print_json(const data::DatasetLocation& where, const data::Dataset& train, const std::vector<SplitSummary>& splits,
+                const data::ChannelStats& stats) {
   nlohmann::json out;
   out["dataset"] = where.name;
   out["location"] = where.dir.string();
@@ -59,8 +75,8 @@ void print_json(const data::DatasetLocation& where, const data::Dataset& train,
                              {"image_shape", s.image_shape ? nlohmann::json(*s.image_shape) : nlohmann::json()},
                              {"label_histogram", s.histogram}});
   }
-  out["channel_stats"] = {{"split", splits.front().name}, {"samples", stats.samples}, {"mean", stats.mean},
-                          {"std", stats.std}};
+  out["channel_stats"] = {
+      {"split", splits.front().name}, {"samples", stats.samples}, {"mean", stats.mean}, {"std", stats.std}};
   fmt::print("{}\n", out.dump(2));
 }
 

@@ -1,5 +1,7 @@
 #include "data/catalog.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -7,8 +9,6 @@
 #include "data/image_folder.h"
 #include "data/io.h"
 #include "data/mnist.h"
-#include <fmt/ranges.h>
-
 #include "engine/error.h"
 
 namespace tpp::data {
@@ -27,7 +27,8 @@ std::vector<Candidate> candidates_for(const std::string& name, const fs::path& r
     return {{root / "fashion-mnist", "train-images-idx3-ubyte"},
             {root / "FashionMNIST" / "raw", "train-images-idx3-ubyte"},
             {"/usr/share/datasets/fashion-mnist", "train-images-idx3-ubyte"}};
-  if (name == "cifar10") return {{root / "cifar-10-batches-bin", "data_batch_1.bin"}, {root / "cifar10", "data_batch_1.bin"}};
+  if (name == "cifar10")
+    return {{root / "cifar-10-batches-bin", "data_batch_1.bin"}, {root / "cifar10", "data_batch_1.bin"}};
   if (name == "cifar100") return {{root / "cifar-100-binary", "train.bin"}, {root / "cifar100", "train.bin"}};
   if (name == "imagenet") return {{root / "imagenet", ""}};
   return {};

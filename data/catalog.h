@@ -17,8 +17,8 @@ namespace tpp::data {
 // The names open_dataset() understands ("imagefolder:<path>" is any folder
 // of split/class/image files).
 inline const std::vector<std::string>& known_datasets() {
-  static const std::vector<std::string> names = {"mnist", "fashion-mnist", "cifar10", "cifar100", "imagenet",
-                                                 "imagefolder:<path>"};
+  static const std::vector<std::string> names = {"mnist",    "fashion-mnist", "cifar10",
+                                                 "cifar100", "imagenet",      "imagefolder:<path>"};
   return names;
 }
 

@@ -21,9 +21,12 @@ struct RecordLayout {
 
 RecordLayout layout_for(CifarLabels labels) {
   switch (labels) {
-    case CifarLabels::cifar10: return {"cifar10", 1, 0, 10};
-    case CifarLabels::cifar100_fine: return {"cifar100", 2, 1, 100};
-    case CifarLabels::cifar100_coarse: return {"cifar100", 2, 0, 20};
+    case CifarLabels::cifar10:
+      return {"cifar10", 1, 0, 10};
+    case CifarLabels::cifar100_fine:
+      return {"cifar100", 2, 1, 100};
+    case CifarLabels::cifar100_coarse:
+      return {"cifar100", 2, 0, 20};
   }
   return {};
 }
@@ -33,31 +36,54 @@ std::vector<std::string> cifar10_names() {
 }
 
 std::vector<std::string> cifar100_coarse_names() {
-  return {"aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
-          "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
-          "large_man-made_outdoor_things", "large_natural_outdoor_scenes", "large_omnivores_and_herbivores",
-          "medium_mammals", "non-insect_invertebrates", "people", "reptiles", "small_mammals", "trees", "vehicles_1",
+  return {"aquatic_mammals",
+          "fish",
+          "flowers",
+          "food_containers",
+          "fruit_and_vegetables",
+          "household_electrical_devices",
+          "household_furniture",
+          "insects",
+          "large_carnivores",
+          "large_man-made_outdoor_things",
+          "large_natural_outdoor_scenes",
+          "large_omnivores_and_herbivores",
+          "medium_mammals",
+          "non-insect_invertebrates",
+          "people",
+          "reptiles",
+          "small_mammals",
+          "trees",
+          "vehicles_1",
           "vehicles_2"};
 }
 
 std::vector<std::string> cifar100_fine_names() {
-  return {"apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy",
-          "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee",
-          "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant",
-          "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower",
-          "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
-          "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate",
-          "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark",
-          "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower",
-          "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor", "train", "trout", "tulip",
-          "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm"};
+  return {"apple",      "aquarium_fish", "baby",         "bear",       "beaver",      "bed",         "bee",
+          "beetle",     "bicycle",       "bottle",       "bowl",       "boy",         "bridge",      "bus",
+          "butterfly",  "camel",         "can",          "castle",     "caterpillar", "cattle",      "chair",
+          "chimpanzee", "clock",         "cloud",        "cockroach",  "couch",       "crab",        "crocodile",
+          "cup",        "dinosaur",      "dolphin",      "elephant",   "flatfish",    "forest",      "fox",
+          "girl",       "hamster",       "house",        "kangaroo",   "keyboard",    "lamp",        "lawn_mower",
+          "leopard",    "lion",          "lizard",       "lobster",    "man",         "maple_tree",  "motorcycle",
+          "mountain",   "mouse",         "mushroom",     "oak_tree",   "orange",      "orchid",      "otter",
+          "palm_tree",  "pear",          "pickup_truck", "pine_tree",  "plain",       "plate",       "poppy",
+          "porcupine",  "possum",        "rabbit",       "raccoon",    "ray",         "road",        "rocket",
+          "rose",       "sea",           "seal",         "shark",      "shrew",       "skunk",       "skyscraper",
+          "snail",      "snake",         "spider",       "squirrel",   "streetcar",   "sunflower",   "sweet_pepper",
+          "table",      "tank",          "telephone",    "television", "tiger",       "tractor",     "train",
+          "trout",      "tulip",         "turtle",       "wardrobe",   "whale",       "willow_tree", "wolf",
+          "woman",      "worm"};
 }
 
 std::vector<std::string> default_names(CifarLabels labels) {
   switch (labels) {
-    case CifarLabels::cifar10: return cifar10_names();
-    case CifarLabels::cifar100_fine: return cifar100_fine_names();
-    case CifarLabels::cifar100_coarse: return cifar100_coarse_names();
+    case CifarLabels::cifar10:
+      return cifar10_names();
+    case CifarLabels::cifar100_fine:
+      return cifar100_fine_names();
+    case CifarLabels::cifar100_coarse:
+      return cifar100_coarse_names();
   }
   return {};
 }
@@ -89,8 +115,8 @@ void read_records(const fs::path& path, const RecordLayout& layout, std::vector<
   for (int64_t r = 0; r < count; ++r) {
     const uint8_t* rec = bytes.data() + r * record;
     const int64_t label = rec[layout.label_offset];
-    TPP_CHECK(label < layout.num_classes, "{}: {}: record {} (offset {}) has label {} (expected 0..{})",
-              layout.dataset, path.string(), r, r * record + layout.label_offset, label, layout.num_classes - 1);
+    TPP_CHECK(label < layout.num_classes, "{}: {}: record {} (offset {}) has label {} (expected 0..{})", layout.dataset,
+              path.string(), r, r * record + layout.label_offset, label, layout.num_classes - 1);
     labels.push_back(label);
     std::memcpy(pixels.data() + first + r * kImageBytes, rec + layout.label_bytes, kImageBytes);
   }

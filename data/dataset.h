@@ -73,8 +73,8 @@ class TensorDataset final : public Dataset {
 
  private:
   Tensor images_, labels_;
-  std::vector<std::string> files_;   // the files read, in order
-  std::vector<int64_t> file_starts_; // index of each file's first sample
+  std::vector<std::string> files_;    // the files read, in order
+  std::vector<int64_t> file_starts_;  // index of each file's first sample
 };
 
 // Per-channel mean and standard deviation (population) of the images scaled

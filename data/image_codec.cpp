@@ -120,8 +120,8 @@ std::vector<uint8_t> encode_jpeg(const Tensor& image, int quality) {
   TPP_CHECK(tj != nullptr, "encode_jpeg: TurboJPEG could not start: {}", tjGetErrorStr2(nullptr));
   unsigned char* jpeg = nullptr;
   unsigned long size = 0;
-  const int rc = tjCompress2(tj.get(), hwc.data(), width, 0, height, channels == 1 ? TJPF_GRAY : TJPF_RGB, &jpeg,
-                             &size, channels == 1 ? TJSAMP_GRAY : TJSAMP_444, quality, 0);
+  const int rc = tjCompress2(tj.get(), hwc.data(), width, 0, height, channels == 1 ? TJPF_GRAY : TJPF_RGB, &jpeg, &size,
+                             channels == 1 ? TJSAMP_GRAY : TJSAMP_444, quality, 0);
   std::unique_ptr<unsigned char, void (*)(unsigned char*)> owned(jpeg, tjFree);
   TPP_CHECK(rc == 0, "encode_jpeg: {}", tjGetErrorStr2(tj.get()));
   return std::vector<uint8_t>(jpeg, jpeg + size);

@@ -18,9 +18,8 @@ std::vector<fs::path> sorted_class_dirs(const fs::path& root, std::string_view w
   for (const fs::directory_entry& entry : fs::directory_iterator(root))
     if (entry.is_directory()) dirs.push_back(entry.path());
   TPP_CHECK(!dirs.empty(), "{}: {} holds no class folders", what, root.string());
-  std::sort(dirs.begin(), dirs.end(), [](const fs::path& a, const fs::path& b) {
-    return a.filename().string() < b.filename().string();
-  });
+  std::sort(dirs.begin(), dirs.end(),
+            [](const fs::path& a, const fs::path& b) { return a.filename().string() < b.filename().string(); });
   return dirs;
 }
 

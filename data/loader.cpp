@@ -56,8 +56,8 @@ int64_t DataLoader::num_batches() const {
 
 std::vector<int64_t> DataLoader::indices_of(int64_t batch_index) const {
   const auto begin = order_.begin() + batch_index * options_.batch_size;
-  const auto end = order_.begin() + std::min<int64_t>((batch_index + 1) * options_.batch_size,
-                                                      static_cast<int64_t>(order_.size()));
+  const auto end =
+      order_.begin() + std::min<int64_t>((batch_index + 1) * options_.batch_size, static_cast<int64_t>(order_.size()));
   return {begin, end};
 }
 

@@ -39,8 +39,8 @@ struct DataLoaderOptions {
 };
 
 struct Batch {
-  Tensor images;  // f32 [B, C, H, W]
-  Tensor labels;  // i64 [B]
+  Tensor images;      // f32 [B, C, H, W]
+  Tensor labels;      // i64 [B]
   int64_t index = 0;  // batch number within the epoch
 };
 

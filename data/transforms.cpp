@@ -1,9 +1,9 @@
 #include "data/transforms.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/ranges.h>
 
 #include "engine/error.h"
 
@@ -191,8 +191,8 @@ Tensor hflip(const Tensor& image) {
   return out;
 }
 
-CropBox random_resized_crop_box(int64_t height, int64_t width, std::array<double, 2> scale,
-                                std::array<double, 2> ratio, SampleRandom& rng) {
+CropBox random_resized_crop_box(int64_t height, int64_t width, std::array<double, 2> scale, std::array<double, 2> ratio,
+                                SampleRandom& rng) {
   const double area = static_cast<double>(height * width);
   const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
   // Python's round() (ties to even) is std::nearbyint in the default mode.
@@ -279,8 +279,8 @@ std::string CenterCrop::describe() const { return fmt::format("CenterCrop({}, {}
 
 RandomCrop::RandomCrop(int64_t height, int64_t width, int64_t padding)
     : height_(height), width_(width), padding_(padding) {
-  TPP_CHECK(height > 0 && width > 0 && padding >= 0, "RandomCrop: size {}x{} and padding {} are invalid", height,
-            width, padding);
+  TPP_CHECK(height > 0 && width > 0 && padding >= 0, "RandomCrop: size {}x{} and padding {} are invalid", height, width,
+            padding);
 }
 
 Tensor RandomCrop::apply(const Tensor& image, SampleRandom& rng) const {

@@ -30,8 +30,8 @@ class SampleRandom {
 
   uint32_t next_u32();
   uint64_t next_u64();
-  double uniform();                          // [0, 1), 53 bits
-  double uniform(double low, double high);   // [low, high)
+  double uniform();                            // [0, 1), 53 bits
+  double uniform(double low, double high);     // [low, high)
   int64_t integer(int64_t low, int64_t high);  // [low, high), high > low
 
  private:
@@ -60,8 +60,8 @@ struct CropBox {
 // torchvision's RandomResizedCrop choice: up to 10 tries of an area fraction
 // in `scale` and a log-uniform aspect ratio in `ratio`; if none fits, the
 // central crop with the ratio clamped to `ratio`.
-CropBox random_resized_crop_box(int64_t height, int64_t width, std::array<double, 2> scale,
-                                std::array<double, 2> ratio, SampleRandom& rng);
+CropBox random_resized_crop_box(int64_t height, int64_t width, std::array<double, 2> scale, std::array<double, 2> ratio,
+                                SampleRandom& rng);
 
 // ---- transform objects ----
 

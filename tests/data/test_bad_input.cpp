@@ -76,10 +76,10 @@ TEST_SUITE("data.bad_input") {
                                   images.string())
                           .c_str());
     write_bytes(images, truncated(tpp::testing::idx_images(3, 2, 2), 10));
-    CHECK_THROWS_WITH(read_idx_images(images, "mnist"),
-                      fmt::format("mnist: {}: truncated: 10 bytes, shorter than the 16-byte IDX image header",
-                                  images.string())
-                          .c_str());
+    CHECK_THROWS_WITH(
+        read_idx_images(images, "mnist"),
+        fmt::format("mnist: {}: truncated: 10 bytes, shorter than the 16-byte IDX image header", images.string())
+            .c_str());
   }
 
   TEST_CASE("a truncated gzip file is reported, not read short") {
@@ -103,10 +103,9 @@ TEST_SUITE("data.bad_input") {
     std::vector<uint8_t> bytes = tpp::testing::idx_labels({1, 2});
     bytes.push_back(0);
     write_bytes(labels, bytes);
-    CHECK_THROWS_WITH(read_idx_labels(labels, "mnist", 10),
-                      fmt::format("mnist: {}: 1 unexpected bytes after the last of 2 labels (offset 10)",
-                                  labels.string())
-                          .c_str());
+    CHECK_THROWS_WITH(
+        read_idx_labels(labels, "mnist", 10),
+        fmt::format("mnist: {}: 1 unexpected bytes after the last of 2 labels (offset 10)", labels.string()).c_str());
   }
 
   TEST_CASE("a wrong magic number names the file and offset 0") {
@@ -124,14 +123,14 @@ TEST_SUITE("data.bad_input") {
     TempDir tmp;
     const fs::path labels = tmp / "labels";
     write_bytes(labels, tpp::testing::idx_labels({1, 2, 10}));
-    CHECK_THROWS_WITH(read_idx_labels(labels, "mnist", 10),
-                      fmt::format("mnist: {}: record 2 (offset 10) has label 10 (expected 0..9)", labels.string())
-                          .c_str());
+    CHECK_THROWS_WITH(
+        read_idx_labels(labels, "mnist", 10),
+        fmt::format("mnist: {}: record 2 (offset 10) has label 10 (expected 0..9)", labels.string()).c_str());
     const fs::path batch = tmp / "batch.bin";
     write_bytes(batch, tpp::testing::cifar_records({{3}, {12}}));
-    CHECK_THROWS_WITH(load_cifar_files({batch}, CifarLabels::cifar10, "train"),
-                      fmt::format("cifar10: {}: record 1 (offset 3073) has label 12 (expected 0..9)", batch.string())
-                          .c_str());
+    CHECK_THROWS_WITH(
+        load_cifar_files({batch}, CifarLabels::cifar10, "train"),
+        fmt::format("cifar10: {}: record 1 (offset 3073) has label 12 (expected 0..9)", batch.string()).c_str());
   }
 
   TEST_CASE("labels and images of different lengths") {
@@ -175,13 +174,13 @@ TEST_SUITE("data.bad_input") {
     const ImageFolder folder(tmp / "train");
     REQUIRE(folder.size() == 3);
     CHECK(folder.get(1).image.sizes() == Shape{3, 16, 16});
-    CHECK_THROWS_WITH(folder.get(0),
-                      fmt::format("imagefolder: {}: corrupt JPEG: Not a JPEG file: starts with 0x6e 0x6f",
-                                  folder.file(0).string())
-                          .c_str());
-    CHECK_THROWS_WITH(folder.get(2),
-                      fmt::format("imagefolder: {}: corrupt JPEG: Premature end of JPEG file", folder.file(2).string())
-                          .c_str());
+    CHECK_THROWS_WITH(
+        folder.get(0),
+        fmt::format("imagefolder: {}: corrupt JPEG: Not a JPEG file: starts with 0x6e 0x6f", folder.file(0).string())
+            .c_str());
+    CHECK_THROWS_WITH(
+        folder.get(2),
+        fmt::format("imagefolder: {}: corrupt JPEG: Premature end of JPEG file", folder.file(2).string()).c_str());
   }
 
   TEST_CASE("a corrupt PNG names the file") {
@@ -197,10 +196,10 @@ TEST_SUITE("data.bad_input") {
     TempDir tmp;
     write_bytes(tmp / "train" / "cat" / "0.png", encode_png(small_image()));
     write_bytes(tmp / "train" / "dog" / "readme.txt", {'x'});
-    CHECK_THROWS_WITH(ImageFolder(tmp / "train"),
-                      fmt::format("imagefolder: class folder {} holds no .jpg, .jpeg or .png files",
-                                  (tmp / "train" / "dog").string())
-                          .c_str());
+    CHECK_THROWS_WITH(
+        ImageFolder(tmp / "train"),
+        fmt::format("imagefolder: class folder {} holds no .jpg, .jpeg or .png files", (tmp / "train" / "dog").string())
+            .c_str());
     fs::create_directories(tmp / "empty");
     CHECK_THROWS_WITH(ImageFolder(tmp / "empty"),
                       fmt::format("imagefolder: {} holds no class folders", (tmp / "empty").string()).c_str());

@@ -144,7 +144,8 @@ TEST_SUITE("data.loader") {
 
   TEST_CASE("workers load at most prefetch_per_worker * num_workers batches ahead") {
     auto dataset = std::make_shared<FlakyDataset>(numbered_dataset(100), -1);
-    DataLoader loader(dataset, std::make_shared<ToFloat>(), {.batch_size = 2, .num_workers = 2, .prefetch_per_worker = 2});
+    DataLoader loader(dataset, std::make_shared<ToFloat>(),
+                      {.batch_size = 2, .num_workers = 2, .prefetch_per_worker = 2});
     loader.start_epoch(0);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     CHECK(dataset->reads.load() <= 2 * 2 * 2);

@@ -52,7 +52,7 @@ TEST_SUITE("data.readers") {
       CHECK(first_labels(*train, 10) == std::vector<int64_t>{5, 0, 4, 1, 9, 2, 1, 3, 1, 4});
       // Row 14 of the first image (a "5"), read with Python's gzip module.
       const Tensor row = train->get(0).image.select(0, 0).select(0, 14).contiguous();
-      const std::vector<uint8_t> expected = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 81,
+      const std::vector<uint8_t> expected = {0,   0,   0,   0,   0,  0, 0, 0, 0, 0, 0, 0, 0, 81,
                                              240, 253, 253, 119, 25, 0, 0, 0, 0, 0, 0, 0, 0, 0};
       CHECK(row.to_vector<uint8_t>() == expected);
       CHECK(train->get(0).image.dtype() == DType::u8);

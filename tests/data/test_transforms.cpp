@@ -52,7 +52,7 @@ TEST_SUITE("data.transforms") {
     CHECK(out.sizes() == Shape{2, 7, 9});
     const std::vector<float> values = out.to_vector<float>();
     // First row of channel 0, then the last three values of channel 1.
-    const std::vector<float> first_row = {0.0f, 1.233333f, 3.288889f, 5.344445f, 7.399999f,
+    const std::vector<float> first_row = {0.0f,      1.233333f, 3.288889f, 5.344445f, 7.399999f,
                                           3.844444f, 1.411112f, 3.466667f, 4.7f};
     check_close(out.select(0, 0).select(0, 0).contiguous(), first_row, 1e-5);
     CHECK(values[63 + 60] == doctest::Approx(8.588888f).epsilon(1e-5));
@@ -63,15 +63,15 @@ TEST_SUITE("data.transforms") {
 
   TEST_CASE("bilinear resize matches F.interpolate: downsampling 4x5 -> 3x2 and 4x5 -> 5x3") {
     check_close(resize_bilinear(reference_input(), 3, 2),
-                {2.9125f, 2.904167f, 2.75f, 6.95f, 6.795834f, 6.7875f, 5.791667f, 4.941667f, 4.7875f, 2.675f,
-                 3.783333f, 6.720834f},
+                {2.9125f, 2.904167f, 2.75f, 6.95f, 6.795834f, 6.7875f, 5.791667f, 4.941667f, 4.7875f, 2.675f, 3.783333f,
+                 6.720834f},
                 1e-5);
-    check_close(resize_bilinear(reference_input(), 5, 3),
-                {1.233333f, 7.4f,      3.466666f, 4.756667f, 6.209999f, 4.633333f, 5.416667f, 4.849999f,
-                 4.283334f, 5.066667f, 3.49f,     4.943334f, 6.233333f, 2.3f,      8.466666f, 4.533333f,
-                 0.6f,      6.766666f, 3.343333f, 6.48f,     5.576666f, 5.35f,     8.15f,     4.216666f,
-                 7.356667f, 6.789999f, 3.866667f, 6.166667f, 5.599999f, 5.033334f},
-                1e-5);
+    check_close(
+        resize_bilinear(reference_input(), 5, 3),
+        {1.233333f, 7.4f,      3.466666f, 4.756667f, 6.209999f, 4.633333f, 5.416667f, 4.849999f, 4.283334f, 5.066667f,
+         3.49f,     4.943334f, 6.233333f, 2.3f,      8.466666f, 4.533333f, 0.6f,      6.766666f, 3.343333f, 6.48f,
+         5.576666f, 5.35f,     8.15f,     4.216666f, 7.356667f, 6.789999f, 3.866667f, 6.166667f, 5.599999f, 5.033334f},
+        1e-5);
   }
 
   TEST_CASE("bilinear resize to the same size is the identity; u8 images are rounded") {
@@ -225,7 +225,8 @@ TEST_SUITE("data.transforms") {
   TEST_CASE("standard pipelines: CIFAR training augments, evaluation does not") {
     const TransformPtr train = standard_transforms("cifar10", true);
     const TransformPtr eval = standard_transforms("cifar10", false);
-    CHECK(train->describe().starts_with("Compose(RandomCrop(32, 32, padding=4), RandomHorizontalFlip(p=0.5), ToFloat()"));
+    CHECK(
+        train->describe().starts_with("Compose(RandomCrop(32, 32, padding=4), RandomHorizontalFlip(p=0.5), ToFloat()"));
     CHECK(eval->describe().starts_with("Compose(ToFloat(), Normalize("));
     CHECK(standard_transforms("imagenet", false)->describe().starts_with("Compose(Resize(256), CenterCrop(224, 224)"));
   }
