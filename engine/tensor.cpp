@@ -1,5 +1,7 @@
 #include "engine/tensor.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 

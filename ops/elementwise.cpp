@@ -56,7 +56,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor y = binary(cpu::Binary::div, "div", a, b);
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
-  record_grad(y, "div", {a, b}, [a, b, y, need_a, need_b](const Tensor& dy) {
+  record_grad(y, "div", {a, b}, [a, b, y = y.detach(), need_a, need_b](const Tensor& dy) {
     const Tensor da = need_a ? div(dy, b) : Tensor();
     // d(a/b)/db = -(a/b)/b = -y/b
     const Tensor db = need_b ? sum_to_shape(neg(div(mul(dy, y), b)), b.sizes()) : Tensor();
@@ -85,7 +85,7 @@ Tensor rsub(double s, const Tensor& a) {
 
 Tensor rdiv(double s, const Tensor& a) {
   Tensor y = unary(cpu::Unary::rdiv_scalar, "rdiv", a, s);
-  record_grad(y, "rdiv", {a}, [a, y](const Tensor& dy) { return Grads{neg(div(mul(dy, y), a))}; });
+  record_grad(y, "rdiv", {a}, [a, y = y.detach()](const Tensor& dy) { return Grads{neg(div(mul(dy, y), a))}; });
   return y;
 }
 
@@ -103,7 +103,7 @@ Tensor neg(const Tensor& x) {
 
 Tensor exp(const Tensor& x) {
   Tensor y = unary(cpu::Unary::exp, "exp", x);
-  record_grad(y, "exp", {x}, [y](const Tensor& dy) { return Grads{mul(dy, y)}; });
+  record_grad(y, "exp", {x}, [y = y.detach()](const Tensor& dy) { return Grads{mul(dy, y)}; });
   return y;
 }
 
@@ -115,7 +115,7 @@ Tensor log(const Tensor& x) {
 
 Tensor sqrt(const Tensor& x) {
   Tensor y = unary(cpu::Unary::sqrt, "sqrt", x);
-  record_grad(y, "sqrt", {x}, [y](const Tensor& dy) { return Grads{div(mul(dy, 0.5), y)}; });
+  record_grad(y, "sqrt", {x}, [y = y.detach()](const Tensor& dy) { return Grads{div(mul(dy, 0.5), y)}; });
   return y;
 }
 
@@ -138,7 +138,7 @@ Tensor abs(const Tensor& x) {
 
 Tensor relu(const Tensor& x) {
   Tensor y = unary(cpu::Unary::relu, "relu", x);
-  record_grad(y, "relu", {x}, [y](const Tensor& dy) {
+  record_grad(y, "relu", {x}, [y = y.detach()](const Tensor& dy) {
     Tensor dx = empty_like(y);
     cpu::relu_backward(y, dy, dx);
     return Grads{dx};

@@ -1,0 +1,85 @@
+#include "models/layers.h"
+
+#include <cmath>
+
+#include "engine/autograd.h"
+#include "engine/init.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+
+namespace tpp::models {
+
+namespace {
+
+// PyTorch's reset_parameters() for Linear and Conv2d.
+void init_like_pytorch(Tensor& weight, Tensor& bias) {
+  NoGradGuard no_grad;
+  kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(compute_fans(weight.sizes()).in));
+    uniform_(bias, -bound, bound);
+  }
+}
+
+}  // namespace
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias) {
+  TPP_CHECK(in_features > 0 && out_features > 0, "Linear: features must be positive, got {} -> {}", in_features,
+            out_features);
+  weight = register_parameter("weight", empty({out_features, in_features}));
+  if (with_bias) bias = register_parameter("bias", empty({out_features}));
+  init_like_pytorch(weight, bias);
+}
+
+Tensor Linear::forward(const Tensor& x) { return ops::linear(x, weight, bias); }
+
+Conv2d::Conv2d(const Conv2dSpec& s) : spec(s) {
+  TPP_CHECK(s.in_channels > 0 && s.out_channels > 0 && s.kernel_size > 0 && s.groups > 0 &&
+                s.in_channels % s.groups == 0 && s.out_channels % s.groups == 0,
+            "Conv2d: invalid spec in={} out={} kernel={} groups={}", s.in_channels, s.out_channels, s.kernel_size,
+            s.groups);
+  weight = register_parameter("weight", empty({s.out_channels, s.in_channels / s.groups, s.kernel_size, s.kernel_size}));
+  if (s.bias) bias = register_parameter("bias", empty({s.out_channels}));
+  init_like_pytorch(weight, bias);
+}
+
+ops::Conv2dOptions Conv2d::options() const {
+  return {.stride = {spec.stride, spec.stride},
+          .padding = {spec.padding, spec.padding},
+          .dilation = {spec.dilation, spec.dilation},
+          .groups = spec.groups};
+}
+
+Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, options()); }
+
+BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_) : eps(eps_), momentum(momentum_) {
+  TPP_CHECK(channels > 0, "BatchNorm2d: channels must be positive, got {}", channels);
+  weight = register_parameter("weight", ones({channels}));
+  bias = register_parameter("bias", zeros({channels}));
+  running_mean = register_buffer("running_mean", zeros({channels}));
+  running_var = register_buffer("running_var", ones({channels}));
+  num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, {.dtype = DType::i64}));
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  if (is_training()) num_batches_tracked.fill_(num_batches_tracked.item() + 1);
+  return ops::batch_norm2d(x, weight, bias, running_mean, running_var,
+                           {.training = is_training(), .momentum = momentum, .eps = eps});
+}
+
+Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
+
+MaxPool2d::MaxPool2d(int64_t kernel, int64_t stride, int64_t padding)
+    : options{.kernel = {kernel, kernel}, .stride = {stride, stride}, .padding = {padding, padding}} {}
+
+Tensor MaxPool2d::forward(const Tensor& x) { return ops::max_pool2d(x, options); }
+
+Tensor GlobalAvgPool2d::forward(const Tensor& x) { return ops::global_avg_pool2d(x); }
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor h = x;
+  for (const auto& layer : layers_) h = layer->forward(h);
+  return h;
+}
+
+}  // namespace tpp::models

@@ -1,0 +1,93 @@
+// The layers the model zoo is built from, with PyTorch's parameter names and
+// default initialisation (nn.Linear / nn.Conv2d: kaiming_uniform(a=sqrt(5))
+// weights and U(±1/sqrt(fan_in)) biases; BatchNorm2d: γ=1, β=0).
+#pragma once
+
+#include <functional>
+
+#include "models/module.h"
+#include "ops/batch_norm.h"
+#include "ops/conv2d.h"
+#include "ops/pool.h"
+
+namespace tpp::models {
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Linear"; }
+  Tensor weight, bias;  // [out, in], [out] (undefined without bias)
+};
+
+struct Conv2dSpec {
+  int64_t in_channels, out_channels, kernel_size;
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  bool bias = true;
+};
+
+class Conv2d : public Module {
+ public:
+  explicit Conv2d(const Conv2dSpec& spec);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Conv2d"; }
+  ops::Conv2dOptions options() const;
+  Conv2dSpec spec;
+  Tensor weight, bias;  // [out, in/groups, k, k], [out]
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "BatchNorm2d"; }
+  double eps, momentum;
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+};
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "ReLU"; }
+};
+
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(int64_t kernel, int64_t stride = 0, int64_t padding = 0);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "MaxPool2d"; }
+  ops::Pool2dOptions options;
+};
+
+// [N, C, H, W] -> [N, C] (adaptive average pool to 1x1, then flatten).
+class GlobalAvgPool2d : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "GlobalAvgPool2d"; }
+};
+
+class Flatten : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return x.flatten(1); }
+  std::string type_name() const override { return "Flatten"; }
+};
+
+// Children named "0", "1", ... as torch.nn.Sequential.
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  template <class M>
+  std::shared_ptr<M> add(std::shared_ptr<M> layer) {
+    layers_.push_back(layer);
+    return register_module(std::to_string(layers_.size() - 1), std::move(layer));
+  }
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Sequential"; }
+  size_t size() const { return layers_.size(); }
+  Module& operator[](size_t i) { return *layers_.at(i); }
+
+ private:
+  std::vector<std::shared_ptr<Module>> layers_;
+};
+
+}  // namespace tpp::models

@@ -1,0 +1,90 @@
+#include "models/module.h"
+
+#include <set>
+
+#include "engine/autograd.h"
+
+namespace tpp::models {
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+Tensor& Module::register_parameter(std::string name, Tensor value) {
+  value.set_requires_grad(true);
+  params_.emplace_back(std::move(name), std::move(value));
+  return params_.back().second;
+}
+
+Tensor& Module::register_buffer(std::string name, Tensor value) {
+  buffers_.emplace_back(std::move(name), std::move(value));
+  return buffers_.back().second;
+}
+
+void Module::collect(const std::string& prefix, NamedTensors& out, bool parameters, bool buffers) const {
+  if (parameters)
+    for (const auto& [name, t] : params_) out.emplace_back(prefix + name, t);
+  if (buffers)
+    for (const auto& [name, t] : buffers_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out, parameters, buffers);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", out, true, false);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", out, false, true);
+  return out;
+}
+
+NamedTensors Module::state_dict() const {
+  NamedTensors out;
+  collect("", out, true, true);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out{{"", this}};
+  for (auto& [name, child] : children_)
+    for (auto& [sub, module] : child->named_modules()) out.emplace_back(sub.empty() ? name : name + "." + sub, module);
+  return out;
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& values, bool strict) {
+  const NamedTensors own = state_dict();
+  std::set<std::string> used;
+  NoGradGuard no_grad;
+  for (const auto& [name, target] : own) {
+    const auto it = values.find(name);
+    if (it == values.end()) {
+      TPP_CHECK(!strict, "load_state_dict: missing key '{}' (shape {})", name, shape_str(target.sizes()));
+      continue;
+    }
+    const Tensor& src = it->second;
+    TPP_CHECK(src.sizes() == target.sizes(), "load_state_dict: '{}' has shape {} but the model expects {}", name,
+              shape_str(src.sizes()), shape_str(target.sizes()));
+    Tensor dst = target;
+    dst.copy_(src);
+    used.insert(name);
+  }
+  if (strict)
+    for (const auto& [name, t] : values)
+      TPP_CHECK(used.count(name), "load_state_dict: unexpected key '{}' (shape {})", name, shape_str(t.sizes()));
+}
+
+void Module::zero_grad() {
+  for (auto& [name, p] : named_parameters()) p.zero_grad();
+}
+
+}  // namespace tpp::models

@@ -1,0 +1,20 @@
+// 2-d convolution (cross-correlation, as in PyTorch) over NCHW tensors.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace tpp::ops {
+
+struct Conv2dOptions {
+  std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  int64_t groups = 1;
+};
+
+// x [N, C, H, W], weight [K, C / groups, kh, kw], bias [K] or undefined
+// -> [N, K, OH, OW] with OH = (H + 2 pad - dilation (kh - 1) - 1) / stride + 1.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& opts = {});
+
+}  // namespace tpp::ops

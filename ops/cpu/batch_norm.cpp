@@ -1,0 +1,163 @@
+#include "ops/cpu/batch_norm.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tpp::ops::cpu {
+
+namespace {
+
+template <class T>
+const T* optional_data(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+template <class T>
+T* optional_out(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// y = (x - mean) * scale + shift over the N blocks of channel c. Centring
+// first keeps f32 exact-ish when the mean is large against the spread.
+template <class T>
+void normalize_channel(const T* x, T* y, const BatchNormShape& s, int64_t c, double mean, double scale,
+                       double shift) {
+  const T m = static_cast<T>(mean), a = static_cast<T>(scale), b = static_cast<T>(shift);
+  for (int64_t n = 0; n < s.n; ++n) {
+    const int64_t base = (n * s.c + c) * s.hw;
+#pragma omp simd
+    for (int64_t i = 0; i < s.hw; ++i) y[base + i] = (x[base + i] - m) * a + b;
+  }
+}
+
+// Mean and biased variance of channel c in one pass. Sums are taken around
+// the channel's first value so that a large mean does not cancel the variance.
+template <class T>
+std::pair<double, double> channel_moments(const T* x, const BatchNormShape& s, int64_t c) {
+  const double shift = x[c * s.hw];
+  double s1 = 0, s2 = 0;
+  for (int64_t n = 0; n < s.n; ++n) {
+    const T* block = x + (n * s.c + c) * s.hw;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t i = 0; i < s.hw; ++i) {
+      const double d = static_cast<double>(block[i]) - shift;
+      s1 += d;
+      s2 += d * d;
+    }
+  }
+  const double count = static_cast<double>(s.per_channel());
+  const double centred = s1 / count;
+  return {shift + centred, std::max(s2 / count - centred * centred, 0.0)};
+}
+
+template <class T>
+void forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias, double eps,
+                   const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var) {
+  const T* px = x.data<T>();
+  T* py = y.data<T>();
+  const T* w = optional_data<T>(weight);
+  const T* b = optional_data<T>(bias);
+  const double count = static_cast<double>(s.per_channel());
+  stats.mean.assign(s.c, 0);
+  stats.invstd.assign(s.c, 0);
+  unbiased_var.assign(s.c, 0);
+#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
+  for (int64_t c = 0; c < s.c; ++c) {
+    const auto [mean, var] = channel_moments(px, s, c);
+    const double invstd = 1.0 / std::sqrt(var + eps);
+    stats.mean[c] = mean;
+    stats.invstd[c] = invstd;
+    unbiased_var[c] = var * count / (count - 1);
+    normalize_channel(px, py, s, c, mean, invstd * (w ? w[c] : 1.0), b ? b[c] : 0.0);
+  }
+}
+
+template <class T>
+void forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                  const ChannelStats& stats, const Tensor& y) {
+  const T* px = x.data<T>();
+  T* py = y.data<T>();
+  const T* w = optional_data<T>(weight);
+  const T* b = optional_data<T>(bias);
+#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
+  for (int64_t c = 0; c < s.c; ++c) {
+    normalize_channel(px, py, s, c, stats.mean[c], stats.invstd[c] * (w ? w[c] : 1.0), b ? b[c] : 0.0);
+  }
+}
+
+// With xhat = (x - mean) * invstd and M values per channel:
+//   dbias = sum dy, dweight = sum dy * xhat,
+//   dx = w * invstd * (dy - [sum dy + xhat * sum dy * xhat] / M)   (batch statistics)
+//   dx = w * invstd * dy                                             (fixed statistics)
+template <class T>
+void backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+              const ChannelStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dweight,
+              const Tensor& dbias) {
+  const T* px = x.data<T>();
+  const T* g = dy.data<T>();
+  const T* w = optional_data<T>(weight);
+  T* pdx = optional_out<T>(dx);
+  T* pdw = optional_out<T>(dweight);
+  T* pdb = optional_out<T>(dbias);
+  const double count = static_cast<double>(s.per_channel());
+#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
+  for (int64_t c = 0; c < s.c; ++c) {
+    const double mean = stats.mean[c], invstd = stats.invstd[c];
+    double sum_dy = 0, sum_dy_centred = 0;
+    for (int64_t n = 0; n < s.n; ++n) {
+      const int64_t base = (n * s.c + c) * s.hw;
+#pragma omp simd reduction(+ : sum_dy, sum_dy_centred)
+      for (int64_t i = 0; i < s.hw; ++i) {
+        sum_dy += g[base + i];
+        sum_dy_centred += static_cast<double>(g[base + i]) * (static_cast<double>(px[base + i]) - mean);
+      }
+    }
+    const double sum_dy_xhat = sum_dy_centred * invstd;
+    if (pdw) pdw[c] = static_cast<T>(sum_dy_xhat);
+    if (pdb) pdb[c] = static_cast<T>(sum_dy);
+    if (!pdx) continue;
+    const double a = (w ? w[c] : 1.0) * invstd;
+    // dx = a * dy + k * (x - mean) + k0
+    const double k = batch_stats ? -a * sum_dy_xhat * invstd / count : 0.0;
+    const double k0 = batch_stats ? -a * sum_dy / count : 0.0;
+    const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0), tm = static_cast<T>(mean);
+    for (int64_t n = 0; n < s.n; ++n) {
+      const int64_t base = (n * s.c + c) * s.hw;
+#pragma omp simd
+      for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * (px[base + i] - tm) + tk0;
+    }
+  }
+}
+
+}  // namespace
+
+void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                              double eps, const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var) {
+  dispatch_floating(x.dtype(), "batch_norm2d", [&](auto type) {
+    forward_train<decltype(type)>(x, s, weight, bias, eps, y, stats, unbiased_var);
+  });
+}
+
+void batch_norm_forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                             const ChannelStats& stats, const Tensor& y) {
+  dispatch_floating(x.dtype(), "batch_norm2d",
+                    [&](auto type) { forward_eval<decltype(type)>(x, s, weight, bias, stats, y); });
+}
+
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                         const ChannelStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dweight,
+                         const Tensor& dbias) {
+  dispatch_floating(x.dtype(), "batch_norm2d backward", [&](auto type) {
+    backward<decltype(type)>(x, dy, s, weight, stats, batch_stats, dx, dweight, dbias);
+  });
+}
+
+void update_running_stat(const Tensor& running, const std::vector<double>& value, double momentum) {
+  dispatch_floating(running.dtype(), "batch_norm2d", [&](auto type) {
+    using T = decltype(type);
+    T* r = running.data<T>();
+    for (size_t c = 0; c < value.size(); ++c)
+      r[c] = static_cast<T>((1 - momentum) * static_cast<double>(r[c]) + momentum * value[c]);
+  });
+}
+
+}  // namespace tpp::ops::cpu

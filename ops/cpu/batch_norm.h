@@ -1,0 +1,39 @@
+// CPU batch-norm kernels over contiguous x, y, dy, dx of shape [N, C, HW],
+// one OpenMP task per channel. weight and bias may be undefined (1 and 0).
+#pragma once
+
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace tpp::ops::cpu {
+
+struct BatchNormShape {
+  int64_t n = 0, c = 0, hw = 0;
+  int64_t per_channel() const { return n * hw; }
+};
+
+// Per-channel mean and 1/sqrt(var + eps) used to normalise.
+struct ChannelStats {
+  std::vector<double> mean, invstd;
+};
+
+// Batch statistics and the normalised output in one sweep per channel.
+// Fills stats (biased variance inside invstd) and the unbiased variance.
+void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                              double eps, const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var);
+
+// Normalises with given statistics (eval mode).
+void batch_norm_forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                             const ChannelStats& stats, const Tensor& y);
+
+// dx (if defined), dweight (if defined) and dbias (if defined) from dy.
+// With batch_stats the statistics' dependence on x is included in dx.
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                         const ChannelStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dweight,
+                         const Tensor& dbias);
+
+// r = (1 - momentum) * r + momentum * value, in place on contiguous [C] tensors.
+void update_running_stat(const Tensor& running, const std::vector<double>& value, double momentum);
+
+}  // namespace tpp::ops::cpu

@@ -1,0 +1,138 @@
+#include "ops/cpu/pool.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tpp::ops::cpu {
+
+namespace {
+
+// A window's extent along one axis: [begin, end) inside the input, and the
+// divisor extent that includes padding but not the ceil-mode overhang.
+struct Span {
+  int64_t begin, end, padded;
+};
+
+Span window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int64_t in_size) {
+  const int64_t start = out_index * stride - pad;
+  const int64_t stop = std::min(start + kernel, in_size + pad);
+  return {std::max<int64_t>(start, 0), std::min(stop, in_size), stop - start};
+}
+
+// Flat index of the first maximum in a (never empty) window; NaN wins.
+template <class T>
+int64_t window_argmax(const T* plane, int64_t in_w, const Span& rows, const Span& cols) {
+  int64_t where = rows.begin * in_w + cols.begin;
+  for (int64_t h = rows.begin; h < rows.end; ++h)
+    for (int64_t w = cols.begin; w < cols.end; ++w) {
+      const T v = plane[h * in_w + w];
+      if (std::isnan(v)) return h * in_w + w;
+      if (v > plane[where]) where = h * in_w + w;
+    }
+  return where;
+}
+
+bool parallel_planes(const PoolGeometry& g) { return g.planes > 1 && g.planes * g.in_h * g.in_w > 4096; }
+
+template <class T>
+void max_forward(const T* x, const PoolGeometry& g, T* y, int64_t* argmax) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+#pragma omp parallel for if (parallel_planes(g))
+  for (int64_t p = 0; p < g.planes; ++p) {
+    const T* in = x + p * in_plane;
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+        const int64_t where = window_argmax(in, g.in_w, rows, cols);
+        y[p * out_plane + oh * g.out_w + ow] = in[where];
+        argmax[p * out_plane + oh * g.out_w + ow] = where;
+      }
+    }
+  }
+}
+
+template <class T>
+void max_backward(const T* dy, const int64_t* argmax, const PoolGeometry& g, T* dx) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+#pragma omp parallel for if (parallel_planes(g))
+  for (int64_t p = 0; p < g.planes; ++p) {
+    T* out = dx + p * in_plane;
+    std::fill(out, out + in_plane, T(0));
+    for (int64_t i = 0; i < out_plane; ++i) out[argmax[p * out_plane + i]] += dy[p * out_plane + i];
+  }
+}
+
+template <class T>
+void avg_forward(const T* x, const PoolGeometry& g, T* y) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+#pragma omp parallel for if (parallel_planes(g))
+  for (int64_t p = 0; p < g.planes; ++p) {
+    const T* in = x + p * in_plane;
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+        T acc = 0;
+        for (int64_t h = rows.begin; h < rows.end; ++h)
+          for (int64_t w = cols.begin; w < cols.end; ++w) acc += in[h * g.in_w + w];
+        const int64_t divisor = g.count_include_pad ? rows.padded * cols.padded
+                                                    : (rows.end - rows.begin) * (cols.end - cols.begin);
+        y[p * out_plane + oh * g.out_w + ow] = acc / static_cast<T>(divisor);
+      }
+    }
+  }
+}
+
+template <class T>
+void avg_backward(const T* dy, const PoolGeometry& g, T* dx) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+#pragma omp parallel for if (parallel_planes(g))
+  for (int64_t p = 0; p < g.planes; ++p) {
+    T* out = dx + p * in_plane;
+    std::fill(out, out + in_plane, T(0));
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+        const int64_t divisor = g.count_include_pad ? rows.padded * cols.padded
+                                                    : (rows.end - rows.begin) * (cols.end - cols.begin);
+        const T share = dy[p * out_plane + oh * g.out_w + ow] / static_cast<T>(divisor);
+        for (int64_t h = rows.begin; h < rows.end; ++h)
+          for (int64_t w = cols.begin; w < cols.end; ++w) out[h * g.in_w + w] += share;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void max_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y, const Tensor& argmax) {
+  dispatch_floating(x.dtype(), "max_pool2d", [&](auto type) {
+    using T = decltype(type);
+    max_forward(x.data<T>(), g, y.data<T>(), argmax.data<int64_t>());
+  });
+}
+
+void max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const PoolGeometry& g, const Tensor& dx) {
+  dispatch_floating(dy.dtype(), "max_pool2d backward", [&](auto type) {
+    using T = decltype(type);
+    max_backward(dy.data<T>(), argmax.data<int64_t>(), g, dx.data<T>());
+  });
+}
+
+void avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y) {
+  dispatch_floating(x.dtype(), "avg_pool2d", [&](auto type) {
+    using T = decltype(type);
+    avg_forward(x.data<T>(), g, y.data<T>());
+  });
+}
+
+void avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& dx) {
+  dispatch_floating(dy.dtype(), "avg_pool2d backward", [&](auto type) {
+    using T = decltype(type);
+    avg_backward(dy.data<T>(), g, dx.data<T>());
+  });
+}
+
+}  // namespace tpp::ops::cpu

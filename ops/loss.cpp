@@ -1,0 +1,49 @@
+// Cross-entropy: checks, the fused softmax + loss forward, and its gradient
+// right below.
+#include "ops/loss.h"
+
+#include "engine/autograd.h"
+#include "ops/checks.h"
+#include "ops/cpu/loss.h"
+
+namespace tpp::ops {
+
+namespace {
+
+constexpr std::string_view kOp = "cross_entropy";
+
+void check_inputs(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opts) {
+  check_floating(kOp, logits);
+  check_dim(kOp, "logits", logits, 2);
+  TPP_CHECK(target.dtype() == DType::i64 && target.dim() == 1 && target.size(0) == logits.size(0),
+            "{}: target must be i64 of shape [{}] to match logits of shape {} but got {} of shape {}", kOp,
+            logits.size(0), shape_str(logits.sizes()), dtype_name(target.dtype()), shape_str(target.sizes()));
+  TPP_CHECK(logits.device() == target.device(), "{}: device mismatch: logits on {} and target on {}", kOp,
+            logits.device().str(), target.device().str());
+  TPP_CHECK(opts.label_smoothing >= 0 && opts.label_smoothing <= 1,
+            "{}: label_smoothing must be in [0, 1] but got {}", kOp, opts.label_smoothing);
+  const int64_t classes = logits.size(1);
+  const std::vector<int64_t> t = target.to_vector<int64_t>();
+  for (size_t i = 0; i < t.size(); ++i)
+    TPP_CHECK(t[i] >= 0 && t[i] < classes, "{}: target {} at position {} is out of range for {} classes", kOp, t[i],
+              i, classes);
+}
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opts) {
+  check_inputs(logits, target, opts);
+  const Tensor x = logits.detach().contiguous(), t = target.contiguous();
+  const Tensor probs = empty_like(x);
+  const double loss = cpu::cross_entropy_forward(x, t, opts.label_smoothing, probs);
+  Tensor y = full({}, loss, {.dtype = x.dtype(), .device = x.device()});
+  record_grad(y, "cross_entropy", {logits}, [probs, t, smoothing = opts.label_smoothing](const Tensor& dy) {
+    Tensor dx = empty_like(probs);
+    const double scale = dy.item() / static_cast<double>(probs.size(0));
+    cpu::cross_entropy_backward(probs, t, smoothing, scale, dx);
+    return Grads{dx};
+  });
+  return y;
+}
+
+}  // namespace tpp::ops

@@ -1,0 +1,135 @@
+// matmul and linear: checks, the GEMM calls, and the gradients right below.
+// Every backward product is a GEMM with transpose flags; nothing transposed
+// is ever materialised.
+#include "ops/matmul.h"
+
+#include "engine/autograd.h"
+#include "ops/checks.h"
+#include "ops/cpu/matmul.h"
+
+namespace tpp::ops {
+
+namespace {
+
+// A 2-d tensor as BLAS can read it without a copy: row-major with a leading
+// dimension, or the transpose of such a matrix (a column-major view).
+struct BlasMatrix {
+  Tensor tensor;  // keeps the storage alive; may be a contiguous copy
+  bool transposed = false;
+  int64_t ld = 1;
+};
+
+BlasMatrix as_blas(const Tensor& t) {
+  const int64_t rows = t.size(0), cols = t.size(1);
+  const bool row_major = (cols == 1 || t.stride(1) == 1) && (rows == 1 || t.stride(0) >= cols);
+  if (row_major) return {t, false, rows == 1 ? cols : t.stride(0)};
+  const bool col_major = (rows == 1 || t.stride(0) == 1) && (cols == 1 || t.stride(1) >= rows);
+  if (col_major) return {t, true, cols == 1 ? rows : t.stride(1)};
+  const Tensor copy = t.contiguous();
+  return {copy, false, cols};
+}
+
+// a [m,k] · b [k,n] into a new contiguous [m,n], outside autograd.
+Tensor mm(const Tensor& a, const Tensor& b) {
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  Tensor out = empty({m, n}, {.dtype = a.dtype(), .device = a.device()});
+  const BlasMatrix ba = as_blas(a), bb = as_blas(b);
+  dispatch_floating(a.dtype(), "matmul", [&](auto type) {
+    using T = decltype(type);
+    cpu::gemm<T>(ba.transposed, bb.transposed, m, n, k, T(1), ba.tensor.data<T>(), ba.ld,
+                 bb.tensor.data<T>(), bb.ld, T(0), out.data<T>(), n);
+  });
+  return out;
+}
+
+Tensor matmul_2d(const Tensor& a, const Tensor& b) {
+  Tensor y = mm(a, b);
+  const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  record_grad(y, "matmul", {a, b}, [a, b, need_a, need_b](const Tensor& dy) {
+    // dA = dY · Bᵀ, dB = Aᵀ · dY; the transposes are views read in place.
+    return Grads{need_a ? mm(dy, b.transpose(0, 1)) : Tensor(), need_b ? mm(a.transpose(0, 1), dy) : Tensor()};
+  });
+  return y;
+}
+
+void check_linear_args(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_floating("linear", x);
+  check_same_dtype_device("linear", x, weight);
+  check_dim("linear", "weight", weight, 2);
+  TPP_CHECK(x.dim() >= 1, "linear: expected input to be at least 1-d but got shape {}", shape_str(x.sizes()));
+  TPP_CHECK(x.size(-1) == weight.size(1), "linear: input {} has {} features but weight {} expects {}",
+            shape_str(x.sizes()), x.size(-1), shape_str(weight.sizes()), weight.size(1));
+  if (!bias.defined()) return;
+  check_same_dtype_device("linear", x, bias);
+  TPP_CHECK(bias.sizes() == Shape{weight.size(0)}, "linear: bias of shape {} does not match weight {} (expected [{}])",
+            shape_str(bias.sizes()), shape_str(weight.sizes()), weight.size(0));
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_floating("matmul", a);
+  check_same_dtype_device("matmul", a, b);
+  TPP_CHECK(a.dim() >= 1 && a.dim() <= 2 && b.dim() >= 1 && b.dim() <= 2,
+            "matmul: expected 1-d or 2-d operands but got shapes {} and {}", shape_str(a.sizes()),
+            shape_str(b.sizes()));
+  const int64_t ka = a.size(-1), kb = b.size(0);
+  TPP_CHECK(ka == kb, "matmul: shapes {} and {} cannot be multiplied ({} != {})", shape_str(a.sizes()),
+            shape_str(b.sizes()), ka, kb);
+  const Tensor a2 = a.dim() == 1 ? a.unsqueeze(0) : a;
+  const Tensor b2 = b.dim() == 1 ? b.unsqueeze(1) : b;
+  Tensor y = matmul_2d(a2, b2);
+  if (b.dim() == 1) y = y.squeeze(1);
+  if (a.dim() == 1) y = y.squeeze(0);
+  return y;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_linear_args(x, weight, bias);
+  const int64_t in = weight.size(1), out = weight.size(0);
+  const Tensor x2 = x.detach().contiguous().view({-1, in});
+  const Tensor w = weight.detach().contiguous();
+  const int64_t rows = x2.size(0);
+  Tensor y2 = empty({rows, out}, {.dtype = x.dtype(), .device = x.device()});
+  dispatch_floating(x.dtype(), "linear", [&](auto type) {
+    using T = decltype(type);
+    T beta = T(0);
+    if (bias.defined()) {
+      cpu::fill_rows_with<T>(y2.data<T>(), bias.contiguous().data<T>(), rows, out);
+      beta = T(1);
+    }
+    // y = x · wᵀ (+ the bias already in y)
+    cpu::gemm<T>(false, true, rows, out, in, T(1), x2.data<T>(), in, w.data<T>(), in, beta, y2.data<T>(), out);
+  });
+  Shape out_shape = x.sizes();
+  out_shape.back() = out;
+  Tensor y = y2.view(out_shape);
+
+  const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+  const bool need_b = bias.defined() && bias.requires_grad();
+  record_grad(y, "linear", {x, weight, bias}, [x2, w, need_x, need_w, need_b, x_shape = x.sizes()](const Tensor& dy) {
+    const int64_t rows = x2.size(0), in = x2.size(1), out = w.size(0);
+    const Tensor dy2 = dy.contiguous().view({rows, out});
+    Tensor dx, dw, db;
+    dispatch_floating(dy.dtype(), "linear backward", [&](auto type) {
+      using T = decltype(type);
+      if (need_x) {  // dx = dy · w
+        dx = empty({rows, in}, {.dtype = dy.dtype()});
+        cpu::gemm<T>(false, false, rows, in, out, T(1), dy2.data<T>(), out, w.data<T>(), in, T(0), dx.data<T>(), in);
+        dx = dx.view(x_shape);
+      }
+      if (need_w) {  // dw = dyᵀ · x
+        dw = empty({out, in}, {.dtype = dy.dtype()});
+        cpu::gemm<T>(true, false, out, in, rows, T(1), dy2.data<T>(), out, x2.data<T>(), in, T(0), dw.data<T>(), in);
+      }
+      if (need_b) {
+        db = empty({out}, {.dtype = dy.dtype()});
+        cpu::column_sums<T>(dy2.data<T>(), rows, out, db.data<T>());
+      }
+    });
+    return Grads{dx, dw, db};
+  });
+  return y;
+}
+
+}  // namespace tpp::ops

@@ -1,0 +1,91 @@
+// Pooling: checks, PyTorch's output-size rules, and each gradient right below
+// its forward.
+#include "ops/pool.h"
+
+#include "engine/autograd.h"
+#include "ops/checks.h"
+#include "ops/cpu/pool.h"
+#include "ops/reduce.h"
+
+namespace tpp::ops {
+
+namespace {
+
+std::string pair_str(const std::array<int64_t, 2>& p) { return fmt::format("[{}, {}]", p[0], p[1]); }
+
+// PyTorch's rule: floor or ceil of (in + 2 pad - kernel) / stride, plus one;
+// in ceil mode the last window must still start inside the input or the
+// left padding, else it is dropped.
+int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
+  const int64_t span = in + 2 * pad - kernel;
+  int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+cpu::PoolGeometry geometry(std::string_view op, const Tensor& x, const Pool2dOptions& opts) {
+  check_floating(op, x);
+  check_dim(op, "x", x, 4);
+  const std::array<int64_t, 2> k = opts.kernel, p = opts.padding;
+  const std::array<int64_t, 2> s{opts.stride[0] == 0 ? k[0] : opts.stride[0],
+                                 opts.stride[1] == 0 ? k[1] : opts.stride[1]};
+  TPP_CHECK(k[0] > 0 && k[1] > 0 && s[0] > 0 && s[1] > 0,
+            "{}: kernel {} and stride {} must be positive (x has shape {})", op, pair_str(k), pair_str(opts.stride),
+            shape_str(x.sizes()));
+  TPP_CHECK(p[0] >= 0 && p[1] >= 0 && 2 * p[0] <= k[0] && 2 * p[1] <= k[1],
+            "{}: padding {} must be between 0 and half the kernel {} (x has shape {})", op, pair_str(p), pair_str(k),
+            shape_str(x.sizes()));
+  const int64_t h = x.size(2), w = x.size(3);
+  TPP_CHECK(h + 2 * p[0] >= k[0] && w + 2 * p[1] >= k[1],
+            "{}: kernel {} is larger than the padded input of x with shape {} and padding {}", op, pair_str(k),
+            shape_str(x.sizes()), pair_str(p));
+  return {.planes = x.size(0) * x.size(1),
+          .in_h = h,
+          .in_w = w,
+          .out_h = pooled_size(h, k[0], s[0], p[0], opts.ceil_mode),
+          .out_w = pooled_size(w, k[1], s[1], p[1], opts.ceil_mode),
+          .kernel_h = k[0],
+          .kernel_w = k[1],
+          .stride_h = s[0],
+          .stride_w = s[1],
+          .pad_h = p[0],
+          .pad_w = p[1],
+          .count_include_pad = opts.count_include_pad};
+}
+
+Shape output_shape(const Tensor& x, const cpu::PoolGeometry& g) { return {x.size(0), x.size(1), g.out_h, g.out_w}; }
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
+  const cpu::PoolGeometry g = geometry("max_pool2d", x, opts);
+  Tensor y = empty(output_shape(x, g), {.dtype = x.dtype(), .device = x.device()});
+  const Tensor argmax = empty(y.sizes(), {.dtype = DType::i64, .device = x.device()});
+  cpu::max_pool2d_forward(x.detach().contiguous(), g, y, argmax);
+  record_grad(y, "max_pool2d", {x}, [argmax, g, x_sizes = x.sizes()](const Tensor& dy) {
+    Tensor dx = empty(x_sizes, {.dtype = dy.dtype(), .device = dy.device()});
+    cpu::max_pool2d_backward(dy.contiguous(), argmax, g, dx);
+    return Grads{dx};
+  });
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts) {
+  const cpu::PoolGeometry g = geometry("avg_pool2d", x, opts);
+  Tensor y = empty(output_shape(x, g), {.dtype = x.dtype(), .device = x.device()});
+  cpu::avg_pool2d_forward(x.detach().contiguous(), g, y);
+  record_grad(y, "avg_pool2d", {x}, [g, x_sizes = x.sizes()](const Tensor& dy) {
+    Tensor dx = empty(x_sizes, {.dtype = dy.dtype(), .device = dy.device()});
+    cpu::avg_pool2d_backward(dy.contiguous(), g, dx);
+    return Grads{dx};
+  });
+  return y;
+}
+
+Tensor global_avg_pool2d(const Tensor& x) {
+  check_floating("global_avg_pool2d", x);
+  check_dim("global_avg_pool2d", "x", x, 4);
+  return mean(x, {2, 3});
+}
+
+}  // namespace tpp::ops

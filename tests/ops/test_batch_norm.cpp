@@ -1,0 +1,193 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "ops/batch_norm.h"
+#include "ops/elementwise.h"
+#include "ops/reduce.h"
+#include "tests/gradcheck.h"
+
+using namespace tpp;
+using tpp::testing::gradcheck;
+using tpp::testing::random_input;
+
+namespace {
+
+// x [2, 2, 2, 2]: channel 0 holds {0.5, -1, 2, 3.5, -0.5, 1.5, 2.5, 0.25},
+// channel 1 holds {1, 0, -2, 4, 3, -1.5, 0.75, 1.25}.
+const std::vector<double> kValues{0.5, -1.0, 2.0, 3.5, 1.0, 0.0, -2.0, 4.0, -0.5, 1.5, 2.5, 0.25, 3.0, -1.5, 0.75, 1.25};
+
+std::vector<double> channel_values(int64_t c) {
+  std::vector<double> v;
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t i = 0; i < 4; ++i) v.push_back(kValues[(n * 2 + c) * 4 + i]);
+  return v;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (const double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+double sum_sq_dev(const std::vector<double>& v) {
+  const double m = mean_of(v);
+  double s = 0;
+  for (const double x : v) s += (x - m) * (x - m);
+  return s;
+}
+
+Tensor f64(std::initializer_list<double> v) { return from_vector<double>(v, {static_cast<int64_t>(v.size())}); }
+
+}  // namespace
+
+TEST_SUITE("batch_norm") {
+  TEST_CASE("training normalises each channel with the biased batch variance") {
+    const Tensor x = from_vector<double>(kValues, {2, 2, 2, 2});
+    const Tensor y = ops::batch_norm2d(x, f64({1.5, 0.5}), f64({0.1, -0.2}), {}, {});
+    const std::vector<double> out = y.to_vector<double>();
+    const std::vector<double> w{1.5, 0.5}, b{0.1, -0.2};
+    for (int64_t c = 0; c < 2; ++c) {
+      const std::vector<double> v = channel_values(c);
+      const double mean = mean_of(v), var = sum_sq_dev(v) / 8;
+      for (int64_t n = 0; n < 2; ++n)
+        for (int64_t i = 0; i < 4; ++i) {
+          const int64_t k = (n * 2 + c) * 4 + i;
+          CHECK(out[k] == doctest::Approx((kValues[k] - mean) / std::sqrt(var + 1e-5) * w[c] + b[c]).epsilon(1e-12));
+        }
+    }
+  }
+
+  TEST_CASE("training updates running stats with momentum and the unbiased variance") {
+    const Tensor x = from_vector<double>(kValues, {2, 2, 2, 2});
+    const Tensor running_mean = f64({0.2, -0.1}), running_var = f64({1.5, 0.5});
+    ops::batch_norm2d(x, {}, {}, running_mean, running_var);
+    for (int64_t c = 0; c < 2; ++c) {
+      const std::vector<double> v = channel_values(c);
+      const double start_mean = c == 0 ? 0.2 : -0.1, start_var = c == 0 ? 1.5 : 0.5;
+      CHECK(running_mean.to_vector<double>()[c] == doctest::Approx(0.9 * start_mean + 0.1 * mean_of(v)).epsilon(1e-14));
+      CHECK(running_var.to_vector<double>()[c] ==
+            doctest::Approx(0.9 * start_var + 0.1 * sum_sq_dev(v) / 7).epsilon(1e-14));
+    }
+    // The same step in PyTorch 1.13: F.batch_norm(x, rm, rv, training=True,
+    // momentum=0.1, eps=1e-5) on this x in float64, printed with rm.tolist().
+    CHECK(running_mean.to_vector<double>()[0] == doctest::Approx(0.28937500000000005).epsilon(1e-14));
+    CHECK(running_mean.to_vector<double>()[1] == doctest::Approx(-0.008750000000000008).epsilon(1e-14));
+    CHECK(running_var.to_vector<double>()[0] == doctest::Approx(1.5891741071428573).epsilon(1e-14));
+    CHECK(running_var.to_vector<double>()[1] == doctest::Approx(0.8656250000000001).epsilon(1e-14));
+  }
+
+  TEST_CASE("a custom momentum weights the batch statistic") {
+    const Tensor x = from_vector<float>({1, 2, 3, 4}, {2, 1, 1, 2});  // mean 2.5, unbiased var 5/3
+    const Tensor running_mean = zeros({1}), running_var = ones({1});
+    ops::batch_norm2d(x, {}, {}, running_mean, running_var, {.momentum = 0.5});
+    CHECK(running_mean.item() == doctest::Approx(1.25));
+    CHECK(running_var.item() == doctest::Approx(0.5 + 0.5 * 5.0 / 3.0));
+  }
+
+  TEST_CASE("eval normalises with the running stats and leaves them alone") {
+    const Tensor x = from_vector<double>({1, 2, 3, 4}, {1, 2, 1, 2});
+    const Tensor running_mean = f64({1, -1}), running_var = f64({4, 0.25});
+    const Tensor y = ops::batch_norm2d(x, f64({2, 1}), f64({0, 1}), running_mean, running_var, {.training = false});
+    const double s0 = 2 / std::sqrt(4 + 1e-5), s1 = 1 / std::sqrt(0.25 + 1e-5);
+    const std::vector<double> out = y.to_vector<double>();
+    CHECK(out[0] == doctest::Approx(0 * s0));
+    CHECK(out[1] == doctest::Approx(1 * s0));
+    CHECK(out[2] == doctest::Approx(4 * s1 + 1));
+    CHECK(out[3] == doctest::Approx(5 * s1 + 1));
+    CHECK(running_mean.to_vector<double>() == std::vector<double>{1, -1});
+    CHECK(running_var.to_vector<double>() == std::vector<double>{4, 0.25});
+  }
+
+  TEST_CASE("eval without running stats uses the batch statistics, as PyTorch") {
+    const Tensor x = random_input({3, 2, 2, 2}, 21).detach();
+    const Tensor train = ops::batch_norm2d(x, {}, {}, {}, {});
+    const Tensor eval = ops::batch_norm2d(x, {}, {}, {}, {}, {.training = false});
+    CHECK(eval.to_vector<double>() == train.to_vector<double>());
+  }
+
+  TEST_CASE("f32 agrees with f64, also when the mean is far from zero") {
+    Generator gen(5);
+    const Tensor x64 = randn({4, 8, 6, 6}, {.dtype = DType::f64}, &gen) * 0.5 + 1000.0;
+    const Tensor w = random_input({8}, 1).detach(), b = random_input({8}, 2).detach();
+    const Tensor y64 = ops::batch_norm2d(x64, w, b, {}, {});
+    const Tensor y32 = ops::batch_norm2d(x64.to(DType::f32), w.to(DType::f32), b.to(DType::f32), {}, {});
+    const std::vector<double> a = y64.to_vector<double>(), c = y32.to_vector<double>();
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - c[i]));
+    CHECK(worst < 2e-3);  // inputs near 1000 carry f32 rounding of ~6e-5 relative to a spread of 0.5
+  }
+
+  TEST_CASE("backward in training gives zero-mean dx when weight is constant") {
+    // sum over a channel of dx is 0: shifting x by a constant changes nothing.
+    Tensor x = random_input({2, 3, 2, 2}, 22);
+    const Tensor y = ops::batch_norm2d(x, {}, {}, {}, {});
+    y.backward(random_input({2, 3, 2, 2}, 23).detach());
+    const std::vector<double> per_channel = ops::sum(x.grad(), {0, 2, 3}).to_vector<double>();
+    for (const double s : per_channel) CHECK(s == doctest::Approx(0).epsilon(1e-12).scale(1));
+  }
+
+  TEST_CASE("gradcheck: training mode, dx dweight dbias, with running stats") {
+    const Tensor x = random_input({3, 2, 3, 2}, 24), w = random_input({2}, 25), b = random_input({2}, 26);
+    const Tensor running_mean = zeros({2}, {.dtype = DType::f64}), running_var = ones({2}, {.dtype = DType::f64});
+    gradcheck([&](const auto& in) { return ops::batch_norm2d(in[0], in[1], in[2], running_mean, running_var); },
+              {x, w, b});
+  }
+
+  TEST_CASE("gradcheck: training mode without affine parameters") {
+    gradcheck([](const auto& in) { return ops::batch_norm2d(in[0], {}, {}, {}, {}); },
+              {random_input({2, 3, 2, 2}, 27)});
+  }
+
+  TEST_CASE("gradcheck: eval mode") {
+    const Tensor x = random_input({2, 3, 2, 3}, 28), w = random_input({3}, 29), b = random_input({3}, 30);
+    const Tensor running_mean = f64({0.1, -0.3, 0.5}), running_var = f64({0.8, 1.7, 0.4});
+    gradcheck(
+        [&](const auto& in) {
+          return ops::batch_norm2d(in[0], in[1], in[2], running_mean, running_var, {.training = false});
+        },
+        {x, w, b});
+  }
+
+  TEST_CASE("only the inputs that require grad get gradients") {
+    Tensor x = random_input({2, 2, 2, 2}, 31);
+    const Tensor w = f64({1, 2}), b = random_input({2}, 32);
+    ops::sum(ops::batch_norm2d(x, w, b, {}, {})).backward();
+    CHECK(x.grad().defined());
+    CHECK(b.grad().to_vector<double>() == std::vector<double>{8, 8});
+    CHECK_FALSE(w.grad().defined());
+  }
+
+  TEST_CASE("x must be 4-d") {
+    CHECK_THROWS_WITH(ops::batch_norm2d(zeros({2, 3, 4}), {}, {}, {}, {}),
+                      "batch_norm2d: expected x to be 4-d but got shape [2, 3, 4]");
+  }
+
+  TEST_CASE("parameters must have one entry per channel") {
+    const Tensor x = zeros({2, 3, 4, 4});
+    CHECK_THROWS_WITH(ops::batch_norm2d(x, zeros({4}), {}, {}, {}),
+                      "batch_norm2d: weight of shape [4] does not match the 3 channels of x with shape [2, 3, 4, 4]");
+    CHECK_THROWS_WITH(ops::batch_norm2d(x, {}, zeros({3, 1}), {}, {}),
+                      "batch_norm2d: bias of shape [3, 1] does not match the 3 channels of x with shape [2, 3, 4, 4]");
+    CHECK_THROWS_WITH(ops::batch_norm2d(x, {}, {}, zeros({2}), ones({3})),
+                      "batch_norm2d: running_mean of shape [2] does not match the 3 channels of x with shape [2, 3, "
+                      "4, 4]");
+  }
+
+  TEST_CASE("running stats come in pairs") {
+    CHECK_THROWS_WITH(ops::batch_norm2d(zeros({2, 3, 4, 4}), {}, {}, zeros({3}), {}),
+                      "batch_norm2d: running_mean and running_var must both be given or both be undefined (x has "
+                      "shape [2, 3, 4, 4])");
+  }
+
+  TEST_CASE("training needs more than one value per channel") {
+    CHECK_THROWS_WITH(ops::batch_norm2d(zeros({1, 3, 1, 1}), {}, {}, {}, {}),
+                      "batch_norm2d: expected more than 1 value per channel when training but got x of shape [1, 3, 1, "
+                      "1]");
+  }
+
+  TEST_CASE("parameter dtype must match x") {
+    CHECK_THROWS_WITH(ops::batch_norm2d(zeros({2, 3, 4, 4}), zeros({3}, {.dtype = DType::f64}), {}, {}, {}),
+                      "batch_norm2d: dtype mismatch: f32 with shape [2, 3, 4, 4] and f64 with shape [3]");
+  }
+}

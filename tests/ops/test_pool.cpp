@@ -1,0 +1,146 @@
+#include <doctest/doctest.h>
+
+#include "ops/elementwise.h"
+#include "ops/pool.h"
+#include "tests/gradcheck.h"
+
+using namespace tpp;
+using tpp::testing::gradcheck;
+using tpp::testing::random_input;
+
+namespace {
+Tensor plane(int64_t h, int64_t w) {  // [1, 1, h, w] holding 0, 1, 2, ... row by row
+  return arange(0, static_cast<double>(h * w), 1, {.dtype = DType::f64}).reshape({1, 1, h, w});
+}
+}  // namespace
+
+TEST_SUITE("pool") {
+  TEST_CASE("max_pool2d 2x2 picks the largest of each window") {
+    const Tensor y = ops::max_pool2d(plane(4, 4), {.kernel = {2, 2}});
+    CHECK(y.sizes() == Shape{1, 1, 2, 2});
+    CHECK(y.to_vector<double>() == std::vector<double>{5, 7, 13, 15});
+  }
+
+  TEST_CASE("max_pool2d pads with -inf") {
+    // Kernel 3, stride 2, padding 1 on 5x5: windows cover rows/cols {0,1}, {1,2,3}, {3,4}.
+    const Tensor neg = plane(5, 5) * -1.0;
+    const Tensor y = ops::max_pool2d(neg, {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}});
+    CHECK(y.sizes() == Shape{1, 1, 3, 3});
+    CHECK(y.to_vector<double>() == std::vector<double>{0, -1, -3, -5, -6, -8, -15, -16, -18});
+  }
+
+  TEST_CASE("ceil_mode adds a partial window") {
+    CHECK(ops::max_pool2d(plane(5, 5), {.kernel = {2, 2}}).sizes() == Shape{1, 1, 2, 2});
+    const Tensor y = ops::max_pool2d(plane(5, 5), {.kernel = {2, 2}, .ceil_mode = true});
+    CHECK(y.sizes() == Shape{1, 1, 3, 3});
+    CHECK(y.to_vector<double>() == std::vector<double>{6, 8, 9, 16, 18, 19, 21, 23, 24});
+    CHECK(ops::max_pool2d(plane(6, 6), {.kernel = {3, 3}, .stride = {2, 2}, .ceil_mode = true}).sizes() ==
+          Shape{1, 1, 3, 3});
+  }
+
+  TEST_CASE("ceil_mode drops a last window that would start in the right padding") {
+    // 5 + 2*1 - 2 = 5 -> ceil(5/2) + 1 = 4 windows, but the 4th starts at 6 - 1 = 5 >= 5. PyTorch gives 3.
+    const Tensor y = ops::max_pool2d(plane(5, 5), {.kernel = {2, 2}, .padding = {1, 1}, .ceil_mode = true});
+    CHECK(y.sizes() == Shape{1, 1, 3, 3});
+    CHECK(y.to_vector<double>() == std::vector<double>{0, 2, 4, 10, 12, 14, 20, 22, 24});
+  }
+
+  TEST_CASE("rectangular kernels and strides") {
+    const Tensor y = ops::max_pool2d(plane(4, 6), {.kernel = {2, 3}, .stride = {1, 3}});
+    CHECK(y.sizes() == Shape{1, 1, 3, 2});
+    CHECK(y.to_vector<double>() == std::vector<double>{8, 11, 14, 17, 20, 23});
+  }
+
+  TEST_CASE("max_pool2d backward routes the gradient to each window's maximum") {
+    Tensor x = from_vector<double>({1, 4, 2, 0, 3, 0, 8, 1, 5, 6, 0, 2, 7, 1, 3, 9}, {1, 1, 4, 4});
+    x.set_requires_grad(true);
+    ops::max_pool2d(x, {.kernel = {2, 2}}).backward(from_vector<double>({1, 2, 3, 4}, {1, 1, 2, 2}));
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0, 4});
+  }
+
+  TEST_CASE("overlapping max windows accumulate the gradient") {
+    Tensor x = from_vector<double>({0, 0, 0, 0, 9, 0, 0, 0, 0}, {1, 1, 3, 3});
+    x.set_requires_grad(true);
+    ops::max_pool2d(x, {.kernel = {2, 2}, .stride = {1, 1}}).backward(ones({1, 1, 2, 2}, {.dtype = DType::f64}));
+    CHECK(x.grad().to_vector<double>()[4] == 4);
+  }
+
+  TEST_CASE("avg_pool2d counts padding in the divisor by default") {
+    const Tensor x = ones({1, 1, 3, 3});
+    const Tensor with = ops::avg_pool2d(x, {.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}});
+    const std::vector<float> expect{4.f / 9, 6.f / 9, 4.f / 9, 6.f / 9, 1, 6.f / 9, 4.f / 9, 6.f / 9, 4.f / 9};
+    const std::vector<float> got = with.to_vector<float>();
+    for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(expect[i]));
+    const Tensor without = ops::avg_pool2d(
+        x, {.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}, .count_include_pad = false});
+    CHECK(without.to_vector<float>() == std::vector<float>(9, 1.0f));
+  }
+
+  TEST_CASE("avg_pool2d leaves the ceil-mode overhang out of the divisor") {
+    // PyTorch 1.13: F.avg_pool2d(arange(9.).reshape(1,1,3,3), 2, 2, 0, ceil_mode=True) = [[2, 3.5], [6.5, 8]].
+    const Tensor y = ops::avg_pool2d(plane(3, 3), {.kernel = {2, 2}, .ceil_mode = true});
+    CHECK(y.to_vector<double>() == std::vector<double>{2, 3.5, 6.5, 8});
+  }
+
+  TEST_CASE("global_avg_pool2d averages each plane into [N, C]") {
+    const Tensor x = arange(0, 16, 1).reshape({2, 2, 2, 2});
+    const Tensor y = ops::global_avg_pool2d(x);
+    CHECK(y.sizes() == Shape{2, 2});
+    CHECK(y.to_vector<float>() == std::vector<float>{1.5, 5.5, 9.5, 13.5});
+  }
+
+  TEST_CASE("gradcheck: max_pool2d") {
+    const Tensor x = random_input({2, 2, 5, 5}, 41);  // distinct values: no ties
+    gradcheck([](const auto& in) { return ops::max_pool2d(in[0], {.kernel = {2, 2}}); }, {x});
+    gradcheck(
+        [](const auto& in) {
+          return ops::max_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true});
+        },
+        {x});
+  }
+
+  TEST_CASE("gradcheck: avg_pool2d with padding, both divisor rules, and ceil mode") {
+    const Tensor x = random_input({2, 2, 5, 4}, 42);
+    for (const bool include : {true, false}) {
+      gradcheck(
+          [include](const auto& in) {
+            return ops::avg_pool2d(
+                in[0], {.kernel = {3, 3}, .stride = {2, 1}, .padding = {1, 1}, .count_include_pad = include});
+          },
+          {x});
+      gradcheck(
+          [include](const auto& in) {
+            return ops::avg_pool2d(
+                in[0], {.kernel = {2, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true,
+                        .count_include_pad = include});
+          },
+          {x});
+    }
+  }
+
+  TEST_CASE("gradcheck: global_avg_pool2d") {
+    gradcheck([](const auto& in) { return ops::global_avg_pool2d(in[0]); }, {random_input({2, 3, 3, 2}, 43)});
+  }
+
+  TEST_CASE("pooling needs a 4-d x") {
+    CHECK_THROWS_WITH(ops::max_pool2d(zeros({3, 4, 4}), {}), "max_pool2d: expected x to be 4-d but got shape [3, 4, 4]");
+    CHECK_THROWS_WITH(ops::global_avg_pool2d(zeros({3, 4})),
+                      "global_avg_pool2d: expected x to be 4-d but got shape [3, 4]");
+  }
+
+  TEST_CASE("padding may be at most half the kernel") {
+    CHECK_THROWS_WITH(ops::avg_pool2d(zeros({1, 1, 4, 4}), {.kernel = {3, 3}, .padding = {2, 1}}),
+                      "avg_pool2d: padding [2, 1] must be between 0 and half the kernel [3, 3] (x has shape [1, 1, 4, 4])");
+  }
+
+  TEST_CASE("the kernel must fit the padded input") {
+    CHECK_THROWS_WITH(ops::max_pool2d(zeros({1, 1, 2, 5}), {.kernel = {3, 3}}),
+                      "max_pool2d: kernel [3, 3] is larger than the padded input of x with shape [1, 1, 2, 5] and "
+                      "padding [0, 0]");
+  }
+
+  TEST_CASE("kernel and stride must be positive") {
+    CHECK_THROWS_WITH(ops::max_pool2d(zeros({1, 1, 2, 2}), {.kernel = {0, 2}}),
+                      "max_pool2d: kernel [0, 2] and stride [0, 0] must be positive (x has shape [1, 1, 2, 2])");
+  }
+}
