@@ -15,7 +15,9 @@ std::map<CLI::App*, CommandRunner>& runners() {
 
 void register_command(CLI::App* sub, CommandRunner run) { runners()[sub] = std::move(run); }
 
-void add_commands(CLI::App& app) { (void)app; }
+void add_commands(CLI::App& app) {
+  add_info_command(app);
+}
 
 int run_selected(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands()) {

@@ -22,5 +22,6 @@ using CommandRunner = std::function<int()>;
 void register_command(CLI::App* sub, CommandRunner run);
 
 CLI::App* add_demo_command(CLI::App& app);
+CLI::App* add_info_command(CLI::App& app);
 
 }  // namespace tpp::apps
