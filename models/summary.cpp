@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "engine/autograd.h"
@@ -19,8 +18,12 @@ int64_t numel_or_zero(const Tensor& t) { return t.defined() ? t.numel() : 0; }
 
 Shape without_batch(const Tensor& t) { return Shape(t.sizes().begin() + 1, t.sizes().end()); }
 
-// nullopt for layers that are neither conv, linear nor BN.
-std::optional<LayerStats> layer_stats(const std::string& name, Module& module, const Shape& output) {
+bool is_counted(Module& m) {
+  return dynamic_cast<Conv2d*>(&m) || dynamic_cast<Linear*>(&m) || dynamic_cast<BatchNorm2d*>(&m);
+}
+
+// One conv, linear or BN layer; `output` is its output for one sample.
+LayerStats layer_stats(const std::string& name, Module& module, const Shape& output) {
   LayerStats row;
   row.name = name;
   row.type = module.type_name();
@@ -42,8 +45,6 @@ std::optional<LayerStats> layer_stats(const std::string& name, Module& module, c
   } else if (auto* bn = dynamic_cast<BatchNorm2d*>(&module)) {
     row.in_channels = row.out_channels = bn->running_mean.numel();
     row.params = numel_or_zero(bn->weight) + numel_or_zero(bn->bias);
-  } else {
-    return std::nullopt;
   }
   return row;
 }
@@ -63,29 +64,33 @@ std::string shape_text(const Shape& shape) { return fmt::format("{}", fmt::join(
 
 ModelSummary summarize(Module& model, const Shape& input) {
   std::map<const Module*, Shape> outputs;  // first call of each module
-  const bool was_training = model.is_training();
-  model.eval();
+  struct EvalScope {  // restores the mode even when the forward throws
+    Module& model;
+    bool was_training = model.is_training();
+    explicit EvalScope(Module& m) : model(m) { model.eval(); }
+    ~EvalScope() { model.train(was_training); }
+  };
   {
+    const EvalScope eval_mode(model);
     NoGradGuard no_grad;
     ObserveForward observe([&](Module& m, const Tensor&, const Tensor& y) { outputs.try_emplace(&m, without_batch(y)); });
     Shape batch_shape{1};
     batch_shape.insert(batch_shape.end(), input.begin(), input.end());
     model(zeros(batch_shape));
   }
-  model.train(was_training);
 
   ModelSummary summary;
   summary.input = input;
   for (auto& [name, module] : model.named_modules()) {
+    if (!is_counted(*module)) continue;
     const auto seen = outputs.find(module);
-    const auto row = layer_stats(name, *module, seen == outputs.end() ? Shape{} : seen->second);
-    if (!row) continue;
     TPP_CHECK(seen != outputs.end(), "summarize: layer '{}' ({}) took no part in the forward of input {}", name,
-              row->type, shape_str(input));
-    summary.layers.push_back(*row);
-    summary.params_with_bn += row->params;
-    if (row->type != "BatchNorm2d") summary.params += row->params;
-    summary.flops += row->flops;
+              module->type_name(), shape_str(input));
+    const LayerStats row = layer_stats(name, *module, seen->second);
+    summary.layers.push_back(row);
+    summary.params_with_bn += row.params;
+    if (!dynamic_cast<BatchNorm2d*>(module)) summary.params += row.params;
+    summary.flops += row.flops;
   }
   return summary;
 }

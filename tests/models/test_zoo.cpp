@@ -264,15 +264,17 @@ TEST_CASE("summary: resnet56 rows give shapes and counts per layer, and the mode
 
 TEST_CASE("summary: a layer that takes no part in the forward is an error") {
   struct Unused : Module {
-    std::shared_ptr<Linear> used, unused;
+    std::shared_ptr<Linear> used;
+    std::shared_ptr<Conv2d> unused;
     Unused() {
       used = register_module("used", std::make_shared<Linear>(4, 2));
-      unused = register_module("unused", std::make_shared<Linear>(4, 2));
+      unused = register_module("unused", std::make_shared<Conv2d>(Conv2dSpec{.in_channels = 1, .out_channels = 1,
+                                                                               .kernel_size = 1}));
     }
     Tensor forward(const Tensor& x) override { return (*used)(x); }
     std::string type_name() const override { return "Unused"; }
   } model;
-  CHECK_THROWS_WITH(summarize(model, {4}), "summarize: layer 'unused' (Linear) took no part in the forward of input [4]");
+  CHECK_THROWS_WITH(summarize(model, {4}), "summarize: layer 'unused' (Conv2d) took no part in the forward of input [4]");
 }
 
 TEST_CASE("golden zoo: logits in eval and train mode and BN running statistics match PyTorch (resnet50: eval)") {
@@ -325,7 +327,7 @@ TEST_CASE("golden zoo: backward through resnet20 gives every parameter PyTorch's
     norms.push_back(static_cast<float>(ops::frobenius_norm(p.grad()).item()));
   }
   check_close(from_vector<float>(norms, {static_cast<int64_t>(norms.size())}), fx["resnet20.grad_norms"],
-              "resnet20 gradient norms", {.rtol = 1e-3, .atol = 1e-6});
+              "resnet20 gradient norms", {.rtol = 1e-4, .atol = 1e-6});
 }
 
 }  // TEST_SUITE
