@@ -16,6 +16,8 @@ std::map<CLI::App*, CommandRunner>& runners() {
 void register_command(CLI::App* sub, CommandRunner run) { runners()[sub] = std::move(run); }
 
 void add_commands(CLI::App& app) {
+  add_data_command(app);
+  add_demo_command(app);
   add_info_command(app);
 }
 

@@ -83,13 +83,14 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
   // The input is only needed for the filter gradient.
-  record_grad(y, "conv2d", {x, weight, bias}, [g, xs = need_w ? xc : Tensor(), wc, need_x, need_w, need_b](const Tensor& dy) {
-    const auto grad_buffer = [&](bool wanted, const Shape& shape) {
+  const Tensor saved_x = need_w ? xc : Tensor();
+  record_grad(y, "conv2d", {x, weight, bias}, [g, saved_x, wc, need_x, need_w, need_b](const Tensor& dy) {
+    const auto buffer = [&](bool wanted, const Shape& shape) {
       return wanted ? empty(shape, {.dtype = dy.dtype(), .device = dy.device()}) : Tensor();
     };
-    Tensor dx = grad_buffer(need_x, {g.batch, g.in_channels, g.in_h, g.in_w}), dw = grad_buffer(need_w, wc.sizes());
-    Tensor db = grad_buffer(need_b, {g.out_channels});
-    cpu::conv2d_backward(g, xs, wc, dy.contiguous(), dx, dw, db);
+    const Tensor dx = buffer(need_x, {g.batch, g.in_channels, g.in_h, g.in_w});
+    const Tensor dw = buffer(need_w, wc.sizes()), db = buffer(need_b, {g.out_channels});
+    cpu::conv2d_backward(g, saved_x, wc, dy.contiguous(), dx, dw, db);
     return Grads{dx, dw, db};
   });
   return y;

@@ -36,8 +36,8 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   const BlasMatrix ba = as_blas(a), bb = as_blas(b);
   dispatch_floating(a.dtype(), "matmul", [&](auto type) {
     using T = decltype(type);
-    cpu::gemm<T>(ba.transposed, bb.transposed, m, n, k, T(1), ba.tensor.data<T>(), ba.ld,
-                 bb.tensor.data<T>(), bb.ld, T(0), out.data<T>(), n);
+    cpu::parallel_gemm<T>(ba.transposed, bb.transposed, m, n, k, T(1), ba.tensor.data<T>(), ba.ld, bb.tensor.data<T>(),
+                          bb.ld, T(0), out.data<T>(), n);
   });
   return out;
 }
@@ -99,7 +99,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       beta = T(1);
     }
     // y = x · wᵀ (+ the bias already in y)
-    cpu::gemm<T>(false, true, rows, out, in, T(1), x2.data<T>(), in, w.data<T>(), in, beta, y2.data<T>(), out);
+    cpu::parallel_gemm<T>(false, true, rows, out, in, T(1), x2.data<T>(), in, w.data<T>(), in, beta, y2.data<T>(), out);
   });
   Shape out_shape = x.sizes();
   out_shape.back() = out;
@@ -115,12 +115,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       using T = decltype(type);
       if (need_x) {  // dx = dy · w
         dx = empty({rows, in}, {.dtype = dy.dtype()});
-        cpu::gemm<T>(false, false, rows, in, out, T(1), dy2.data<T>(), out, w.data<T>(), in, T(0), dx.data<T>(), in);
+        cpu::parallel_gemm<T>(false, false, rows, in, out, T(1), dy2.data<T>(), out, w.data<T>(), in, T(0),
+                              dx.data<T>(), in);
         dx = dx.view(x_shape);
       }
       if (need_w) {  // dw = dyᵀ · x
         dw = empty({out, in}, {.dtype = dy.dtype()});
-        cpu::gemm<T>(true, false, out, in, rows, T(1), dy2.data<T>(), out, x2.data<T>(), in, T(0), dw.data<T>(), in);
+        cpu::parallel_gemm<T>(true, false, out, in, rows, T(1), dy2.data<T>(), out, x2.data<T>(), in, T(0),
+                              dw.data<T>(), in);
       }
       if (need_b) {
         db = empty({out}, {.dtype = dy.dtype()});

@@ -2,7 +2,8 @@
 // the chunk's im2col matrix [C kh kw, images * OH OW] makes the GEMMs wide
 // enough to run near peak even for 8x8 feature maps. Chunks are spread over
 // OpenMP threads, each running single-threaded GEMMs on its own buffers
-// (measured faster on 2 cores than one multithreaded GEMM per chunk).
+// (measured faster on 2 cores than one multithreaded GEMM per chunk). A
+// batch that makes a single chunk splits its GEMMs over the threads instead.
 #include "ops/cpu/conv2d.h"
 
 #include <omp.h>
@@ -10,6 +11,8 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "ops/cpu/matmul.h"
 
@@ -17,14 +20,39 @@ namespace tpp::ops::cpu {
 
 namespace {
 
-// Columns of the im2col matrix one GEMM should see.
-constexpr int64_t kTargetColumns = 2048;
+// Columns of the im2col matrix one GEMM should see: 256 to 1024 measured
+// alike on 2 cores; more spills the per-thread buffers out of L2.
+constexpr int64_t kTargetColumns = 1024;
+
+// Below this many multiply-adds a convolution runs on one thread.
+constexpr int64_t kParallelMacs = 1 << 20;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <class T>
 std::unique_ptr<T[]> scratch(int64_t n) {
   return std::make_unique_for_overwrite<T[]>(static_cast<size_t>(std::max<int64_t>(n, 1)));
+}
+
+// Per-thread work buffers kept across calls (OpenMP keeps its threads), so
+// the megabytes of im2col columns are not faulted into memory afresh by
+// every convolution. Each buffer only grows.
+enum class Slot { columns, staged };
+
+template <class T>
+T* thread_buffer(Slot slot, int64_t n) {
+  struct Buffer {
+    std::unique_ptr<T[]> data;
+    int64_t capacity = 0;
+  };
+  thread_local Buffer buffers[2];
+  Buffer& b = buffers[static_cast<int>(slot)];
+  if (b.capacity < n) {
+    b.data.reset();
+    b.data = scratch<T>(n);
+    b.capacity = n;
+  }
+  return b.data.get();
 }
 
 // The output positions o in [0, out) whose input position o * stride + offset
@@ -39,63 +67,125 @@ ValidRange valid_outputs(int64_t offset, int64_t stride, int64_t in, int64_t out
   return {begin, end};
 }
 
-// col[(c kh + i) kw + j][oh OW + ow] = image[c][oh sh + i dh - ph][ow sw + j dw - pw], or 0 in the padding.
-// Rows of col are `ld` apart so several images can sit side by side.
+// One kernel tap (i, j): its offset into the (unpadded) input and the output
+// positions whose reads land inside the image rather than in the padding.
+struct Tap {
+  int64_t off_h, off_w;
+  ValidRange rows, cols;
+  bool empty() const { return rows.begin >= rows.end || cols.begin >= cols.end; }
+};
+
+std::vector<Tap> taps_of(const Conv2dGeometry& g) {
+  std::vector<Tap> taps;
+  for (int64_t i = 0; i < g.kernel_h; ++i)
+    for (int64_t j = 0; j < g.kernel_w; ++j) {
+      const int64_t off_h = i * g.dilation_h - g.pad_h, off_w = j * g.dilation_w - g.pad_w;
+      taps.push_back({off_h, off_w, valid_outputs(off_h, g.stride_h, g.in_h, g.out_h),
+                      valid_outputs(off_w, g.stride_w, g.in_w, g.out_w)});
+    }
+  return taps;
+}
+
+// With stride 1 and output width = input width (the usual "same" padding),
+// a tap reads the input plane shifted by one flat offset: its valid outputs
+// form one contiguous run [first, last) of the flattened plane, apart from
+// short gaps where a row wraps into the padding.
+bool is_flat_shift(const Conv2dGeometry& g) { return g.stride_h == 1 && g.stride_w == 1 && g.out_w == g.in_w; }
+
+struct FlatRun {
+  int64_t first, last, shift;
+};
+
+FlatRun flat_run(const Conv2dGeometry& g, const Tap& t) {
+  return {t.rows.begin * g.out_w + t.cols.begin, (t.rows.end - 1) * g.out_w + t.cols.end, t.off_h * g.in_w + t.off_w};
+}
+
+// Calls fn(begin, end) for each wrap gap inside a tap's flat run.
+template <class Fn>
+void for_each_wrap_gap(const Conv2dGeometry& g, const Tap& t, Fn fn) {
+  if (t.cols.begin == 0 && t.cols.end == g.out_w) return;
+  for (int64_t oh = t.rows.begin; oh + 1 < t.rows.end; ++oh)
+    fn(oh * g.out_w + t.cols.end, (oh + 1) * g.out_w + t.cols.begin);
+}
+
+// dst[oh OW + ow] = plane[oh sh + off_h][ow sw + off_w], or 0 in the padding: one row of im2col.
 template <class T>
-void im2col(const Conv2dGeometry& g, const T* image, T* col, int64_t ld) {
+void im2col_tap(const Conv2dGeometry& g, const Tap& t, const T* plane, T* dst) {
   const int64_t ow_count = g.out_w;
-  for (int64_t c = 0; c < g.in_channels; ++c) {
-    const T* plane = image + c * g.in_pixels();
-    for (int64_t i = 0; i < g.kernel_h; ++i) {
-      const int64_t off_h = i * g.dilation_h - g.pad_h;
-      const ValidRange rows = valid_outputs(off_h, g.stride_h, g.in_h, g.out_h);
-      for (int64_t j = 0; j < g.kernel_w; ++j) {
-        const int64_t off_w = j * g.dilation_w - g.pad_w;
-        const ValidRange cols = valid_outputs(off_w, g.stride_w, g.in_w, g.out_w);
-        T* dst = col + ((c * g.kernel_h + i) * g.kernel_w + j) * ld;
-        std::fill(dst, dst + rows.begin * ow_count, T(0));
-        for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-          T* d = dst + oh * ow_count;
-          const T* src = plane + (oh * g.stride_h + off_h) * g.in_w;
-          std::fill(d, d + cols.begin, T(0));
-          if (g.stride_w == 1) {
-            std::memcpy(d + cols.begin, src + cols.begin + off_w, sizeof(T) * (cols.end - cols.begin));
-          } else {
-            for (int64_t ow = cols.begin; ow < cols.end; ++ow) d[ow] = src[ow * g.stride_w + off_w];
-          }
-          std::fill(d + cols.end, d + ow_count, T(0));
-        }
-        std::fill(dst + rows.end * ow_count, dst + g.out_pixels(), T(0));
-      }
+  if (t.empty()) {
+    std::fill(dst, dst + g.out_pixels(), T(0));
+    return;
+  }
+  if (is_flat_shift(g)) {
+    const FlatRun run = flat_run(g, t);
+    std::fill(dst, dst + run.first, T(0));
+    std::memcpy(dst + run.first, plane + run.first + run.shift, sizeof(T) * (run.last - run.first));
+    std::fill(dst + run.last, dst + g.out_pixels(), T(0));
+    for_each_wrap_gap(g, t, [&](int64_t begin, int64_t end) { std::fill(dst + begin, dst + end, T(0)); });
+    return;
+  }
+  std::fill(dst, dst + t.rows.begin * ow_count, T(0));
+  for (int64_t oh = t.rows.begin; oh < t.rows.end; ++oh) {
+    T* d = dst + oh * ow_count;
+    const T* row = plane + (oh * g.stride_h + t.off_h) * g.in_w;
+    for (int64_t ow = 0; ow < t.cols.begin; ++ow) d[ow] = T(0);
+    if (g.stride_w == 1) {
+#pragma omp simd
+      for (int64_t ow = t.cols.begin; ow < t.cols.end; ++ow) d[ow] = row[ow + t.off_w];
+    } else if (g.stride_w == 2) {  // a constant stride lets the compiler vectorise the gather
+      for (int64_t ow = t.cols.begin; ow < t.cols.end; ++ow) d[ow] = row[ow * 2 + t.off_w];
+    } else {
+      for (int64_t ow = t.cols.begin; ow < t.cols.end; ++ow) d[ow] = row[ow * g.stride_w + t.off_w];
+    }
+    for (int64_t ow = t.cols.end; ow < ow_count; ++ow) d[ow] = T(0);
+  }
+  std::fill(dst + t.rows.end * ow_count, dst + g.out_pixels(), T(0));
+}
+
+// The adjoint of im2col_tap: plane += each entry of src at the position it was
+// read from. Clobbers the entries of src that stand for padding.
+template <class T>
+void col2im_tap(const Conv2dGeometry& g, const Tap& t, T* src, T* plane) {
+  if (t.empty()) return;
+  if (is_flat_shift(g)) {
+    const FlatRun run = flat_run(g, t);
+    for_each_wrap_gap(g, t, [&](int64_t begin, int64_t end) { std::fill(src + begin, src + end, T(0)); });
+    T* d = plane + run.first + run.shift;
+    const T* s = src + run.first;
+#pragma omp simd
+    for (int64_t q = 0; q < run.last - run.first; ++q) d[q] += s[q];
+    return;
+  }
+  for (int64_t oh = t.rows.begin; oh < t.rows.end; ++oh) {
+    const T* s = src + oh * g.out_w;
+    T* row = plane + (oh * g.stride_h + t.off_h) * g.in_w;
+    if (g.stride_w == 1) {
+#pragma omp simd
+      for (int64_t ow = t.cols.begin; ow < t.cols.end; ++ow) row[ow + t.off_w] += s[ow];
+    } else if (g.stride_w == 2) {
+      for (int64_t ow = t.cols.begin; ow < t.cols.end; ++ow) row[ow * 2 + t.off_w] += s[ow];
+    } else {
+      for (int64_t ow = t.cols.begin; ow < t.cols.end; ++ow) row[ow * g.stride_w + t.off_w] += s[ow];
     }
   }
 }
 
-// The adjoint of im2col: image += every col entry at the input position it was read from.
+// col[(c kh + i) kw + j][oh OW + ow] = image[c][oh sh + i dh - ph][ow sw + j dw - pw], or 0 in the padding.
+// Rows of col are `ld` apart so several images can sit side by side.
 template <class T>
-void col2im_add(const Conv2dGeometry& g, const T* col, int64_t ld, T* image) {
-  for (int64_t c = 0; c < g.in_channels; ++c) {
-    T* plane = image + c * g.in_pixels();
-    for (int64_t i = 0; i < g.kernel_h; ++i) {
-      const int64_t off_h = i * g.dilation_h - g.pad_h;
-      const ValidRange rows = valid_outputs(off_h, g.stride_h, g.in_h, g.out_h);
-      for (int64_t j = 0; j < g.kernel_w; ++j) {
-        const int64_t off_w = j * g.dilation_w - g.pad_w;
-        const ValidRange cols = valid_outputs(off_w, g.stride_w, g.in_w, g.out_w);
-        const T* src = col + ((c * g.kernel_h + i) * g.kernel_w + j) * ld;
-        for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-          const T* s = src + oh * g.out_w;
-          T* d = plane + (oh * g.stride_h + off_h) * g.in_w + off_w;
-          if (g.stride_w == 1) {
-#pragma omp simd
-            for (int64_t ow = cols.begin; ow < cols.end; ++ow) d[ow] += s[ow];
-          } else {
-            for (int64_t ow = cols.begin; ow < cols.end; ++ow) d[ow * g.stride_w] += s[ow];
-          }
-        }
-      }
-    }
-  }
+void im2col(const Conv2dGeometry& g, const std::vector<Tap>& taps, const T* image, T* col, int64_t ld) {
+  for (int64_t c = 0; c < g.in_channels; ++c)
+    for (size_t t = 0; t < taps.size(); ++t)
+      im2col_tap(g, taps[t], image + c * g.in_pixels(), col + (c * g.kernel_area() + static_cast<int64_t>(t)) * ld);
+}
+
+// image = the adjoint of im2col applied to col (whose padding entries it clobbers).
+template <class T>
+void col2im(const Conv2dGeometry& g, const std::vector<Tap>& taps, T* col, int64_t ld, T* image) {
+  std::fill(image, image + g.in_channels * g.in_pixels(), T(0));
+  for (int64_t c = 0; c < g.in_channels; ++c)
+    for (size_t t = 0; t < taps.size(); ++t)
+      col2im_tap(g, taps[t], col + (c * g.kernel_area() + static_cast<int64_t>(t)) * ld, image + c * g.in_pixels());
 }
 
 // How the batch is cut into chunks of images and spread over threads.
@@ -113,10 +203,14 @@ Chunking plan_chunks(const Conv2dGeometry& g) {
                                     std::max<int64_t>(per_thread, 1));
   plan.count = ceil_div(g.batch, plan.images);
   plan.threads = static_cast<int>(std::clamp<int64_t>(plan.count, 1, max_threads));
+  // Waking a second thread costs more than a small convolution.
+  const int64_t macs = g.batch * g.out_channels * g.out_pixels() * (g.in_channels / g.groups) * g.kernel_area();
+  if (macs < kParallelMacs) plan.threads = 1;
   return plan;
 }
 
-// Sizes every kernel below needs, in elements.
+// Sizes every kernel below needs, in elements. Per group: Kg filters, each
+// over Cg channels, so rows_g rows of the im2col matrix.
 struct Dims {
   int64_t P, K, Kg, Cg, rows_g, col_rows, image_in, image_out;
   explicit Dims(const Conv2dGeometry& g)
@@ -130,63 +224,138 @@ struct Dims {
         image_out(g.out_channels * g.out_pixels()) {}
 };
 
-// The im2col matrix of images [n0, n0 + nb): either built in `buffer` or, for
-// pointwise convolutions, the input itself (one image at a time).
+// Everything one thread needs to work on chunks: the geometry, its own
+// buffers, and the current chunk, images [n0, n0 + nb) side by side as
+// width = nb P columns.
 template <class T>
-struct ColumnSource {
-  const T* data;
-  int64_t ld;
+struct ChunkWork {
+  const Conv2dGeometry& g;
+  const Dims& d;
+  const std::vector<Tap>& taps;
+  T* col;     // [C kh kw, width]: im2col of the chunk, or the column gradient
+  T* staged;  // [K, width]: the chunk's output or output gradient, gathered
+  int64_t n0 = 0, nb = 0, width = 0;
+
+  void select(const Chunking& plan, int64_t chunk) {
+    n0 = chunk * plan.images;
+    nb = std::min(plan.images, g.batch - n0);
+    width = nb * d.P;
+  }
+
+  // Pointwise convolutions read each image in place as its own im2col
+  // matrix, so they run one GEMM per image (`parts` = nb) instead of one per chunk.
+  bool pointwise() const { return g.is_pointwise(); }
+  int64_t parts() const { return pointwise() ? nb : 1; }
+  int64_t part_width() const { return pointwise() ? d.P : width; }
+
+  // The im2col matrix of part `b` of the chunk and its leading dimension.
+  std::pair<const T*, int64_t> columns(const T* x, int64_t b) const {
+    if (pointwise()) return {x + (n0 + b) * d.image_in, d.P};
+    return {col, width};
+  }
+
+  void build_columns(const T* x) const {
+    if (pointwise()) return;
+    for (int64_t b = 0; b < nb; ++b) im2col(g, taps, x + (n0 + b) * d.image_in, col + b * d.P, width);
+  }
 };
 
+// y (+ bias) for one chunk: y_g = w_g · col_g per group.
 template <class T>
-ColumnSource<T> columns_of(const Conv2dGeometry& g, const Dims& d, const T* x, int64_t n0, int64_t nb, int64_t b,
-                           T* buffer) {
-  if (g.is_pointwise()) return {x + (n0 + b) * d.image_in, d.P};
-  return {buffer + b * d.P, nb * d.P};
+void forward_chunk(const ChunkWork<T>& c, const T* x, const T* w, const T* bias, T* y) {
+  const Dims& d = c.d;
+  c.build_columns(x);
+  // A single image is written straight into y; a wider chunk goes through
+  // `staged` [K, width] and is then spread out to NCHW.
+  T* const out = c.nb == 1 ? y + c.n0 * d.image_out : c.staged;
+  const int64_t ld_out = c.nb == 1 ? d.P : c.width;
+  for (int64_t b = 0; b < c.parts(); ++b) {
+    const auto [cols, ld] = c.columns(x, b);
+    T* const out_b = out + (c.pointwise() ? b * d.P : 0);
+    for (int64_t grp = 0; grp < c.g.groups; ++grp)
+      parallel_gemm<T>(false, false, d.Kg, c.part_width(), d.rows_g, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
+                       cols + grp * d.rows_g * ld, ld, T(0), out_b + grp * d.Kg * ld_out, ld_out);
+  }
+  if (c.nb == 1 && !bias) return;
+  for (int64_t b = 0; b < c.nb; ++b)
+    for (int64_t k = 0; k < d.K; ++k) {
+      T* const dst = y + (c.n0 + b) * d.image_out + k * d.P;
+      const T* const from = c.nb == 1 ? dst : c.staged + k * c.width + b * d.P;
+      const T shift = bias ? bias[k] : T(0);
+#pragma omp simd
+      for (int64_t p = 0; p < d.P; ++p) dst[p] = from[p] + shift;
+    }
+}
+
+// The chunk's dy as one [K, width] matrix (gathered into `staged` if needed).
+template <class T>
+const T* gather_output_grad(const ChunkWork<T>& c, const T* dy) {
+  const Dims& d = c.d;
+  if (c.nb == 1) return dy + c.n0 * d.image_out;
+  for (int64_t b = 0; b < c.nb; ++b)
+    for (int64_t k = 0; k < d.K; ++k)
+      std::memcpy(c.staged + k * c.width + b * d.P, dy + (c.n0 + b) * d.image_out + k * d.P, sizeof(T) * d.P);
+  return c.staged;
+}
+
+template <class T>
+void bias_grad_chunk(const ChunkWork<T>& c, const T* dyc, T* db) {
+  for (int64_t k = 0; k < c.d.K; ++k) {
+    const T* row = dyc + k * c.width;
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t p = 0; p < c.width; ++p) sum += row[p];
+    db[k] += sum;
+  }
+}
+
+// dw_gᵀ += col_g · dy_gᵀ into a [groups][rows_g][Kg] accumulator: the
+// transposed product is the faster GEMM shape (tall and thin output).
+template <class T>
+void filter_grad_chunk(const ChunkWork<T>& c, const T* x, const T* dyc, T* dw_t) {
+  const Dims& d = c.d;
+  c.build_columns(x);
+  for (int64_t b = 0; b < c.parts(); ++b) {
+    const auto [cols, ld] = c.columns(x, b);
+    const T* const dy_b = dyc + (c.pointwise() ? b * d.P : 0);
+    for (int64_t grp = 0; grp < c.g.groups; ++grp)
+      parallel_gemm<T>(false, true, d.rows_g, d.Kg, c.part_width(), T(1), cols + grp * d.rows_g * ld, ld,
+                       dy_b + grp * d.Kg * c.width, c.width, T(1), dw_t + grp * d.rows_g * d.Kg, d.Kg);
+  }
+}
+
+// dx for one chunk: dcol_g = w_gᵀ · dy_g, then col2im (pointwise: dx_g directly).
+template <class T>
+void input_grad_chunk(const ChunkWork<T>& c, const T* w, const T* dyc, T* dx) {
+  const Dims& d = c.d;
+  if (c.pointwise()) {
+    for (int64_t b = 0; b < c.nb; ++b)
+      for (int64_t grp = 0; grp < c.g.groups; ++grp)
+        parallel_gemm<T>(true, false, d.Cg, d.P, d.Kg, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
+                         dyc + grp * d.Kg * c.width + b * d.P, c.width, T(0),
+                         dx + (c.n0 + b) * d.image_in + grp * d.Cg * d.P, d.P);
+    return;
+  }
+  for (int64_t grp = 0; grp < c.g.groups; ++grp)
+    parallel_gemm<T>(true, false, d.rows_g, c.width, d.Kg, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
+                     dyc + grp * d.Kg * c.width, c.width, T(0), c.col + grp * d.rows_g * c.width, c.width);
+  for (int64_t b = 0; b < c.nb; ++b) col2im(c.g, c.taps, c.col + b * d.P, c.width, dx + (c.n0 + b) * d.image_in);
 }
 
 template <class T>
 void forward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const Dims d(g);
   const Chunking plan = plan_chunks(g);
-  const bool pointwise = g.is_pointwise();
-  std::unique_ptr<BlasThreads> single_blas;
-  if (plan.threads > 1) single_blas = std::make_unique<BlasThreads>(1);
-
+  const std::vector<Tap> taps = taps_of(g);
 #pragma omp parallel num_threads(plan.threads)
   {
-    const auto col = scratch<T>(pointwise ? 0 : d.col_rows * plan.images * d.P);
-    const auto staged = scratch<T>(plan.images > 1 ? d.K * plan.images * d.P : 0);
-#pragma omp for schedule(static)
+    ChunkWork<T> work{g, d, taps,
+                      thread_buffer<T>(Slot::columns, g.is_pointwise() ? 0 : d.col_rows * plan.images * d.P),
+                      thread_buffer<T>(Slot::staged, plan.images > 1 ? d.K * plan.images * d.P : 0)};
+#pragma omp for schedule(dynamic)
     for (int64_t chunk = 0; chunk < plan.count; ++chunk) {
-      const int64_t n0 = chunk * plan.images, nb = std::min(plan.images, g.batch - n0), width = nb * d.P;
-      if (!pointwise)
-        for (int64_t b = 0; b < nb; ++b) im2col(g, x + (n0 + b) * d.image_in, col.get() + b * d.P, width);
-      // A single image is written straight into y; a wider chunk goes through
-      // `staged` [K, nb P] and is then spread out to NCHW.
-      T* out = nb == 1 ? y + n0 * d.image_out : staged.get();
-      const int64_t ld_out = nb == 1 ? d.P : width;
-      // Pointwise inputs are separate per image, so one GEMM per image there.
-      const int64_t sources = pointwise ? nb : 1;
-      for (int64_t b = 0; b < sources; ++b) {
-        const ColumnSource<T> src = columns_of(g, d, x, n0, nb, b, col.get());
-        const int64_t n = pointwise ? d.P : width;
-        T* out_b = out + (pointwise ? b * d.P : 0);
-        for (int64_t grp = 0; grp < g.groups; ++grp)
-          gemm<T>(false, false, d.Kg, n, d.rows_g, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
-                  src.data + grp * d.rows_g * src.ld, src.ld, T(0), out_b + grp * d.Kg * ld_out, ld_out);
-      }
-      for (int64_t b = 0; b < nb; ++b) {
-        T* y_image = y + (n0 + b) * d.image_out;
-        for (int64_t k = 0; k < d.K; ++k) {
-          T* dst = y_image + k * d.P;
-          const T* from = nb == 1 ? dst : staged.get() + k * width + b * d.P;
-          const T shift = bias ? bias[k] : T(0);
-          if (from == dst && !bias) continue;
-#pragma omp simd
-          for (int64_t p = 0; p < d.P; ++p) dst[p] = from[p] + shift;
-        }
-      }
+      work.select(plan, chunk);
+      forward_chunk(work, x, w, bias, y);
     }
   }
 }
@@ -195,12 +364,10 @@ template <class T>
 void backward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   const Dims d(g);
   const Chunking plan = plan_chunks(g);
-  const bool pointwise = g.is_pointwise();
+  const std::vector<Tap> taps = taps_of(g);
+  // Each thread sums the filter gradients (transposed) and bias gradients of
+  // its chunks privately; the partial sums are added up at the end.
   const int64_t w_size = d.K * d.rows_g;
-  std::unique_ptr<BlasThreads> single_blas;
-  if (plan.threads > 1) single_blas = std::make_unique<BlasThreads>(1);
-  // Each thread sums its chunks' filter and bias gradients privately; the
-  // partial sums are added up at the end.
   const auto dw_partial = scratch<T>(dw ? plan.threads * w_size : 0);
   const auto db_partial = scratch<T>(db ? plan.threads * d.K : 0);
   if (dw) std::fill(dw_partial.get(), dw_partial.get() + plan.threads * w_size, T(0));
@@ -208,73 +375,34 @@ void backward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* dy,
 
 #pragma omp parallel num_threads(plan.threads)
   {
-    T* my_dw = dw ? dw_partial.get() + omp_get_thread_num() * w_size : nullptr;
-    T* my_db = db ? db_partial.get() + omp_get_thread_num() * d.K : nullptr;
-    // One buffer serves first as im2col(x) for dw, then as the column
-    // gradient for dx.
-    const auto col = scratch<T>(pointwise ? 0 : d.col_rows * plan.images * d.P);
-    const auto staged = scratch<T>(plan.images > 1 ? d.K * plan.images * d.P : 0);
-#pragma omp for schedule(static)
+    // `col` holds first im2col(x) for dw, then the column gradient for dx.
+    ChunkWork<T> work{g, d, taps,
+                      thread_buffer<T>(Slot::columns, g.is_pointwise() ? 0 : d.col_rows * plan.images * d.P),
+                      thread_buffer<T>(Slot::staged, plan.images > 1 ? d.K * plan.images * d.P : 0)};
+    const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic)
     for (int64_t chunk = 0; chunk < plan.count; ++chunk) {
-      const int64_t n0 = chunk * plan.images, nb = std::min(plan.images, g.batch - n0), width = nb * d.P;
-      // dy of the chunk as one [K, nb P] matrix.
-      const T* dyc = dy + n0 * d.image_out;
-      if (nb > 1) {
-        for (int64_t b = 0; b < nb; ++b)
-          for (int64_t k = 0; k < d.K; ++k)
-            std::memcpy(staged.get() + k * width + b * d.P, dy + (n0 + b) * d.image_out + k * d.P, sizeof(T) * d.P);
-        dyc = staged.get();
-      }
-      if (my_db)
-        for (int64_t k = 0; k < d.K; ++k) {
-          T s = 0;
-#pragma omp simd reduction(+ : s)
-          for (int64_t p = 0; p < width; ++p) s += dyc[k * width + p];
-          my_db[k] += s;
-        }
-      const int64_t sources = pointwise ? nb : 1;
-      if (my_dw) {  // dw_g += dy_g · colᵀ_g
-        if (!pointwise)
-          for (int64_t b = 0; b < nb; ++b) im2col(g, x + (n0 + b) * d.image_in, col.get() + b * d.P, width);
-        for (int64_t b = 0; b < sources; ++b) {
-          const ColumnSource<T> src = columns_of(g, d, x, n0, nb, b, col.get());
-          const int64_t n = pointwise ? d.P : width;
-          const T* dy_b = dyc + (pointwise ? b * d.P : 0);
-          for (int64_t grp = 0; grp < g.groups; ++grp)
-            gemm<T>(false, true, d.Kg, d.rows_g, n, T(1), dy_b + grp * d.Kg * width, width,
-                    src.data + grp * d.rows_g * src.ld, src.ld, T(1), my_dw + grp * d.Kg * d.rows_g, d.rows_g);
-        }
-      }
-      if (dx) {  // dcol_g = w_gᵀ · dy_g, then col2im
-        if (pointwise) {
-          for (int64_t b = 0; b < nb; ++b)
-            for (int64_t grp = 0; grp < g.groups; ++grp)
-              gemm<T>(true, false, d.Cg, d.P, d.Kg, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
-                      dyc + grp * d.Kg * width + b * d.P, width, T(0), dx + (n0 + b) * d.image_in + grp * d.Cg * d.P,
-                      d.P);
-        } else {
-          for (int64_t grp = 0; grp < g.groups; ++grp)
-            gemm<T>(true, false, d.rows_g, width, d.Kg, T(1), w + grp * d.Kg * d.rows_g, d.rows_g,
-                    dyc + grp * d.Kg * width, width, T(0), col.get() + grp * d.rows_g * width, width);
-          for (int64_t b = 0; b < nb; ++b) {
-            T* dx_image = dx + (n0 + b) * d.image_in;
-            std::fill(dx_image, dx_image + d.image_in, T(0));
-            col2im_add(g, col.get() + b * d.P, width, dx_image);
-          }
-        }
-      }
+      work.select(plan, chunk);
+      const T* const dyc = gather_output_grad(work, dy);
+      if (db) bias_grad_chunk(work, dyc, db_partial.get() + t * d.K);
+      if (dw) filter_grad_chunk(work, x, dyc, dw_partial.get() + t * w_size);
+      if (dx) input_grad_chunk(work, w, dyc, dx);
     }
   }
-  for (int t = 0; t < plan.threads; ++t) {
-    if (dw) {
-      const T* part = dw_partial.get() + t * w_size;
-      for (int64_t i = 0; i < w_size; ++i) dw[i] = t == 0 ? part[i] : dw[i] + part[i];
+  if (dw)  // dw[grp Kg + k][r] = sum over threads of partial[grp][r][k]
+    for (int64_t grp = 0; grp < g.groups; ++grp)
+      for (int64_t k = 0; k < d.Kg; ++k)
+        for (int64_t r = 0; r < d.rows_g; ++r) {
+          T sum = 0;
+          for (int t = 0; t < plan.threads; ++t) sum += dw_partial[t * w_size + (grp * d.rows_g + r) * d.Kg + k];
+          dw[(grp * d.Kg + k) * d.rows_g + r] = sum;
+        }
+  if (db)
+    for (int64_t k = 0; k < d.K; ++k) {
+      T sum = 0;
+      for (int t = 0; t < plan.threads; ++t) sum += db_partial[t * d.K + k];
+      db[k] = sum;
     }
-    if (db) {
-      const T* part = db_partial.get() + t * d.K;
-      for (int64_t k = 0; k < d.K; ++k) db[k] = t == 0 ? part[k] : db[k] + part[k];
-    }
-  }
 }
 
 template <class T>

@@ -1,14 +1,29 @@
 #include "ops/cpu/matmul.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 
 namespace tpp::ops::cpu {
 
 namespace {
+
+// Below this many multiply-adds a product runs on one thread: waking a
+// second costs more than it saves.
+constexpr int64_t kParallelMacs = 1 << 20;
+
+void make_blas_single_threaded() {
+  static const bool done = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)done;
+}
+
 // OpenBLAS refuses leading dimensions below 1, even for empty matrices.
 blasint ld(int64_t v) { return static_cast<blasint>(std::max<int64_t>(v, 1)); }
+blasint dim(int64_t v) { return static_cast<blasint>(v); }
 CBLAS_TRANSPOSE trans(bool t) { return t ? CblasTrans : CblasNoTrans; }
 
 // An empty inner dimension leaves C = beta * C, which BLAS need not honour.
@@ -17,24 +32,53 @@ void scale(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
 }
-}  // namespace
 
-template <>
-void gemm<float>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) return scale(m, n, beta, c, ldc);
-  cblas_sgemm(CblasRowMajor, trans(trans_a), trans(trans_b), static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), alpha, a, ld(lda), b, ld(ldb), beta, c, ld(ldc));
+void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, trans(ta), trans(tb), dim(m), dim(n), dim(k), alpha, a, ld(lda), b, ld(ldb), beta, c,
+              ld(ldc));
 }
 
-template <>
-void gemm<double>(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
-                  int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+               const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, trans(ta), trans(tb), dim(m), dim(n), dim(k), alpha, a, ld(lda), b, ld(ldb), beta, c,
+              ld(ldc));
+}
+
+}  // namespace
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   if (k == 0) return scale(m, n, beta, c, ldc);
-  cblas_dgemm(CblasRowMajor, trans(trans_a), trans(trans_b), static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), alpha, a, ld(lda), b, ld(ldb), beta, c, ld(ldc));
+  make_blas_single_threaded();
+  blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <class T>
+void parallel_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                   const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads == 1 || m * n * k < kParallelMacs)
+    return gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  // Split C along its longer side; row blocks in multiples of 16 and column
+  // blocks in multiples of 64 keep the BLAS micro-kernels on full tiles.
+  const bool split_rows = m >= n;
+  const int64_t extent = split_rows ? m : n, align = split_rows ? 16 : 64;
+  const int64_t block = std::max(align, (extent + threads - 1) / threads / align * align);
+  const int64_t blocks = (extent + block - 1) / block;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < blocks; ++i) {
+    const int64_t begin = i * block, len = std::min(block, extent - begin);
+    if (split_rows) {
+      const T* a_block = trans_a ? a + begin : a + begin * lda;
+      gemm(trans_a, trans_b, len, n, k, alpha, a_block, lda, b, ldb, beta, c + begin * ldc, ldc);
+    } else {
+      const T* b_block = trans_b ? b + begin * ldb : b + begin;
+      gemm(trans_a, trans_b, m, len, k, alpha, a, lda, b_block, ldb, beta, c + begin, ldc);
+    }
+  }
 }
 
 template <class T>
@@ -52,17 +96,15 @@ void column_sums(const T* dy, int64_t rows, int64_t cols, T* db) {
   }
 }
 
-template void fill_rows_with<float>(float*, const float*, int64_t, int64_t);
-template void fill_rows_with<double>(double*, const double*, int64_t, int64_t);
-template void column_sums<float>(const float*, int64_t, int64_t, float*);
-template void column_sums<double>(const double*, int64_t, int64_t, double*);
-
-BlasThreads::BlasThreads(int threads) : previous_(openblas_get_num_threads()) {
-  if (threads != previous_) openblas_set_num_threads(threads);
-}
-
-BlasThreads::~BlasThreads() {
-  if (openblas_get_num_threads() != previous_) openblas_set_num_threads(previous_);
-}
+#define TPP_INSTANTIATE(T)                                                                                          \
+  template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*,      \
+                        int64_t);                                                                                   \
+  template void parallel_gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, \
+                                 T*, int64_t);                                                                      \
+  template void fill_rows_with<T>(T*, const T*, int64_t, int64_t);                                                  \
+  template void column_sums<T>(const T*, int64_t, int64_t, T*);
+TPP_INSTANTIATE(float)
+TPP_INSTANTIATE(double)
+#undef TPP_INSTANTIATE
 
 }  // namespace tpp::ops::cpu

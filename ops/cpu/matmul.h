@@ -1,5 +1,10 @@
-// CPU GEMM over raw row-major pointers (OpenBLAS), the bias helpers of
-// linear layers, and control of OpenBLAS's own thread pool.
+// CPU GEMM over raw row-major pointers (OpenBLAS) and the bias helpers of
+// linear layers.
+//
+// Threads: the engine has one thread pool, OpenMP's. OpenBLAS is switched to
+// a single thread on first use, and big products are split over OpenMP
+// threads here, so OpenBLAS workers never compete with OpenMP workers for
+// the cores (the pthread OpenBLAS spins for a while after each threaded call).
 #pragma once
 
 #include <cstdint>
@@ -8,9 +13,16 @@ namespace tpp::ops::cpu {
 
 // C[m,n] = alpha * op(A) op(B) + beta * C, all row-major. op(A) is [m,k]:
 // A itself when !trans_a (lda >= k), else A is stored [k,m] (lda >= m).
+// Runs on the calling thread: for kernels that parallelise around it.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc);
+
+// The same product, split into blocks of C over the OpenMP threads when it
+// is big enough to pay for them (and not already inside a parallel region).
+template <class T>
+void parallel_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                   const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
 // y[r, :] = bias for every row r of a [rows, cols] matrix.
 template <class T>
@@ -19,19 +31,5 @@ void fill_rows_with(T* y, const T* bias, int64_t rows, int64_t cols);
 // db[j] = sum over rows of dy[r, j].
 template <class T>
 void column_sums(const T* dy, int64_t rows, int64_t cols, T* db);
-
-// While alive, OpenBLAS runs each GEMM on `threads` threads; the previous
-// count comes back on destruction. Kernels that parallelise with OpenMP
-// themselves ask for 1 so the two pools do not oversubscribe the cores.
-class BlasThreads {
- public:
-  explicit BlasThreads(int threads);
-  ~BlasThreads();
-  BlasThreads(const BlasThreads&) = delete;
-  BlasThreads& operator=(const BlasThreads&) = delete;
-
- private:
-  int previous_;
-};
 
 }  // namespace tpp::ops::cpu

@@ -140,9 +140,39 @@ TEST_SUITE("conv2d") {
       std::vector<Tensor> inputs = {random_input(c.x, 21), random_input(c.w, 22)};
       if (c.bias) inputs.push_back(random_input({c.w[0]}, 23));
       const ops::Conv2dOptions o = c.opts;
-      gradcheck([o](const auto& in) { return ops::conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), o); },
-                inputs);
+      gradcheck([o](const auto& in) { return ops::conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), o); }, inputs);
     }
+  }
+
+  TEST_CASE("conv2d of a batch equals conv2d of each image, gradients included") {
+    // Batch 2 runs one chunk per thread; batch 1 splits each GEMM over the threads instead.
+    const Tensor x = random_input({2, 32, 12, 12}, 41), w = random_input({32, 32, 3, 3}, 42);
+    const Tensor b = random_input({32}, 43);
+    const Tensor dy = random_input({2, 32, 12, 12}, 44).detach();
+    const ops::Conv2dOptions o{.padding = {1, 1}};
+    const Tensor y = ops::conv2d(x, w, b, o);
+    y.backward(dy);
+    const std::vector<double> y_batch = y.to_vector<double>(), dx_batch = x.grad().to_vector<double>();
+    const std::vector<double> dw_batch = w.grad().to_vector<double>(), db_batch = b.grad().to_vector<double>();
+    std::vector<double> dw_sum(dw_batch.size(), 0.0), db_sum(db_batch.size(), 0.0);
+    for (int64_t n = 0; n < 2; ++n) {
+      const Tensor xn = x.detach().slice(0, n, n + 1).contiguous().set_requires_grad(true);
+      Tensor wn = w.detach().clone(), bn = b.detach().clone();
+      wn.set_requires_grad(true);
+      bn.set_requires_grad(true);
+      const Tensor yn = ops::conv2d(xn, wn, bn, o);
+      yn.backward(dy.slice(0, n, n + 1).contiguous());
+      const size_t image = static_cast<size_t>(yn.numel());
+      const std::vector<double> yv = yn.to_vector<double>(), dxv = xn.grad().to_vector<double>();
+      for (size_t i = 0; i < image; ++i) REQUIRE(yv[i] == doctest::Approx(y_batch[n * image + i]).epsilon(1e-12));
+      for (size_t i = 0; i < dxv.size(); ++i)
+        REQUIRE(dxv[i] == doctest::Approx(dx_batch[n * dxv.size() + i]).epsilon(1e-12));
+      const std::vector<double> dwv = wn.grad().to_vector<double>(), dbv = bn.grad().to_vector<double>();
+      for (size_t i = 0; i < dwv.size(); ++i) dw_sum[i] += dwv[i];
+      for (size_t i = 0; i < dbv.size(); ++i) db_sum[i] += dbv[i];
+    }
+    for (size_t i = 0; i < dw_sum.size(); ++i) REQUIRE(dw_sum[i] == doctest::Approx(dw_batch[i]).epsilon(1e-12));
+    for (size_t i = 0; i < db_sum.size(); ++i) REQUIRE(db_sum[i] == doctest::Approx(db_batch[i]).epsilon(1e-12));
   }
 
   TEST_CASE("conv2d computes only the gradients that are wanted") {
@@ -201,8 +231,7 @@ TEST_SUITE("conv2d") {
     CHECK_THROWS_WITH(ops::conv2d(x, w, {}, {.stride = {0, 1}}), "conv2d: stride must be positive but got [0, 1]");
     CHECK_THROWS_WITH(ops::conv2d(x, w, {}, {.padding = {1, -1}}),
                       "conv2d: padding must be non-negative but got [1, -1]");
-    CHECK_THROWS_WITH(ops::conv2d(x, w, {}, {.dilation = {0, 0}}),
-                      "conv2d: dilation must be positive but got [0, 0]");
+    CHECK_THROWS_WITH(ops::conv2d(x, w, {}, {.dilation = {0, 0}}), "conv2d: dilation must be positive but got [0, 0]");
     CHECK_THROWS_WITH(ops::conv2d(x, w, {}, {.groups = 0}), "conv2d: groups must be positive but got 0");
   }
 }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <array>
+
 #include "engine/rng.h"
 #include "ops/matmul.h"
 #include "tests/gradcheck.h"
@@ -32,7 +34,7 @@ TEST_SUITE("matmul") {
   }
 
   TEST_CASE("matmul reads transposed views in place") {
-    const Tensor a = from_vector<double>({1, 4, 2, 5, 3, 6}, {3, 2});  // aᵀ = [[1,2,3],[4,5,6]]
+    const Tensor a = from_vector<double>({1, 4, 2, 5, 3, 6}, {3, 2});     // aᵀ = [[1,2,3],[4,5,6]]
     const Tensor b = from_vector<double>({7, 9, 11, 8, 10, 12}, {2, 3});  // bᵀ = [[7,8],[9,10],[11,12]]
     CHECK(ops::matmul(a.transpose(0, 1), b.transpose(0, 1)).to_vector<double>() ==
           std::vector<double>{58, 64, 139, 154});
@@ -64,13 +66,21 @@ TEST_SUITE("matmul") {
     CHECK(c.to_vector<float>() == std::vector<float>(6, 0.0f));
   }
 
-  TEST_CASE("f32 matmul matches a naive product on sizes past BLAS blocking") {
+  TEST_CASE("f32 matmul matches a naive product on sizes big enough to split over threads") {
     Generator gen(3);
-    const Tensor a = randn({67, 129}, {}, &gen), b = randn({129, 33}, {}, &gen);
-    const std::vector<double> expected =
-        naive_matmul(a.to_vector<double>(), b.to_vector<double>(), 67, 129, 33);
-    const std::vector<float> got = ops::matmul(a, b).to_vector<float>();
-    for (size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == doctest::Approx(expected[i]).epsilon(1e-4));
+    // [130,100]·[100,90] splits the rows of the result, [70,100]·[100,200] its columns.
+    for (const auto& [m, k, n] : {std::array<int64_t, 3>{130, 100, 90}, {70, 100, 200}, {67, 129, 33}}) {
+      CAPTURE(m);
+      const Tensor a = randn({m, k}, {}, &gen), b = randn({k, n}, {}, &gen);
+      const std::vector<double> expected = naive_matmul(a.to_vector<double>(), b.to_vector<double>(), m, k, n);
+      const std::vector<float> got = ops::matmul(a, b).to_vector<float>();
+      for (size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == doctest::Approx(expected[i]).epsilon(1e-4));
+      // The same product from transposed views of transposed copies.
+      const Tensor at = a.transpose(0, 1).contiguous().transpose(0, 1);
+      const Tensor bt = b.transpose(0, 1).contiguous().transpose(0, 1);
+      const std::vector<float> got_t = ops::matmul(at, bt).to_vector<float>();
+      for (size_t i = 0; i < got.size(); ++i) REQUIRE(got_t[i] == doctest::Approx(expected[i]).epsilon(1e-4));
+    }
   }
 
   TEST_CASE("linear computes x wᵀ + b") {

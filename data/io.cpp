@@ -1,0 +1,97 @@
+#include "data/io.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "engine/error.h"
+
+namespace tpp::data {
+
+namespace {
+
+bool is_gzip(const std::vector<uint8_t>& bytes) { return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b; }
+
+std::vector<uint8_t> read_raw(const fs::path& path, std::string_view what) {
+  std::error_code ec;
+  TPP_CHECK(fs::is_regular_file(path, ec), "{}: missing file {}", what, path.string());
+  std::ifstream in(path, std::ios::binary);
+  TPP_CHECK(in.good(), "{}: cannot open {}: {}", what, path.string(), std::strerror(errno));
+  const auto size = static_cast<size_t>(fs::file_size(path));
+  std::vector<uint8_t> bytes(size);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  TPP_CHECK(static_cast<size_t>(in.gcount()) == size, "{}: {}: read {} of {} bytes", what, path.string(), in.gcount(),
+            size);
+  return bytes;
+}
+
+// Inflates every gzip member of `packed` (a .gz file may hold several).
+std::vector<uint8_t> gunzip(const std::vector<uint8_t>& packed, const fs::path& path, std::string_view what) {
+  // The last four bytes (little-endian) hold the inflated size modulo 2^32: a
+  // good first guess, capped since a truncated file ends in arbitrary bytes.
+  const size_t n = packed.size();
+  size_t guess = 0;
+  for (size_t k = 0; k < 4 && n >= 18; ++k) guess |= size_t{packed[n - 4 + k]} << (8 * k);
+  std::vector<uint8_t> out(std::clamp<size_t>(guess, 1024, 16 * n + 65536));
+
+  z_stream zs{};
+  TPP_CHECK(inflateInit2(&zs, 16 + MAX_WBITS) == Z_OK, "{}: {}: zlib could not start", what, path.string());
+  zs.next_in = const_cast<Bytef*>(packed.data());
+  zs.avail_in = static_cast<uInt>(n);
+  size_t produced = 0;
+  while (true) {
+    if (produced == out.size()) out.resize(out.size() * 2);
+    zs.next_out = out.data() + produced;
+    zs.avail_out = static_cast<uInt>(std::min<size_t>(out.size() - produced, 1u << 30));
+    const uInt before = zs.avail_out;
+    const int rc = inflate(&zs, Z_NO_FLUSH);
+    produced += before - zs.avail_out;
+    if (rc == Z_STREAM_END) {
+      const bool another_member = zs.avail_in >= 2 && zs.next_in[0] == 0x1f && zs.next_in[1] == 0x8b;
+      if (!another_member) break;
+      inflateReset(&zs);
+      continue;
+    }
+    if (rc == Z_OK) continue;
+    if (rc == Z_BUF_ERROR && zs.avail_out > 0) {
+      const size_t consumed = n - zs.avail_in;
+      inflateEnd(&zs);
+      fail("{}: {}: truncated gzip data: the stream ends after {} compressed bytes", what, path.string(), consumed);
+    }
+    if (rc == Z_BUF_ERROR) continue;  // only the output was full
+    const size_t offset = n - zs.avail_in;
+    const std::string reason = zs.msg ? zs.msg : "unknown error";
+    inflateEnd(&zs);
+    fail("{}: {}: corrupt gzip data near compressed offset {}: {}", what, path.string(), offset, reason);
+  }
+  inflateEnd(&zs);
+  out.resize(produced);
+  return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> read_file_bytes(const fs::path& path, std::string_view what) {
+  std::vector<uint8_t> bytes = read_raw(path, what);
+  return is_gzip(bytes) ? gunzip(bytes, path, what) : bytes;
+}
+
+std::optional<fs::path> find_plain_or_gz(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path;
+  fs::path gz = path;
+  gz += ".gz";
+  if (fs::is_regular_file(gz, ec)) return gz;
+  return std::nullopt;
+}
+
+fs::path require_plain_or_gz(const fs::path& path, std::string_view what) {
+  const std::optional<fs::path> found = find_plain_or_gz(path);
+  TPP_CHECK(found.has_value(), "{}: missing file {} (nor {}.gz)", what, path.string(), path.string());
+  return *found;
+}
+
+}  // namespace tpp::data

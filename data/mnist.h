@@ -1,0 +1,23 @@
+// MNIST and Fashion-MNIST: IDX files (Y. LeCun's format), raw or gzip.
+// Split "train" reads train-{images-idx3,labels-idx1}-ubyte[.gz], split
+// "test" the t10k-* files. Images become u8 [N, 1, 28, 28].
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "data/dataset.h"
+
+namespace tpp::data {
+
+// An IDX file of u8 images (magic 0x00000803) as u8 [N, 1, rows, cols].
+Tensor read_idx_images(const std::filesystem::path& path, std::string_view what);
+// An IDX file of u8 labels (magic 0x00000801) as i64 [N]; each must be below num_classes.
+Tensor read_idx_labels(const std::filesystem::path& path, std::string_view what, int64_t num_classes);
+
+// `name` is "mnist" or "fashion-mnist" (it picks the class names).
+std::shared_ptr<TensorDataset> load_mnist(const std::filesystem::path& dir, const std::string& split,
+                                          const std::string& name = "mnist");
+
+}  // namespace tpp::data
