@@ -18,6 +18,7 @@ void register_command(CLI::App* sub, CommandRunner run) { runners()[sub] = std::
 void add_commands(CLI::App& app) {
   add_data_command(app);
   add_demo_command(app);
+  add_info_command(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -11,9 +11,16 @@ namespace tpp::models {
 
 namespace {
 
+thread_local bool skip_init = false;
+
 // PyTorch's reset_parameters() for Linear and Conv2d.
 void init_like_pytorch(Tensor& weight, Tensor& bias) {
   NoGradGuard no_grad;
+  if (skip_init) {
+    weight.fill_(0);
+    if (bias.defined()) bias.fill_(0);
+    return;
+  }
   kaiming_uniform_(weight, std::sqrt(5.0));
   if (bias.defined()) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(compute_fans(weight.sizes()).in));
@@ -22,6 +29,10 @@ void init_like_pytorch(Tensor& weight, Tensor& bias) {
 }
 
 }  // namespace
+
+SkipInit::SkipInit() : previous_(skip_init) { skip_init = true; }
+SkipInit::~SkipInit() { skip_init = previous_; }
+bool init_skipped() { return skip_init; }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias) {
   TPP_CHECK(in_features > 0 && out_features > 0, "Linear: features must be positive, got {} -> {}", in_features,
@@ -78,7 +89,7 @@ Tensor GlobalAvgPool2d::forward(const Tensor& x) { return ops::global_avg_pool2d
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (const auto& layer : layers_) h = layer->forward(h);
+  for (const auto& layer : layers_) h = (*layer)(h);
   return h;
 }
 

@@ -12,6 +12,22 @@
 
 namespace tpp::models {
 
+// While alive, layers and zoo models built on this thread skip their random
+// initialisation and hold zeros instead (as torch.nn.utils.skip_init): for
+// models whose values come from a checkpoint next, or that are only inspected
+// (summaries, `tpp info`). Nests.
+class SkipInit {
+ public:
+  SkipInit();
+  ~SkipInit();
+  SkipInit(const SkipInit&) = delete;
+  SkipInit& operator=(const SkipInit&) = delete;
+
+ private:
+  bool previous_;
+};
+bool init_skipped();
+
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
@@ -70,6 +86,13 @@ class Flatten : public Module {
  public:
   Tensor forward(const Tensor& x) override { return x.flatten(1); }
   std::string type_name() const override { return "Flatten"; }
+};
+
+// Passes its input through (MLP-7-Linear's activation, as nn.Identity).
+class Identity : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return x; }
+  std::string type_name() const override { return "Identity"; }
 };
 
 // Children named "0", "1", ... as torch.nn.Sequential.

@@ -6,6 +6,23 @@
 
 namespace tpp::models {
 
+namespace {
+thread_local const ForwardObserver* current_observer = nullptr;
+}  // namespace
+
+ObserveForward::ObserveForward(ForwardObserver observer)
+    : observer_(std::move(observer)), previous_(current_observer) {
+  current_observer = &observer_;
+}
+
+ObserveForward::~ObserveForward() { current_observer = previous_; }
+
+Tensor Module::operator()(const Tensor& x) {
+  Tensor y = forward(x);
+  if (current_observer) (*current_observer)(*this, x, y);
+  return y;
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [name, child] : children_) child->train(on);

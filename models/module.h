@@ -4,6 +4,7 @@
 // is the order of state_dict(), as in PyTorch.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +17,27 @@ namespace tpp::models {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+class Module;
+
+// Sees every module call made through Module::operator() while installed
+// (summaries, shape tracing). Composite modules call their children through
+// operator() so that each layer is seen; forward() itself is never observed.
+using ForwardObserver = std::function<void(Module& module, const Tensor& input, const Tensor& output)>;
+
+// Installs `observer` for this thread for the guard's lifetime (nests: the
+// previous observer comes back on destruction).
+class ObserveForward {
+ public:
+  explicit ObserveForward(ForwardObserver observer);
+  ~ObserveForward();
+  ObserveForward(const ObserveForward&) = delete;
+  ObserveForward& operator=(const ObserveForward&) = delete;
+
+ private:
+  ForwardObserver observer_;
+  const ForwardObserver* previous_;
+};
+
 class Module {
  public:
   virtual ~Module() = default;
@@ -24,7 +46,8 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   virtual Tensor forward(const Tensor& x) = 0;
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  // forward(x), seen by the installed ForwardObserver if any.
+  Tensor operator()(const Tensor& x);
 
   void train(bool on = true);
   void eval() { train(false); }

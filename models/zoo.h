@@ -1,0 +1,30 @@
+// The model zoo: every architecture of the paper by name.
+//
+//   mlp7_linear                         MLP-7-Linear (MNIST at 32×32)
+//   resnet20, resnet32, resnet56, resnet110   CIFAR ResNets, option-A shortcuts
+//   vgg11, vgg13, vgg16, vgg19          CIFAR VGGs with BN
+//   resnet18, resnet34, resnet50        ImageNet ResNets (torchvision)
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/module.h"
+
+namespace tpp::models {
+
+// The names make_model() accepts, in the order above.
+const std::vector<std::string>& known_archs();
+
+// A freshly initialised model taking `in_channels`-channel images and giving
+// `num_classes` logits. An unknown arch throws tpp::Error listing the known.
+std::shared_ptr<Module> make_model(const std::string& arch, int64_t num_classes, int64_t in_channels = 3);
+
+// The input of one sample, [C, H, W], that `arch` takes for a dataset of
+// C×resolution×resolution images: the dataset's own resolution for the CNNs,
+// 32×32 for mlp7_linear (whose first layer has C·32·32 inputs; the data
+// pipeline resizes MNIST to 32×32 for it).
+Shape model_input_shape(const std::string& arch, int64_t channels, int64_t resolution);
+
+}  // namespace tpp::models
