@@ -3,6 +3,7 @@
 #include <turbojpeg.h>
 
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "data/io.h"
@@ -58,6 +59,12 @@ Tensor cmyk_to_rgb(const std::vector<uint8_t>& cmyk, int64_t height, int64_t wid
   return image;
 }
 
+void check_image_size(int64_t width, int64_t height, std::string_view where, std::string_view format) {
+  TPP_CHECK(width > 0 && height > 0 && width * height <= kMaxImagePixels,
+            "{}: the {} header announces {}x{} pixels, beyond the limit of {} pixels", where, format, width, height,
+            kMaxImagePixels);
+}
+
 bool is_png(std::span<const uint8_t> bytes) {
   static constexpr uint8_t kMagic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   return bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0;
@@ -84,6 +91,7 @@ Tensor decode_jpeg(std::span<const uint8_t> bytes, const std::string& where) {
   if (tjDecompressHeader3(tj, bytes.data(), static_cast<unsigned long>(bytes.size()), &width, &height, &subsampling,
                           &colorspace) != 0)
     fail("{}: corrupt JPEG: {}", where, tjGetErrorStr2(tj));
+  check_image_size(width, height, where, "JPEG");
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   const int channels = cmyk ? 4 : 3;
   std::vector<uint8_t> pixels(static_cast<size_t>(width) * height * channels);
@@ -96,10 +104,15 @@ Tensor decode_jpeg(std::span<const uint8_t> bytes, const std::string& where) {
 }
 
 Tensor decode_png(std::span<const uint8_t> bytes, const std::string& where) {
+  TPP_CHECK(bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()),
+            "{}: PNG file of {} bytes is too large to decode", where, bytes.size());
+  const int size = static_cast<int>(bytes.size());
   int width = 0, height = 0, channels_in_file = 0;
+  if (!stbi_info_from_memory(bytes.data(), size, &width, &height, &channels_in_file))
+    fail("{}: corrupt PNG: {}", where, stbi_failure_reason());
+  check_image_size(width, height, where, "PNG");
   std::unique_ptr<uint8_t, void (*)(void*)> pixels(
-      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels_in_file, 3),
-      stbi_image_free);
+      stbi_load_from_memory(bytes.data(), size, &width, &height, &channels_in_file, 3), stbi_image_free);
   if (!pixels) fail("{}: corrupt PNG: {}", where, stbi_failure_reason());
   return planar_rgb(pixels.get(), height, width, 3);
 }
