@@ -23,8 +23,9 @@ inline constexpr uint64_t kMaxInflatedBytes = uint64_t{4} << 30;
 std::vector<uint8_t> read_file_bytes(const fs::path& path, std::string_view what);
 // The content of a file from its raw bytes: inflated when they are gzip data
 // (recognised by the magic bytes), else unchanged. `where` ("<what>: <path>")
-// starts every error message.
-std::vector<uint8_t> decode_file_bytes(std::vector<uint8_t> raw, std::string_view where);
+// starts every error message; inflating beyond `max_inflated` is an error.
+std::vector<uint8_t> decode_file_bytes(std::vector<uint8_t> raw, std::string_view where,
+                                       uint64_t max_inflated = kMaxInflatedBytes);
 
 // `path` itself when it exists, else `path` + ".gz" when that exists.
 std::optional<fs::path> find_plain_or_gz(const fs::path& path);

@@ -251,6 +251,8 @@ json parse_header(const std::string& file, const std::string& text) {
     return json::parse(text);
   } catch (const json::parse_error& e) {
     fail("load_safetensors: {}: header is not valid JSON (error at byte {})", file, e.byte);
+  } catch (const json::out_of_range&) {  // a number beyond double, such as 1e999
+    fail("load_safetensors: {}: header is not valid JSON (a number is out of range)", file);
   }
 }
 
@@ -260,11 +262,11 @@ SafetensorsFile read_safetensors(const std::string& file, const ByteSource& sour
             file_size);
   uint64_t header_size = 0;
   if (auto why = source.read(&header_size, 8, 0)) fail("load_safetensors: {}: cannot read the header length: {}", file, *why);
-  TPP_CHECK(header_size <= file_size - 8, "load_safetensors: {}: header length {} exceeds the {} bytes that follow it",
-            file, header_size, file_size - 8);
   TPP_CHECK(header_size <= kMaxSafetensorsHeaderBytes,
             "load_safetensors: {}: header length {} exceeds the limit of {} bytes", file, header_size,
             kMaxSafetensorsHeaderBytes);
+  TPP_CHECK(header_size <= file_size - 8, "load_safetensors: {}: header length {} exceeds the {} bytes that follow it",
+            file, header_size, file_size - 8);
   std::string header_bytes(header_size, '\0');
   if (auto why = source.read(header_bytes.data(), header_size, 8))
     fail("load_safetensors: {}: cannot read the header: {}", file, *why);
