@@ -16,8 +16,8 @@ void check_magic(std::span<const uint8_t> bytes, size_t header, uint32_t expecte
   TPP_CHECK(bytes.size() >= header, "{}: truncated: {} bytes, shorter than the {}-byte IDX {} header", where,
             bytes.size(), header, kind);
   const uint32_t magic = read_be32(bytes, 0);
-  TPP_CHECK(magic == expected, "{}: wrong magic number 0x{:08x} at offset 0 (expected 0x{:08x}, an IDX {} file)",
-            where, magic, expected, kind);
+  TPP_CHECK(magic == expected, "{}: wrong magic number 0x{:08x} at offset 0 (expected 0x{:08x}, an IDX {} file)", where,
+            magic, expected, kind);
 }
 
 // The body must hold exactly `count` records of `record_bytes` after `header`.

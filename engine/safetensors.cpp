@@ -162,9 +162,11 @@ class EntryParser {
     auto bytes = static_cast<int64_t>(element_size(e.dtype));
     bool empty = false;
     for (const int64_t d : e.shape) {
-      if (d == 0) empty = true;
-      else if (__builtin_mul_overflow(bytes, d, &bytes))
+      if (d == 0) {
+        empty = true;
+      } else if (__builtin_mul_overflow(bytes, d, &bytes)) {
         bad(name, fmt::format("shape {} is too large", shape_str(e.shape)));
+      }
     }
     return empty ? 0 : static_cast<uint64_t>(bytes);
   }
@@ -261,7 +263,8 @@ SafetensorsFile read_safetensors(const std::string& file, const ByteSource& sour
   TPP_CHECK(file_size >= 8, "load_safetensors: {}: file has {} bytes, too short for the 8-byte header length", file,
             file_size);
   uint64_t header_size = 0;
-  if (auto why = source.read(&header_size, 8, 0)) fail("load_safetensors: {}: cannot read the header length: {}", file, *why);
+  if (auto why = source.read(&header_size, 8, 0))
+    fail("load_safetensors: {}: cannot read the header length: {}", file, *why);
   TPP_CHECK(header_size <= kMaxSafetensorsHeaderBytes,
             "load_safetensors: {}: header length {} exceeds the limit of {} bytes", file, header_size,
             kMaxSafetensorsHeaderBytes);

@@ -69,7 +69,8 @@ TEST_SUITE("data.hardening") {
     const std::vector<uint8_t> images = tpp::testing::idx_images(3, 2, 4), labels = tpp::testing::idx_labels({7, 0, 9});
     tpp::testing::write_bytes(tmp / "images", images);
     tpp::testing::write_gzip(tmp / "labels.gz", labels);
-    CHECK(parse_idx_images(images, "m").to_vector<uint8_t>() == read_idx_images(tmp / "images", "m").to_vector<uint8_t>());
+    CHECK(parse_idx_images(images, "m").to_vector<uint8_t>() ==
+          read_idx_images(tmp / "images", "m").to_vector<uint8_t>());
     CHECK(parse_idx_labels(labels, "m", 10).to_vector<int64_t>() == std::vector<int64_t>{7, 0, 9});
     CHECK(read_idx_labels(tmp / "labels.gz", "m", 10).to_vector<int64_t>() == std::vector<int64_t>{7, 0, 9});
     CHECK(decode_file_bytes(gzip_bytes(labels), "m") == labels);
@@ -104,9 +105,9 @@ TEST_SUITE("data.hardening") {
     CHECK(labels == std::vector<int64_t>{4, 2, 9});
     CHECK(pixels.size() == 3 * 3072);
     CHECK(pixels[3072 + 5] == 5);
-    CHECK_THROWS_WITH(
-        parse_cifar_records(tpp::testing::cifar_records({{3}, {10}}), CifarLabels::cifar10, "cifar10: b", pixels, labels),
-        "cifar10: b: record 1 (offset 3073) has label 10 (expected 0..9)");
+    CHECK_THROWS_WITH(parse_cifar_records(tpp::testing::cifar_records({{3}, {10}}), CifarLabels::cifar10, "cifar10: b",
+                                          pixels, labels),
+                      "cifar10: b: record 1 (offset 3073) has label 10 (expected 0..9)");
     CHECK(labels.size() == 3);
     CHECK(pixels.size() == 3 * 3072);
   }
@@ -127,7 +128,8 @@ TEST_SUITE("data.hardening") {
     const size_t idat_length = png.size() - 8 - 25 - 12 - 12;  // signature, IHDR, IDAT overhead, IEND
     CHECK_THROWS_WITH(
         decode_png(png, "lying.png"),
-        fmt::format("lying.png: corrupt PNG: {} bytes of compressed image data cannot hold 4000x4000 pixels", idat_length)
+        fmt::format("lying.png: corrupt PNG: {} bytes of compressed image data cannot hold 4000x4000 pixels",
+                    idat_length)
             .c_str());
   }
 
@@ -150,12 +152,16 @@ TEST_SUITE("data.hardening") {
     std::vector<uint8_t> oversized = good;
     const size_t sof = find_marker(oversized, {0xff, 0xc0});
     oversized[sof + 5] = oversized[sof + 6] = 0xff;  // height 65535: libjpeg refuses it while reading the header
-    const auto cut_at = [&](size_t n) { return std::vector<uint8_t>(good.begin(), good.begin() + static_cast<ptrdiff_t>(n)); };
+    const auto cut_at = [&](size_t n) {
+      return std::vector<uint8_t>(good.begin(), good.begin() + static_cast<ptrdiff_t>(n));
+    };
     const std::vector<uint8_t> no_scan = cut_at(find_marker(good, {0xff, 0xda})), no_frame = cut_at(100);
     const Tensor expected = decode_jpeg(good, "good.jpg");
-    CHECK_THROWS_WITH(decode_jpeg(oversized, "o.jpg"), "o.jpg: corrupt JPEG: Maximum supported image dimension is 65500 pixels");
+    CHECK_THROWS_WITH(decode_jpeg(oversized, "o.jpg"),
+                      "o.jpg: corrupt JPEG: Maximum supported image dimension is 65500 pixels");
     CHECK(decode_jpeg(good, "good.jpg").to_vector<uint8_t>() == expected.to_vector<uint8_t>());
-    CHECK_THROWS_WITH(decode_jpeg(no_scan, "s.jpg"), "s.jpg: corrupt JPEG: Invalid JPEG file structure: missing SOS marker");
+    CHECK_THROWS_WITH(decode_jpeg(no_scan, "s.jpg"),
+                      "s.jpg: corrupt JPEG: Invalid JPEG file structure: missing SOS marker");
     CHECK(decode_jpeg(good, "good.jpg").to_vector<uint8_t>() == expected.to_vector<uint8_t>());
     CHECK_THROWS_WITH(decode_jpeg(no_frame, "f.jpg"),
                       "f.jpg: corrupt JPEG: no image frame in the header (is the file cut short?)");
@@ -164,15 +170,17 @@ TEST_SUITE("data.hardening") {
 
   TEST_CASE("fuzz regression: a PNG chunk announcing 2 GB is refused before stb_image allocates it") {
     const std::vector<uint8_t> png = fuzz_regression_input("image", "png_idat_claims_2gb");
-    CHECK_THROWS_WITH(decode_png(png, "f.png"), "f.png: corrupt PNG: chunk IDAT at offset 106 announces 1912602624 "
-                                                "bytes but only 9 follow");
+    CHECK_THROWS_WITH(decode_png(png, "f.png"),
+                      "f.png: corrupt PNG: chunk IDAT at offset 106 announces 1912602624 "
+                      "bytes but only 9 follow");
   }
 
   TEST_CASE("fuzz regression: a PNG cut short after an empty IDAT chunk is corrupt") {
     // Found by fuzz_image: stb_image passed a null buffer to memcpy for the
     // empty chunk (see also the next case, which decodes through that path).
     const std::vector<uint8_t> png = fuzz_regression_input("image", "png_empty_idat");
-    CHECK_THROWS_WITH(decode_png(png, "f.png"), "f.png: corrupt PNG: the file ends after 41 bytes, before the IEND chunk");
+    CHECK_THROWS_WITH(decode_png(png, "f.png"),
+                      "f.png: corrupt PNG: the file ends after 41 bytes, before the IEND chunk");
   }
 
   TEST_CASE("an empty IDAT chunk before the image data is skipped") {

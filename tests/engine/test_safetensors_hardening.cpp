@@ -5,9 +5,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <filesystem>
 
 #include "engine/safetensors.h"
 #include "tests/fuzz/regression_input.h"
@@ -52,8 +52,9 @@ TEST_SUITE("engine.safetensors_hardening") {
     CHECK(parsed.metadata == std::map<std::string, std::string>{{"epoch", "4"}});
     CHECK(parsed.tensors.at("w").to_vector<float>() == std::vector<float>{1, -2, 3});
     CHECK(parsed.tensors.at("n").sizes() == Shape{1, 1});
-    CHECK(parse_error({1, 2, 3, 4, 5}) == "load_safetensors: m.safetensors: file has 5 bytes, too short for the 8-byte "
-                                          "header length");
+    CHECK(parse_error({1, 2, 3, 4, 5}) ==
+          "load_safetensors: m.safetensors: file has 5 bytes, too short for the 8-byte "
+          "header length");
   }
 
   TEST_CASE("limit: a header length of 2^60 bytes is refused before anything is read") {
@@ -65,8 +66,9 @@ TEST_SUITE("engine.safetensors_hardening") {
   TEST_CASE("limit: a tensor of 2^60 bytes is refused from the size of the data section") {
     CHECK(parse_error(file_with(R"({"w": {"dtype": "F64", "shape": [144115188075855872], "data_offsets": [0, )"
                                 R"(1152921504606846976]}})",
-                                8)) == "load_safetensors: m.safetensors: tensor 'w': data_offsets [0, "
-                                       "1152921504606846976] lie beyond the 8-byte data section");
+                                8)) ==
+          "load_safetensors: m.safetensors: tensor 'w': data_offsets [0, "
+          "1152921504606846976] lie beyond the 8-byte data section");
   }
 
   TEST_CASE("an empty tensor whose other sizes overflow int64 is refused (its strides would overflow)") {
@@ -81,8 +83,9 @@ TEST_SUITE("engine.safetensors_hardening") {
 
   TEST_CASE("a shape nested 100000 deep is named, not printed") {
     const std::string shape = std::string(100000, '[') + std::string(100000, ']');
-    CHECK(parse_error(file_with(R"({"w": {"dtype": "F32", "shape": [2, )" + shape + R"(], "data_offsets": [0, 0]}})",
-                                0)) == "load_safetensors: m.safetensors: tensor 'w': shape [2, array] holds a non-integer");
+    CHECK(parse_error(
+              file_with(R"({"w": {"dtype": "F32", "shape": [2, )" + shape + R"(], "data_offsets": [0, 0]}})", 0)) ==
+          "load_safetensors: m.safetensors: tensor 'w': shape [2, array] holds a non-integer");
   }
 
   TEST_CASE("a shape holding a string that is not UTF-8 gives a clean error") {
@@ -90,8 +93,9 @@ TEST_SUITE("engine.safetensors_hardening") {
           "load_safetensors: m.safetensors: header is not valid JSON (error at byte 36)");
     CHECK(parse_error(file_with(R"({"w": {"dtype": "F32", "shape": ["x", 1, 2, 3, 4, 5, 6, 7, 8, 9], )"
                                 R"("data_offsets": [0, 0]}})",
-                                0)) == "load_safetensors: m.safetensors: tensor 'w': shape [\"x\", 1, 2, 3, 4, 5, 6, 7, "
-                                       "...] holds a non-integer");
+                                0)) ==
+          "load_safetensors: m.safetensors: tensor 'w': shape [\"x\", 1, 2, 3, 4, 5, 6, 7, "
+          "...] holds a non-integer");
   }
 
   TEST_CASE("fuzz regression: a number beyond double in the header") {
