@@ -14,10 +14,14 @@
 
 #include "apps/commands.h"
 #include "apps/dataset_shapes.h"
+#include "apps/model_input.h"
 #include "engine/error.h"
+#include "models/checkpoint.h"
 #include "models/layers.h"
+#include "models/widths.h"
 #include "models/zoo.h"
 #include "prune/analysis.h"
+#include "prune/oneshot.h"
 #include "prune/plan.h"
 
 namespace tpp::apps {
@@ -86,12 +90,42 @@ int run_dry_run(const PruneOptions& o) {
   return 0;
 }
 
+// One-shot L1: the checkpoint's model loses its lowest-L1 filters and is saved
+// with its new widths in the metadata, so that it reloads without the plan.
+int run_l1(const PruneOptions& o) {
+  TPP_CHECK(!o.base.empty() && !o.out.empty(), "prune --method l1: needs --base CKPT and --out FILE");
+  const models::Checkpoint ckpt = models::read_checkpoint(o.base);
+  const std::string arch = o.arch.empty() ? ckpt.info.arch : o.arch;
+  const std::string dataset = o.dataset.empty() ? ckpt.info.dataset : o.dataset;
+  TPP_CHECK(!dataset.empty(), "prune: {} names no dataset; pass --dataset for the FLOP count", o.base);
+  const DatasetShape& data = find_dataset_shape(dataset);
+  const std::shared_ptr<models::Module> model = models::build_model(ckpt, o.arch);
+  const ModelInput input = model_input(*model, arch);
+  const prune::OneShotResult result = prune::prune_l1(*model, {.stage_pr = o.stage_pr, .skip_layers = o.skip_layers},
+                                                      models::model_input_shape(arch, input.channels, data.resolution));
+
+  models::CheckpointInfo info = ckpt.info;
+  info.arch = arch;
+  info.dataset = dataset;
+  info.num_classes = models::layer_widths(*model).at(result.plan.layers.back().name);
+  info.in_channels = input.channels;
+  info.extra["prune.method"] = "l1";
+  info.extra["prune.base"] = o.base;
+  info.extra["prune.stage_pr"] = o.stage_pr;
+  info.extra["prune.skip_layers"] = o.skip_layers;
+  models::save_checkpoint(o.out, *model, info);
+  fmt::print("{} on {}: L1 one-shot, stage-pr '{}'{}, {} of {} layers pruned\n\n{}\nsaved {}\n", arch, dataset,
+             o.stage_pr, o.skip_layers.empty() ? "" : fmt::format(", skip-layers '{}'", o.skip_layers),
+             result.plan.pruned_layers(), result.plan.layers.size(), report_table(result.plan, result.analysis), o.out);
+  return 0;
+}
+
 int run_prune(const PruneOptions& o) {
   if (o.dry_run) return run_dry_run(o);
-  TPP_CHECK(false,
-            "prune: only --dry-run is available in this build (the TPP pipeline and one-shot --method l1 "
-            "--base CKPT --out FILE come later)");
-  return 1;
+  TPP_CHECK(o.method == "l1" && !o.base.empty(),
+            "prune: only --dry-run and one-shot --method l1 --base CKPT --out FILE are available in this build (the "
+            "TPP pipeline comes later)");
+  return run_l1(o);
 }
 
 }  // namespace
@@ -100,8 +134,12 @@ CLI::App* add_prune_command(CLI::App& app) {
   auto o = std::make_shared<PruneOptions>();
   CLI::App* sub = app.add_subcommand("prune", "Structured filter pruning: plans, counts and one-shot L1 removal");
   sub->add_flag("--dry-run", o->dry_run, "Print the plan's widths, params, FLOPs, sparsity and speedup; no training");
-  sub->add_option("--arch", o->arch, "Architecture (for --dry-run)");
-  sub->add_option("--dataset", o->dataset, "mnist, fashion-mnist, cifar10, cifar100 or imagenet (for --dry-run)");
+  sub->add_option("--arch", o->arch, "Architecture (for --dry-run, or a --base without metadata)");
+  sub->add_option("--dataset", o->dataset,
+                  "mnist, fashion-mnist, cifar10, cifar100 or imagenet (for --dry-run; default for --base: its own)");
+  sub->add_option("--method", o->method, "Pruning method; this build has l1 (one-shot)")->capture_default_str();
+  sub->add_option("--base", o->base, "Checkpoint to prune (.safetensors)");
+  sub->add_option("--out", o->out, "Where to save the pruned checkpoint");
   sub->add_option("--stage-pr", o->stage_pr,
                   "Comma list of glob:ratio over layer names, last match wins (e.g. '*layer*.conv1:0.9')")
       ->required();

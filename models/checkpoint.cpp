@@ -11,6 +11,7 @@
 #include "engine/build_info.h"
 #include "engine/safetensors.h"
 #include "models/layers.h"
+#include "models/widths.h"
 #include "models/zoo.h"
 
 namespace tpp::models {
@@ -182,10 +183,9 @@ void apply_checkpoint_widths(Module& model, const Checkpoint& ckpt, const std::s
     wanted[layer] = width;
   }
   for (const auto& [layer, width] : wanted)
-    TPP_CHECK(fresh.at(layer) == width,
-              "build_model: {}: layer '{}' has width {} where {} has {}: reloading pruned models needs "
-              "models::apply_widths, which this build lacks",
-              ckpt.file.string(), layer, width, arch, fresh.at(layer));
+    TPP_CHECK(width <= fresh.at(layer), "build_model: {}: layer '{}' has width {}, wider than the {} of {}",
+              ckpt.file.string(), layer, width, fresh.at(layer), arch);
+  apply_widths(model, wanted);
 }
 
 // Strict: the file's model tensors are exactly the model's keys, with its

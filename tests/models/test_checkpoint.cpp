@@ -344,7 +344,7 @@ TEST_CASE("bad files: malformed metadata") {
   }
 }
 
-TEST_CASE("a checkpoint whose widths differ from the fresh model's needs apply_widths") {
+TEST_CASE("a checkpoint whose widths disagree with its tensors is refused, naming the tensor") {
   const TempDir dir;
   const auto path = edited_checkpoint(dir, [](auto&, auto& metadata) {
     auto widths = nlohmann::json::parse(metadata["widths"]);
@@ -352,8 +352,14 @@ TEST_CASE("a checkpoint whose widths differ from the fresh model's needs apply_w
     metadata["widths"] = widths.dump();
   });
   CHECK(build_error(path) == "build_model: " + path.string() +
-                                 ": layer 'layer1.0.conv1' has width 8 where resnet20 has 16: reloading pruned models "
-                                 "needs models::apply_widths, which this build lacks");
+                                 ": 'layer1.0.conv1.weight' has shape [16, 16, 3, 3] but resnet20 expects [8, 16, 3, 3]");
+  const auto wider = edited_checkpoint(dir, [](auto&, auto& metadata) {
+    auto widths = nlohmann::json::parse(metadata["widths"]);
+    widths["layer1.0.conv1"] = 32;
+    metadata["widths"] = widths.dump();
+  });
+  CHECK(build_error(wider) ==
+        "build_model: " + wider.string() + ": layer 'layer1.0.conv1' has width 32, wider than the 16 of resnet20");
 }
 
 TEST_CASE("save_checkpoint refuses clashing names and leaves an existing file as it was") {
