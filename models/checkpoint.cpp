@@ -172,20 +172,27 @@ std::string arch_with_keys(const std::map<std::string, Tensor>& tensors, const s
   return "";
 }
 
+// A pruned checkpoint: narrow the fresh model to the file's widths (the
+// first k filters of each layer; the values come from the file next).
 void apply_checkpoint_widths(Module& model, const Checkpoint& ckpt, const std::string& arch) {
+  const std::string file = ckpt.file.string();
   const std::map<std::string, int64_t> fresh = widths_of(model.state_dict());
-  std::map<std::string, int64_t> wanted;
+  std::map<std::string, int64_t> narrowed;
   for (const auto& [layer, width] : ckpt.info.widths) {
     // A bare state_dict of another architecture is reported by the key check.
     if (!fresh.count(layer) && !ckpt.has_metadata) continue;
-    TPP_CHECK(fresh.count(layer), "build_model: {}: its widths name layer '{}', which {} does not have",
-              ckpt.file.string(), layer, arch);
-    wanted[layer] = width;
+    TPP_CHECK(fresh.count(layer), "build_model: {}: its widths name layer '{}', which {} does not have", file, layer,
+              arch);
+    TPP_CHECK(width <= fresh.at(layer), "build_model: {}: layer '{}' has width {} but {} has only {}", file, layer,
+              width, arch, fresh.at(layer));
+    if (width < fresh.at(layer)) narrowed[layer] = width;
   }
-  for (const auto& [layer, width] : wanted)
-    TPP_CHECK(width <= fresh.at(layer), "build_model: {}: layer '{}' has width {}, wider than the {} of {}",
-              ckpt.file.string(), layer, width, fresh.at(layer), arch);
-  apply_widths(model, wanted);
+  if (narrowed.empty()) return;
+  try {
+    apply_widths(model, narrowed);
+  } catch (const Error& e) {
+    fail("build_model: {}: {}", file, e.what());
+  }
 }
 
 // Strict: the file's model tensors are exactly the model's keys, with its

@@ -11,6 +11,7 @@
 #include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
+#include "models/widths.h"
 #include "models/zoo.h"
 #include "ops/elementwise.h"
 #include "tests/data/data_test_util.h"
@@ -344,22 +345,79 @@ TEST_CASE("bad files: malformed metadata") {
   }
 }
 
-TEST_CASE("a checkpoint whose widths disagree with its tensors is refused, naming the tensor") {
+// Keeps every other filter of each layer in `layers`.
+void prune_every_other(Module& model, const std::vector<std::string>& layers) {
+  const auto widths = layer_widths(model);
+  for (const std::string& layer : layers) {
+    std::vector<int64_t> kept;
+    for (int64_t i = 0; i < widths.at(layer); i += 2) kept.push_back(i);
+    keep_filters(model, layer, from_vector<int64_t>(kept, {static_cast<int64_t>(kept.size())}));
+  }
+}
+
+TEST_CASE("a pruned model reloads from its checkpoint alone: the widths come from the metadata") {
+  struct Case {
+    std::string arch, dataset;
+    int64_t classes, channels;
+    std::vector<std::string> pruned;
+    Shape input;
+  };
+  for (const Case& c : {Case{"resnet20", "cifar10", 10, 3, {"layer1.0.conv1", "layer3.2.conv1"}, {2, 3, 32, 32}},
+                        Case{"vgg11", "cifar10", 10, 3, {"features.0", "features.25"}, {2, 3, 32, 32}},
+                        Case{"mlp7_linear", "mnist", 10, 1, {"net.0", "net.6"}, {2, 1, 32, 32}}}) {
+    INFO(c.arch);
+    const TempDir dir;
+    const auto path = dir / "pruned.safetensors";
+    const auto pruned = random_model(c.arch, c.classes, c.channels, 4);
+    prune_every_other(*pruned, c.pruned);
+    save_checkpoint(path, *pruned, info_for(c.arch, c.dataset, c.classes, c.channels));
+
+    const Checkpoint ckpt = read_checkpoint(path);
+    CHECK(ckpt.info.widths == layer_widths(*pruned));
+    const auto rebuilt = build_model(ckpt);
+    CHECK(layer_widths(*rebuilt) == layer_widths(*pruned));
+    const Tensor x = randn(c.input);
+    CHECK(max_abs_diff(eval_output(*rebuilt, x), eval_output(*pruned, x)) == 0.0);
+  }
+}
+
+TEST_CASE("a pruned bare state_dict loads with the arch given: the widths come from its tensors") {
   const TempDir dir;
-  const auto path = edited_checkpoint(dir, [](auto&, auto& metadata) {
-    auto widths = nlohmann::json::parse(metadata["widths"]);
-    widths["layer1.0.conv1"] = 8;
-    metadata["widths"] = widths.dump();
-  });
-  CHECK(build_error(path) == "build_model: " + path.string() +
-                                 ": 'layer1.0.conv1.weight' has shape [16, 16, 3, 3] but resnet20 expects [8, 16, 3, 3]");
-  const auto wider = edited_checkpoint(dir, [](auto&, auto& metadata) {
-    auto widths = nlohmann::json::parse(metadata["widths"]);
-    widths["layer1.0.conv1"] = 32;
-    metadata["widths"] = widths.dump();
-  });
-  CHECK(build_error(wider) ==
-        "build_model: " + wider.string() + ": layer 'layer1.0.conv1' has width 32, wider than the 16 of resnet20");
+  const auto path = dir / "bare_pruned.safetensors";
+  const auto pruned = random_model("resnet20", 10, 3, 4);
+  prune_every_other(*pruned, {"layer2.1.conv1"});
+  const NamedTensors state = pruned->state_dict();
+  save_safetensors(path, {state.begin(), state.end()});
+  const auto rebuilt = build_model(read_checkpoint(path), "resnet20");
+  CHECK(layer_widths(*rebuilt).at("layer2.1.conv1") == 16);
+  const Tensor x = randn({2, 3, 32, 32});
+  CHECK(max_abs_diff(eval_output(*rebuilt, x), eval_output(*pruned, x)) == 0.0);
+}
+
+TEST_CASE("bad files: widths the architecture cannot take") {
+  const TempDir dir;
+  auto with_width = [&](const std::string& layer, int64_t width) {
+    return edited_checkpoint(dir, [&](auto&, auto& metadata) {
+      auto widths = nlohmann::json::parse(metadata["widths"]);
+      widths[layer] = width;
+      metadata["widths"] = widths.dump();
+    });
+  };
+  SUBCASE("wider than the architecture") {
+    const auto path = with_width("layer1.0.conv1", 20);
+    CHECK(build_error(path) ==
+          "build_model: " + path.string() + ": layer 'layer1.0.conv1' has width 20 but resnet20 has only 16");
+  }
+  SUBCASE("narrower where the output feeds a residual sum") {
+    const auto path = with_width("layer1.0.conv2", 8);
+    CHECK(build_error(path).starts_with("build_model: " + path.string() + ": keep_filters: "));
+    CHECK(build_error(path).find("layer1.0.conv2") != std::string::npos);
+  }
+  SUBCASE("narrower than the tensors") {
+    const auto path = with_width("layer1.0.conv1", 8);
+    CHECK(build_error(path) == "build_model: " + path.string() +
+                                   ": 'layer1.0.conv1.weight' has shape [16, 16, 3, 3] but resnet20 expects [8, 16, 3, 3]");
+  }
 }
 
 TEST_CASE("save_checkpoint refuses clashing names and leaves an existing file as it was") {

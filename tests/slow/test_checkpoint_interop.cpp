@@ -17,6 +17,7 @@
 #include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
+#include "models/widths.h"
 #include "models/zoo.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
@@ -89,18 +90,25 @@ TEST_CASE("checkpoints written by tpp load in PyTorch and give the same outputs"
     return;
   }
   struct Case {
-    std::string arch, dataset;
+    std::string name, arch, dataset;
     int64_t classes, channels;
     Shape input;
+    std::string pruned_layer;  // keeps its first half of filters ("": none)
   };
-  for (const Case& c : {Case{"resnet20", "cifar10", 10, 3, {4, 3, 32, 32}}, Case{"mlp7_linear", "mnist", 10, 1, {4, 1, 32, 32}},
-                        Case{"vgg11", "cifar100", 100, 3, {2, 3, 32, 32}}}) {
-    INFO(c.arch);
+  for (const Case& c : {Case{"resnet20", "resnet20", "cifar10", 10, 3, {4, 3, 32, 32}, ""},
+                        Case{"mlp7_linear", "mlp7_linear", "mnist", 10, 1, {4, 1, 32, 32}, ""},
+                        Case{"vgg11", "vgg11", "cifar100", 100, 3, {2, 3, 32, 32}, ""},
+                        Case{"resnet20_pruned", "resnet20", "cifar10", 10, 3, {4, 3, 32, 32}, "layer2.0.conv1"}}) {
+    INFO(c.name);
     const fs::path dir = work_dir();
-    const fs::path ckpt = dir / (c.arch + ".safetensors"), input = dir / (c.arch + "_input.safetensors"),
-                   ours = dir / (c.arch + "_tpp_output.safetensors"), theirs = dir / (c.arch + "_torch_output.safetensors");
+    const fs::path ckpt = dir / (c.name + ".safetensors"), input = dir / (c.name + "_input.safetensors"),
+                   ours = dir / (c.name + "_tpp_output.safetensors"), theirs = dir / (c.name + "_torch_output.safetensors");
     manual_seed(7);
     auto model = models::make_model(c.arch, c.classes, c.channels);
+    if (!c.pruned_layer.empty()) {
+      const int64_t half = models::layer_widths(*model).at(c.pruned_layer) / 2;
+      models::keep_filters(*model, c.pruned_layer, arange(half));
+    }
     {  // BN statistics away from their defaults
       const NoGradGuard no_grad;
       for (auto& [key, t] : model->named_buffers()) {
@@ -117,7 +125,7 @@ TEST_CASE("checkpoints written by tpp load in PyTorch and give the same outputs"
                                            " --output " + ours.string());
     REQUIRE_MESSAGE(run.status == 0, run.output);
     run_script("forward --checkpoint " + ckpt.string() + " --input " + input.string() + " --output " + theirs.string());
-    CHECK(relative_max_diff(read_tensor(ours, "output"), read_tensor(theirs, "output"), c.arch + " vs PyTorch float32") <
+    CHECK(relative_max_diff(read_tensor(ours, "output"), read_tensor(theirs, "output"), c.name + " vs PyTorch float32") <
           1e-5);
   }
 }
