@@ -1,0 +1,23 @@
+// The MPI backend of Communicator (CPU tensors), built when CMake finds MPI
+// (TPP_MPI=AUTO|ON). Every collective is non-blocking underneath and polled
+// against the collective timeout; past it the job is aborted (MPI_Abort) with
+// a message naming the rank and the collective.
+#pragma once
+
+#include <memory>
+
+#include "engine/distributed.h"
+
+namespace tpp::dist {
+
+// Initialises MPI on first use (finalised at exit) and checks that MPI's
+// rank and size are those of `env`. Errors when this build has no MPI.
+std::unique_ptr<Communicator> make_mpi_communicator(const LaunchEnv& env, Seconds timeout);
+
+// MPI_Abort on MPI_COMM_WORLD; only when mpi_running().
+[[noreturn]] void mpi_abort(int code);
+
+// Exit code of a rank whose collective timed out (as coreutils' timeout).
+inline constexpr int kCollectiveTimeoutExitCode = 124;
+
+}  // namespace tpp::dist
