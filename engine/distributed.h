@@ -129,13 +129,18 @@ std::unique_ptr<Communicator> make_communicator(Device device);  // environment 
 
 std::unique_ptr<Communicator> make_single_process_communicator(Device device = Device::cpu());
 
+// Exit code of a rank whose collective timed out (as coreutils' timeout).
+inline constexpr int kCollectiveTimeoutExitCode = 124;
+
 // For top-level error handlers of multi-process runs: prints `message` to
 // stderr and ends the whole job (MPI_Abort when MPI is running, so the other
 // ranks do not wait for this one until their timeout), else exits with `code`.
 [[noreturn]] void abort_job(std::string_view message, int code);
 
-// Whether this build has the MPI backend; whether MPI_Init has run.
+// Whether this build has the MPI backend; whether MPI_Init has run (and
+// MPI_Finalize has not); "MPI: <library version>" or "MPI: not built".
 bool mpi_built();
 bool mpi_running();
+std::string mpi_version_text();
 
 }  // namespace tpp::dist

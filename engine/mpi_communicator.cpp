@@ -238,6 +238,14 @@ bool mpi_running() {
   return initialized && !finalized;
 }
 
+std::string mpi_version_text() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(text, &length);  // callable before MPI_Init
+  const std::string_view version(text, static_cast<size_t>(length));
+  return fmt::format("MPI: {}\n", version.substr(0, version.find_first_of(",\n")));
+}
+
 void mpi_abort(int code) {
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
@@ -253,6 +261,7 @@ std::unique_ptr<Communicator> make_mpi_communicator(const LaunchEnv& env, Second
 
 bool mpi_built() { return false; }
 bool mpi_running() { return false; }
+std::string mpi_version_text() { return "MPI: not built\n"; }
 void mpi_abort(int code) { std::_Exit(code); }
 
 #endif

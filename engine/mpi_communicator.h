@@ -17,7 +17,4 @@ std::unique_ptr<Communicator> make_mpi_communicator(const LaunchEnv& env, Second
 // MPI_Abort on MPI_COMM_WORLD; only when mpi_running().
 [[noreturn]] void mpi_abort(int code);
 
-// Exit code of a rank whose collective timed out (as coreutils' timeout).
-inline constexpr int kCollectiveTimeoutExitCode = 124;
-
 }  // namespace tpp::dist
