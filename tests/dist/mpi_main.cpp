@@ -1,18 +1,27 @@
 // Multi-process self-test of the MPI communicator, run by ctest under
 // `mpirun -np 2` (tests/CMakeLists.txt; only in builds with MPI).
 //   tpp_mpi_selftest collectives   every collective, checked on every rank
+//   tpp_mpi_selftest data-parallel mlp7_linear SGD steps on a split batch = one process on the whole batch
 //   tpp_mpi_selftest exit-early    the last rank exits before the first collective
 //   tpp_mpi_selftest stall         the last rank sleeps instead (the others time out)
 //   tpp_mpi_selftest throw         the last rank fails with an error
 // In the failure modes every rank must exit non-zero, soon, with no hang.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <map>
 #include <cstdlib>
 #include <string>
 #include <thread>
 
 #include "engine/distributed.h"
+#include "engine/optim.h"
+#include "engine/rng.h"
+#include "models/data_parallel.h"
+#include "models/zoo.h"
+#include "ops/loss.h"
 
 using namespace tpp;
 
@@ -130,6 +139,63 @@ int run_collectives(dist::Communicator& comm) {
   return 0;
 }
 
+// Each rank trains on its share of every batch and averages gradients; one
+// process trains on the whole batches (every rank computes it). The weights
+// must agree, and be bit-identical across ranks.
+int run_data_parallel(dist::Communicator& comm) {
+  const int rank = comm.rank(), world = comm.world_size();
+  constexpr int64_t per_rank = 4;
+  constexpr int steps = 5;
+  const SgdOptions options{.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4};
+
+  manual_seed(100 + static_cast<uint64_t>(rank));  // different inits on purpose: broadcast_model aligns them
+  auto model = models::make_model("mlp7_linear", 10, 1);
+  models::broadcast_model(comm, *model);
+  auto reference = models::make_model("mlp7_linear", 10, 1);
+  std::map<std::string, Tensor> initial;
+  for (const auto& [name, t] : model->state_dict()) initial[name] = t;
+  reference->load_state_dict(initial);
+
+  const models::ParameterArena arena = models::pack_parameters(*model);
+  const auto buckets = models::plan_grad_buckets(arena, 64 << 10);  // several buckets even for this model
+  Sgd sgd({arena.params}, options);
+  const models::ParameterArena reference_arena = models::pack_parameters(*reference);
+  Sgd reference_sgd({reference_arena.params}, options);
+
+  Generator data(7);  // the same batches on every rank
+  for (int step = 0; step < steps; ++step) {
+    const Tensor x = randn({per_rank * world, 1, 32, 32}, {}, &data);
+    const Tensor y = randint({per_rank * world}, 0, 10, &data);
+    sgd.zero_grad();
+    const int64_t begin = rank * per_rank, end = begin + per_rank;
+    ops::cross_entropy((*model)(x.slice(0, begin, end)), y.slice(0, begin, end)).backward();
+    models::average_gradients(comm, arena, buckets);
+    sgd.step();
+    reference_sgd.zero_grad();
+    ops::cross_entropy((*reference)(x), y).backward();
+    reference_sgd.step();
+  }
+
+  const auto got = arena.params.to_vector<float>(), want = reference_arena.params.to_vector<float>();
+  double max_diff = 0;
+  bool close = true;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double diff = std::abs(static_cast<double>(got[i]) - want[i]);
+    max_diff = std::max(max_diff, diff);
+    close = close && diff <= 1e-5 + 1e-4 * std::abs(want[i]);
+  }
+  expect(close, fmt::format("data-parallel weights match one process (max difference {:.3g})", max_diff));
+  const Tensor rank0 = arena.params.clone();
+  comm.broadcast(rank0, 0);
+  expect(rank0.to_vector<float>() == got, "data-parallel weights are identical on every rank");
+  comm.barrier();
+  if (rank == 0)
+    fmt::print("mpi_selftest: data-parallel mlp7_linear, {} ranks x {} samples, {} SGD steps, {} gradient buckets: "
+               "max |w - w(one process, batch {})| = {:.3g}\n",
+               world, per_rank, steps, buckets.size(), per_rank * world, max_diff);
+  return 0;
+}
+
 // The last rank fails in the way `mode` names; the others enter an all-reduce
 // that can never complete.
 int run_failure(dist::Communicator& comm, const std::string& mode) {
@@ -160,8 +226,9 @@ int main(int argc, char** argv) {
   try {
     const auto comm = dist::make_communicator(Device::cpu());
     if (mode == "collectives") return run_collectives(*comm);
+    if (mode == "data-parallel") return run_data_parallel(*comm);
     if (mode == "exit-early" || mode == "stall" || mode == "throw") return run_failure(*comm, mode);
-    fail("unknown mode '{}' (collectives, exit-early, stall, throw)", mode);
+    fail("unknown mode '{}' (collectives, data-parallel, exit-early, stall, throw)", mode);
   } catch (const std::exception& e) {
     dist::abort_job(fmt::format("mpi_selftest: rank {} of {}: error: {}", env.rank, env.world_size, e.what()), 1);
   }
