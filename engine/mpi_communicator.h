@@ -2,6 +2,10 @@
 // (TPP_MPI=AUTO|ON). Every collective is non-blocking underneath and polled
 // against the collective timeout; past it the job is aborted (MPI_Abort) with
 // a message naming the rank and the collective.
+//
+// MPI moves non-blocking collectives along only inside MPI calls (OpenMPI has
+// no progress thread by default): on the CPU, buckets issued during backward
+// advance when they are awaited. Correct, but not overlapped.
 #pragma once
 
 #include <memory>
