@@ -19,6 +19,9 @@ void add_commands(CLI::App& app) {
   add_data_command(app);
   add_demo_command(app);
   add_info_command(app);
+  add_eval_command(app);
+  add_forward_command(app);
+  add_prune_command(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -24,5 +24,8 @@ void register_command(CLI::App* sub, CommandRunner run);
 CLI::App* add_demo_command(CLI::App& app);
 CLI::App* add_data_command(CLI::App& app);  // apps/cmd_data.cpp
 CLI::App* add_info_command(CLI::App& app);  // apps/cmd_info.cpp
+CLI::App* add_eval_command(CLI::App& app);  // apps/cmd_eval.cpp
+CLI::App* add_forward_command(CLI::App& app);  // apps/cmd_forward.cpp
+CLI::App* add_prune_command(CLI::App& app);  // apps/cmd_prune.cpp
 
 }  // namespace tpp::apps
