@@ -97,9 +97,19 @@ def lr_schedule_seeds():
         write("lr_schedule", f"spec_{i}", spec.encode())
 
 
+def stage_pr_seeds():
+    # Three lines: --stage-pr, --skip-layers, one more layer name.
+    write("stage_pr", "resnet_rules", b"*layer[1-3]*conv1:0.5,fc:0\n*layer1.0.conv1\nlayer1.0.conv1")
+    write("stage_pr", "classes_and_skips",
+          b"*layer*.conv[!2]:0.9,*downsample*:0.25, features.?:0.1\n*[]]*,classifier*\nfeatures.3")
+    write("stage_pr", "one_rule", b"conv1:0\n\n")
+    write("stage_pr", "everything", b"*:0.07\n")
+
+
 if __name__ == "__main__":
     idx_seeds()
     cifar_seeds()
     image_seeds()
     safetensors_seeds()
     lr_schedule_seeds()
+    stage_pr_seeds()
