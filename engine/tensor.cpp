@@ -83,7 +83,7 @@ void copy_elements(const Tensor& dst, const Tensor& src) {
       if (dst.is_contiguous() && src.is_contiguous()) {
         const int64_t n = dst.numel();
         if constexpr (std::is_same_v<D, S>) {
-          std::memcpy(out, in, n * sizeof(D));
+          if (n > 0) std::memcpy(out, in, n * sizeof(D));  // empty tensors may have null data
         } else {
           for (int64_t i = 0; i < n; ++i) out[i] = static_cast<D>(in[i]);
         }
@@ -356,7 +356,7 @@ void Tensor::copy_from_host(const void* src, size_t nbytes) {
   TPP_CHECK(nbytes == expected, "copy_from_host: {} bytes given for a {} tensor of shape {} ({} bytes)", nbytes,
             dtype_name(dtype()), shape_str(sizes()), expected);
   TPP_CHECK(is_contiguous(), "copy_from_host: destination of shape {} is not contiguous", shape_str(sizes()));
-  std::memcpy(raw_data(), src, nbytes);
+  if (nbytes > 0) std::memcpy(raw_data(), src, nbytes);  // empty tensors and vectors may have null data
 }
 
 void Tensor::copy_to_host(void* dst, size_t nbytes) const {
@@ -364,7 +364,7 @@ void Tensor::copy_to_host(void* dst, size_t nbytes) const {
   TPP_CHECK(nbytes == expected, "copy_to_host: {} bytes requested from a {} tensor of shape {} ({} bytes)", nbytes,
             dtype_name(dtype()), shape_str(sizes()), expected);
   const Tensor src = contiguous();
-  std::memcpy(dst, src.raw_data(), nbytes);
+  if (nbytes > 0) std::memcpy(dst, src.raw_data(), nbytes);
 }
 
 template <class T> std::vector<T> Tensor::to_vector() const {

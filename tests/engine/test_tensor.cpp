@@ -109,4 +109,14 @@ TEST_SUITE("tensor views") {
     CHECK(fmt::format("{}", from_vector<float>({1, 2, 3, 4}, {2, 2})) == "tensor([[1, 2], [3, 4]], f32, [2, 2])");
     CHECK(fmt::format("{}", arange(10)) == "tensor([0, 1, 2, ..., 7, 8, 9], i64, [10])");
   }
+
+  TEST_CASE("empty tensors copy from and to the host, and clone") {
+    // Found by the sanitizer build: an empty tensor has no buffer, and memcpy
+    // of zero bytes from or to a null pointer is undefined behaviour.
+    const Tensor none = from_vector<int64_t>(std::vector<int64_t>{}, {0});
+    CHECK(none.sizes() == Shape{0});
+    CHECK(none.to_vector<int64_t>().empty());
+    CHECK(none.clone().sizes() == Shape{0});
+    none.copy_to_host(nullptr, 0);
+  }
 }
