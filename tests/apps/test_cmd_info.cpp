@@ -1,33 +1,13 @@
 // `tpp info` end to end: runs the built `tpp` program and reads its output.
 #include <doctest/doctest.h>
 
-#include <array>
-#include <cstdio>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <sys/wait.h>
 
-namespace {
+#include "tpp_process.h"
 
-struct Run {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-Run run_tpp(const std::string& args) {
-  const std::filesystem::path tpp = std::filesystem::path(TPP_BINARY_DIR) / "tpp";
-  REQUIRE_MESSAGE(std::filesystem::exists(tpp), tpp.string() << " is not built (run ninja for all targets)");
-  FILE* pipe = popen((tpp.string() + " " + args + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (const size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-}  // namespace
+using tpp_test::Run;
+using tpp_test::run_tpp;
 
 TEST_SUITE("apps") {
 

@@ -1,0 +1,31 @@
+// Runs the built `tpp` program for end-to-end tests of its commands.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace tpp_test {
+
+struct Run {
+  int status;          // exit code; -1 when the program did not exit normally
+  std::string output;  // stdout and stderr
+};
+
+inline Run run_tpp(const std::string& args) {
+  const std::filesystem::path tpp = std::filesystem::path(TPP_BINARY_DIR) / "tpp";
+  REQUIRE_MESSAGE(std::filesystem::exists(tpp), tpp.string() << " is not built (run ninja for all targets)");
+  FILE* pipe = popen((tpp.string() + " " + args + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  std::array<char, 4096> buffer{};
+  while (const size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+}  // namespace tpp_test
