@@ -23,7 +23,6 @@
 #include "engine/device.h"
 #include "engine/rng.h"
 #include "models/checkpoint.h"
-#include "models/layers.h"
 #include "models/summary.h"
 #include "models/zoo.h"
 
@@ -108,16 +107,6 @@ data::TransformPtr transforms_for(const RunData& d, bool train) {
   if (!image || ((*image)[1] == d.input[1] && (*image)[2] == d.input[2])) return standard;
   return std::make_shared<data::Compose>(std::vector<data::TransformPtr>{
       std::make_shared<data::Resize>(d.input[1], d.input[2]), std::move(standard)});
-}
-
-// Output width of every conv and linear layer, for the checkpoint's metadata.
-std::map<std::string, int64_t> layer_out_widths(models::Module& model) {
-  std::map<std::string, int64_t> widths;
-  for (const auto& [name, module] : model.named_modules()) {
-    if (const auto* conv = dynamic_cast<const models::Conv2d*>(module)) widths[name] = conv->weight.size(0);
-    if (const auto* linear = dynamic_cast<const models::Linear*>(module)) widths[name] = linear->weight.size(0);
-  }
-  return widths;
 }
 
 nlohmann::ordered_json summary_json(const TrainConfig& c, const RunData& d, const models::ModelSummary& model,
@@ -227,7 +216,7 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
                               .dataset = d.where.name,
                               .num_classes = d.num_classes,
                               .in_channels = d.in_channels,
-                              .widths = layer_out_widths(*model),
+                              .widths = {},  // save_checkpoint() reads them off the model
                               .extra = {}};
   if (resuming) {
     const models::Checkpoint last = models::read_checkpoint(dir / "last.safetensors");

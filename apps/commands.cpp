@@ -51,6 +51,8 @@ void add_commands(CLI::App& app) {
   add_data_command(app);
   add_demo_command(app);
   add_info_command(app);
+  add_eval_command(app);
+  add_forward_command(app);
   add_train_command(app);
 }
 

@@ -35,6 +35,8 @@ void apply_config_files(CLI::App& sub);
 CLI::App* add_demo_command(CLI::App& app);
 CLI::App* add_data_command(CLI::App& app);  // apps/cmd_data.cpp
 CLI::App* add_info_command(CLI::App& app);  // apps/cmd_info.cpp
+CLI::App* add_eval_command(CLI::App& app);  // apps/cmd_eval.cpp
+CLI::App* add_forward_command(CLI::App& app);  // apps/cmd_forward.cpp
 CLI::App* add_train_command(CLI::App& app);  // apps/cmd_train.cpp
 
 }  // namespace tpp::apps

@@ -44,6 +44,19 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Turns recording back on inside a NoGradGuard scope (graph tracing, e.g. of
+// a model's layer structure, must work wherever it is called from).
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // True when grad mode is on and any input requires grad.
 bool needs_grad(std::initializer_list<const Tensor*> inputs);
 bool needs_grad(const std::vector<Tensor>& inputs);

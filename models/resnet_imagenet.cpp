@@ -38,10 +38,12 @@ BasicBlock::BasicBlock(int64_t in_planes, int64_t planes, int64_t stride) {
     downsample = register_module("downsample", projection);
 }
 
+// The shortcut runs after the main path, as in torchvision, so that layers
+// execute in the order TPP's per-layer schedules count them.
 Tensor BasicBlock::forward(const Tensor& x) {
-  const Tensor identity = downsample ? (*downsample)(x) : x;
   Tensor out = (*relu)((*bn1)((*conv1)(x)));
   out = (*bn2)((*conv2)(out));
+  const Tensor identity = downsample ? (*downsample)(x) : x;
   return (*relu)(ops::add(out, identity));
 }
 
@@ -58,10 +60,10 @@ Bottleneck::Bottleneck(int64_t in_planes, int64_t planes, int64_t stride) {
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  const Tensor identity = downsample ? (*downsample)(x) : x;
   Tensor out = (*relu)((*bn1)((*conv1)(x)));
   out = (*relu)((*bn2)((*conv2)(out)));
   out = (*bn3)((*conv3)(out));
+  const Tensor identity = downsample ? (*downsample)(x) : x;
   return (*relu)(ops::add(out, identity));
 }
 

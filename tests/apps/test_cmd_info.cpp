@@ -4,10 +4,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "tpp_process.h"
+#include "tests/apps/run_tpp.h"
 
-using tpp_test::Run;
-using tpp_test::run_tpp;
+using tpp::testing::run_tpp;
+using Run = tpp::testing::TppRun;
 
 TEST_SUITE("apps") {
 

@@ -12,11 +12,11 @@
 
 #include "data/catalog.h"
 #include "engine/safetensors.h"
-#include "tpp_process.h"
+#include "tests/apps/run_tpp.h"
 
 namespace fs = std::filesystem;
-using tpp_test::Run;
-using tpp_test::run_tpp;
+using tpp::testing::run_tpp;
+using Run = tpp::testing::TppRun;
 
 namespace {
 
@@ -47,10 +47,13 @@ bool have_fashion_mnist() {
     return;                                                                                    \
   }
 
-// mlp7_linear (no BN) on 200 images, two epochs of 4 steps: about a second.
-const std::string kTinyMlp =
-    "train --arch mlp7_linear --dataset fashion-mnist --epochs 2 --batch-size 50 --limit 200 --test-limit 100 "
-    "--lr-schedule 0:0.05,1:0.01 --workers 0";
+// mlp7_linear (no BN) on 200 images, epochs of 4 steps: a fraction of a second each.
+std::string tiny_mlp(int epochs) {
+  return "train --arch mlp7_linear --dataset fashion-mnist --batch-size 50 --limit 200 --test-limit 100 "
+         "--lr-schedule 0:0.05,1:0.01 --workers 0 --epochs " +
+         std::to_string(epochs);
+}
+const std::string kTinyMlp = tiny_mlp(2);
 
 std::string read_text(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -199,7 +202,7 @@ TEST_CASE("tpp train: an existing run directory is refused without --overwrite, 
   for (const auto& entry : fs::directory_iterator(run_dir)) after[entry.path().filename()] = read_text(entry.path());
   CHECK(before == after);
 
-  const Run overwritten = run_tpp(kTinyMlp + " --seed 3 --epochs 1 --overwrite --out " + run_dir.string());
+  const Run overwritten = run_tpp(tiny_mlp(1) + " --seed 3 --overwrite --out " + run_dir.string());
   REQUIRE_MESSAGE(overwritten.status == 0, overwritten.output);
   CHECK(read_jsonl(run_dir / "log.jsonl").size() == 1);
   CHECK(read_text(run_dir / "config.toml").find("seed=3") != std::string::npos);

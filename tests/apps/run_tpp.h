@@ -1,4 +1,5 @@
-// Runs the built `tpp` program for end-to-end tests of its commands.
+// Runs the built `tpp` program (TPP_BINARY_DIR/tpp) with arguments and
+// collects its exit code and output, for the end-to-end command tests.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -9,14 +10,14 @@
 #include <filesystem>
 #include <string>
 
-namespace tpp_test {
+namespace tpp::testing {
 
-struct Run {
-  int status;          // exit code; -1 when the program did not exit normally
+struct TppRun {
+  int status;          // the exit code, -1 when killed by a signal
   std::string output;  // stdout and stderr
 };
 
-inline Run run_tpp(const std::string& args) {
+inline TppRun run_tpp(const std::string& args) {
   const std::filesystem::path tpp = std::filesystem::path(TPP_BINARY_DIR) / "tpp";
   REQUIRE_MESSAGE(std::filesystem::exists(tpp), tpp.string() << " is not built (run ninja for all targets)");
   FILE* pipe = popen((tpp.string() + " " + args + " 2>&1").c_str(), "r");
@@ -28,4 +29,4 @@ inline Run run_tpp(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-}  // namespace tpp_test
+}  // namespace tpp::testing
