@@ -166,6 +166,7 @@ TrainingReport report_of(const nlohmann::ordered_json& summary, const std::vecto
              {"time", format_duration(summary.at("seconds").get<double>())},
              {"device", text("device")},
              {"engine", text("engine_version")}};
+  if (summary.contains("error")) r.facts.insert(r.facts.begin() + 1, {"error", text("error")});
   r.epochs = history;
   r.config_toml = config;
   return r;
@@ -244,13 +245,21 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
              resuming ? fmt::format(" (resuming after epoch {})", trainer.state().epochs_done) : "");
   std::fflush(stdout);
 
-  const auto write_outcome = [&] {
-    const nlohmann::ordered_json summary = summary_json(c, d, model_summary, trainer, history, run);
+  const auto write_outcome = [&](const std::string& error = "") {
+    nlohmann::ordered_json summary = summary_json(c, d, model_summary, trainer, history, run);
+    if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
     run.write_summary(summary);
     run.write_report(training_report_html(report_of(summary, history, config)));
   };
   while (trainer.state().epochs_done < c.epochs) {
-    const EpochStats stats = trainer.run_epoch();
+    const EpochStats stats = [&] {
+      try {
+        return trainer.run_epoch();
+      } catch (const Error& e) {  // e.g. divergence: the run directory says so too
+        write_outcome(e.what());
+        throw;
+      }
+    }();
     history.push_back(stats);
     run.append_log(epoch_json(stats));
     info.extra = {{"phase", "train"},

@@ -24,7 +24,9 @@ double nice_step(double span, int target) {
   return factor * magnitude;
 }
 
-Axis make_axis(double min, double max, bool integer_ticks) {
+// `tight`: the axis spans exactly [min, max] (epochs); otherwise it widens
+// to the enclosing ticks.
+Axis make_axis(double min, double max, bool integer_ticks, bool tight) {
   if (!(max > min)) {  // one value (or none): open a window around it
     const double pad = min != 0 ? std::abs(min) * 0.1 : 1.0;
     min -= pad;
@@ -33,8 +35,8 @@ Axis make_axis(double min, double max, bool integer_ticks) {
   Axis axis;
   axis.step = nice_step(max - min, 5);
   if (integer_ticks) axis.step = std::max(axis.step, 1.0);
-  axis.lo = std::floor(min / axis.step + 1e-9) * axis.step;
-  axis.hi = std::ceil(max / axis.step - 1e-9) * axis.step;
+  axis.lo = tight ? min : std::floor(min / axis.step + 1e-9) * axis.step;
+  axis.hi = tight ? max : std::ceil(max / axis.step - 1e-9) * axis.step;
   axis.decimals = std::max(0, -static_cast<int>(std::floor(std::log10(axis.step) + 1e-9)));
   return axis;
 }
@@ -83,18 +85,20 @@ std::string svg_line_chart(const std::vector<ChartSeries>& series, const ChartOp
                        left + plot_w / 2, top + plot_h / 2);
     return svg;
   }
-  const Axis xa = make_axis(x_min, x_max, true), ya = make_axis(y_min, y_max, false);
+  const Axis xa = make_axis(x_min, x_max, true, true), ya = make_axis(y_min, y_max, false, false);
+  // Ticks sit on multiples of the step, inside the axis.
+  const auto first_tick = [](const Axis& a) { return std::ceil(a.lo / a.step - 1e-9) * a.step; };
   const auto px = [&](double x) { return left + (x - xa.lo) / (xa.hi - xa.lo) * plot_w; };
   const auto py = [&](double y) { return top + plot_h - (y - ya.lo) / (ya.hi - ya.lo) * plot_h; };
 
   // Grid, ticks and labels.
-  for (double y = ya.lo; y <= ya.hi + ya.step * 1e-6; y += ya.step) {
+  for (double y = first_tick(ya); y <= ya.hi + ya.step * 1e-6; y += ya.step) {
     svg += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e4e4e4\"/>\n", left,
                        py(y), left + plot_w, py(y));
     svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" fill=\"#444\">{}</text>\n", left - 6,
                        py(y) + 4, tick_label(y, ya.decimals));
   }
-  for (double x = xa.lo; x <= xa.hi + xa.step * 1e-6; x += xa.step) {
+  for (double x = first_tick(xa); x <= xa.hi + xa.step * 1e-6; x += xa.step) {
     svg += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e4e4e4\"/>\n", px(x),
                        top, px(x), top + plot_h);
     svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"#444\">{}</text>\n", px(x),

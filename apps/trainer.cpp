@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "apps/progress.h"
@@ -106,6 +107,11 @@ void Trainer::step(const data::Batch& batch, const StepContext& context, double&
   sgd_.set_lr(context.lr);
   const Tensor logits = model_(batch.images);
   const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
+  const double data_loss_value = data_loss.item();
+  // Past this point every weight would turn to NaN; the last checkpoint is still good.
+  TPP_CHECK(std::isfinite(data_loss_value),
+            "train: the loss is {} at epoch {}, step {}: training diverged; lower the learning rate", data_loss_value,
+            context.epoch + 1, context.step + 1);
   Tensor loss = data_loss;
   if (hooks_.extra_loss) {
     const Tensor extra = hooks_.extra_loss(context);
@@ -116,7 +122,7 @@ void Trainer::step(const data::Batch& batch, const StepContext& context, double&
   if (hooks_.after_backward) hooks_.after_backward(context);
   sgd_.step();
   if (hooks_.after_step) hooks_.after_step(context);
-  loss_sum += data_loss.item() * static_cast<double>(batch.labels.numel());
+  loss_sum += data_loss_value * static_cast<double>(batch.labels.numel());
   correct += count_correct(logits, batch.labels);
 }
 

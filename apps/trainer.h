@@ -87,6 +87,7 @@ class Trainer {
           TrainerOptions options, TrainHooks hooks = {});
 
   // Trains epoch state().epochs_done + 1, evaluates, and updates the state.
+  // A loss that turns NaN or infinite throws tpp::Error (training diverged).
   EpochStats run_epoch();
   // Accuracy and loss on the test loader in eval mode; the mode is restored.
   EvalResult evaluate();

@@ -48,10 +48,10 @@ bool have_fashion_mnist() {
   }
 
 // mlp7_linear (no BN) on 200 images, epochs of 4 steps: a fraction of a second each.
-std::string tiny_mlp(int epochs) {
-  return "train --arch mlp7_linear --dataset fashion-mnist --batch-size 50 --limit 200 --test-limit 100 "
-         "--lr-schedule 0:0.05,1:0.01 --workers 0 --epochs " +
-         std::to_string(epochs);
+std::string tiny_mlp(int epochs, const std::string& lr_schedule = "0:0.05,1:0.01") {
+  return "train --arch mlp7_linear --dataset fashion-mnist --batch-size 50 --limit 200 --test-limit 100 --workers 0 "
+         "--epochs " +
+         std::to_string(epochs) + " --lr-schedule " + lr_schedule;
 }
 const std::string kTinyMlp = tiny_mlp(2);
 
@@ -256,6 +256,18 @@ TEST_CASE("tpp train: --device cuda says this build has no CUDA backend; a bad d
   CHECK(junk.output.find("'tpu'") != std::string::npos);
   CHECK(!fs::exists(scratch.dir / "a"));
   CHECK(!fs::exists(scratch.dir / "b"));
+}
+
+TEST_CASE("tpp train: a loss that turns NaN stops the run with one line, and summary.json says so") {
+  REQUIRE_DATA();
+  const Scratch scratch("diverge");
+  const Run run = run_tpp(tiny_mlp(2, "0:1000") + " --out " + scratch / "run");
+  CHECK(run.status == 1);
+  CHECK(run.output.find("tpp: error: train: the loss is ") != std::string::npos);
+  CHECK(run.output.ends_with(": training diverged; lower the learning rate\n"));
+  const auto summary = nlohmann::json::parse(read_text(scratch.dir / "run/summary.json"));
+  CHECK(summary["status"] == "failed");
+  CHECK(summary["error"].get<std::string>().starts_with("train: the loss is "));
 }
 
 TEST_CASE("tpp train: --resume needs a run directory and takes no --out or --overwrite") {
