@@ -183,6 +183,17 @@ std::vector<EpochStats> history_until(const RunDir& run, int64_t epochs_done) {
   return history;
 }
 
+// Weights, BN statistics, momentum, counters and RNG as the last epoch left them.
+void restore_last_checkpoint(const fs::path& dir, models::Module& model, Trainer& trainer, const std::string& arch,
+                             const std::string& dataset) {
+  const models::Checkpoint last = models::read_checkpoint(dir / "last.safetensors");
+  TPP_CHECK(last.info.arch == arch && last.info.dataset == dataset,
+            "--resume {}: the checkpoint holds {} on {}, but the config asks for {} on {}", dir.string(),
+            last.info.arch, last.info.dataset, arch, dataset);
+  model.load_state_dict(last.model_tensors);
+  trainer.load_state_tensors(last.extra_tensors);
+}
+
 int run_train(const TrainConfig& c, const CLI::App& command) {
   // Everything that can be wrong with the input is checked before the run
   // directory is touched.
@@ -219,14 +230,7 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
                               .in_channels = d.in_channels,
                               .widths = {},  // save_checkpoint() reads them off the model
                               .extra = {}};
-  if (resuming) {
-    const models::Checkpoint last = models::read_checkpoint(dir / "last.safetensors");
-    TPP_CHECK(last.info.arch == c.arch && last.info.dataset == d.where.name,
-              "--resume {}: the checkpoint holds {} on {}, but the config asks for {} on {}", dir.string(),
-              last.info.arch, last.info.dataset, c.arch, d.where.name);
-    model->load_state_dict(last.model_tensors);
-    trainer.load_state_tensors(last.extra_tensors);
-  }
+  if (resuming) restore_last_checkpoint(dir, *model, trainer, c.arch, d.where.name);
 
   const RunDir run(dir, mode);
   std::vector<EpochStats> history;

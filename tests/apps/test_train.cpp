@@ -287,6 +287,21 @@ TEST_CASE("tpp train: --resume needs a run directory and takes no --out or --ove
   CHECK(with_out.output.find("--out excludes --resume") != std::string::npos);
 }
 
+TEST_CASE("tpp train: --resume refuses a checkpoint of another arch, and leaves the run as it was") {
+  REQUIRE_DATA();
+  const Scratch scratch("resume_arch");
+  const std::string dir = scratch / "run";
+  REQUIRE(run_tpp(tiny_mlp(1) + " --out " + dir).status == 0);
+  const std::string config = read_text(scratch.dir / "run/config.toml");
+  const Run run = run_tpp("train --resume " + dir + " --arch resnet20 --epochs 2");
+  CHECK(run.status == 1);
+  CHECK(run.output == "tpp: error: --resume " + dir +
+                          ": the checkpoint holds mlp7_linear on fashion-mnist, but the config asks for resnet20 on "
+                          "fashion-mnist\n");
+  CHECK(read_text(scratch.dir / "run/config.toml") == config);
+  CHECK(read_jsonl(scratch.dir / "run/log.jsonl").size() == 1);
+}
+
 TEST_CASE("tpp train: --resume after 2 of 4 epochs ends with the same bits as 4 epochs straight (BN, momentum, LR)") {
   REQUIRE_DATA();
   const Scratch scratch("resume");
