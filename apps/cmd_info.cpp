@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/dataset_shapes.h"
 #include "engine/error.h"
 #include "models/layers.h"
 #include "models/summary.h"
@@ -16,36 +17,13 @@ namespace tpp::apps {
 
 namespace {
 
-struct DatasetShape {
-  std::string name;
-  int64_t channels, resolution, num_classes;
-};
-
-const std::vector<DatasetShape>& dataset_shapes() {
-  static const std::vector<DatasetShape> table{{"mnist", 1, 28, 10},
-                                               {"fashion-mnist", 1, 28, 10},
-                                               {"cifar10", 3, 32, 10},
-                                               {"cifar100", 3, 32, 100},
-                                               {"imagenet", 3, 224, 1000}};
-  return table;
-}
-
-const DatasetShape& find_dataset(const std::string& name) {
-  for (const DatasetShape& d : dataset_shapes())
-    if (d.name == name) return d;
-  std::vector<std::string> names;
-  for (const DatasetShape& d : dataset_shapes()) names.push_back(d.name);
-  TPP_CHECK(false, "unknown dataset '{}'; known datasets: {}", name, fmt::join(names, ", "));
-  return dataset_shapes().front();
-}
-
 struct InfoOptions {
   std::string arch, dataset;
   bool json = false;
 };
 
 int run_info(const InfoOptions& opts) {
-  const DatasetShape& data = find_dataset(opts.dataset);
+  const DatasetShape& data = find_dataset_shape(opts.dataset);
   const auto model = [&] {
     const models::SkipInit counts_need_no_values;
     return models::make_model(opts.arch, data.num_classes, data.channels);

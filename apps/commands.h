@@ -37,6 +37,7 @@ CLI::App* add_data_command(CLI::App& app);  // apps/cmd_data.cpp
 CLI::App* add_info_command(CLI::App& app);  // apps/cmd_info.cpp
 CLI::App* add_eval_command(CLI::App& app);  // apps/cmd_eval.cpp
 CLI::App* add_forward_command(CLI::App& app);  // apps/cmd_forward.cpp
+CLI::App* add_prune_command(CLI::App& app);  // apps/cmd_prune.cpp
 CLI::App* add_train_command(CLI::App& app);  // apps/cmd_train.cpp
 
 }  // namespace tpp::apps

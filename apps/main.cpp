@@ -3,7 +3,19 @@
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "engine/distributed.h"
 #include "engine/error.h"
+
+namespace {
+// A failing rank of a multi-process run ends the whole job at once, so that
+// the other ranks do not wait for it until their collective timeout.
+int report_error(std::string_view message) {
+  if (tpp::dist::mpi_running())
+    tpp::dist::abort_job(fmt::format("tpp: error on rank {}: {}", tpp::dist::detect_launch_env().rank, message), 1);
+  fmt::print(stderr, "tpp: error: {}\n", message);
+  return 1;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tpp: a from-scratch deep learning engine for Trainability Preserving Pruning"};
@@ -24,11 +36,7 @@ int main(int argc, char** argv) {
     return tpp::apps::run_selected(app);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const tpp::Error& e) {
-    fmt::print(stderr, "tpp: error: {}\n", e.what());
-    return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "tpp: error: {}\n", e.what());
-    return 1;
+    return report_error(e.what());
   }
 }

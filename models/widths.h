@@ -41,8 +41,9 @@ std::vector<LayerLink> trace_layer_links(Module& model);
 // input channels/features of the layers that consume its output. In place:
 // the parameter TensorImpls get the new data, so handles held elsewhere stay
 // valid (their .grad is dropped; an optimizer's momentum is not resized, so
-// build a new one). Refuses layers whose output feeds a residual sum or the
-// model output, naming the layer and the reason.
+// build a new one; a packed ParameterArena (models/arena.h) no longer holds
+// the narrowed tensors: pack again). Refuses layers whose output feeds a
+// residual sum or the model output, naming the layer and the reason.
 void keep_filters(Module& model, const std::string& layer, const Tensor& kept);
 // Several layers at once, with one trace.
 void keep_filters(Module& model, const std::map<std::string, Tensor>& kept_by_layer);

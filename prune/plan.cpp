@@ -250,6 +250,7 @@ PrunePlan make_plan(models::Module& model, const PlanSpec& spec) {
     LayerPlan& l = plan.layers.emplace_back();
     l.name = link.name;
     l.exec_index = link.exec_index;
+    if (!link.batch_norms.empty()) l.batch_norm = link.batch_norms.front();
     l.ratio = layer_ratio(link.name, rules, skips);
     const Tensor weight = weight_of(*modules.at(link.name));
     l.total = weight.size(0);

@@ -53,6 +53,7 @@ struct LayerPlan {
   double ratio = 0;
   int64_t total = 0;                  // filters before pruning
   std::vector<int64_t> pruned, kept;  // sorted, disjoint, together 0..total-1
+  std::string batch_norm;             // the BN over its output channels ("" when none)
   int64_t width() const { return static_cast<int64_t>(kept.size()); }
 };
 

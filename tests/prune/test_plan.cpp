@@ -81,7 +81,7 @@ TEST_SUITE("prune") {
     CHECK(parse_stage_pr("*:0").at(0).ratio == 0);
   }
 
-  TEST_CASE("parse_stage_pr: malformed items and ratios outside [0, 1) name the spec") {
+  TEST_CASE("parse_stage_pr: malformed items and ratios outside 0..1 name the spec") {
     CHECK_THROWS_WITH(parse_stage_pr("*conv1"), "stage-pr '*conv1': the item '*conv1' is not pattern:ratio");
     CHECK_THROWS_WITH(parse_stage_pr(":0.5"), "stage-pr ':0.5': the item ':0.5' is not pattern:ratio");
     CHECK_THROWS_WITH(parse_stage_pr("a:0.5,,b:0.1"), "stage-pr 'a:0.5,,b:0.1': the item '' is not pattern:ratio");

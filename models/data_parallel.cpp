@@ -1,0 +1,42 @@
+#include "models/data_parallel.h"
+
+#include <memory>
+
+namespace tpp::models {
+
+std::vector<GradBucket> plan_grad_buckets(const ParameterArena& arena, int64_t bucket_bytes) {
+  TPP_CHECK(bucket_bytes > 0, "plan_grad_buckets: the bucket size must be positive but is {} bytes", bucket_bytes);
+  const int64_t element_bytes = static_cast<int64_t>(element_size(arena.grads.dtype()));
+  std::vector<GradBucket> buckets;
+  int64_t bucket_end = 0;  // one past the highest element of the open bucket
+  for (auto it = arena.views.rbegin(); it != arena.views.rend(); ++it) {
+    const auto& [name, param] = *it;
+    const int64_t start = param.offset() - arena.params.offset();
+    const int64_t end = start + param.numel();
+    const bool fits = !buckets.empty() && (bucket_end - start) * element_bytes <= bucket_bytes;
+    if (!fits) {
+      buckets.push_back(GradBucket{});
+      bucket_end = end;
+    }
+    GradBucket& bucket = buckets.back();
+    bucket.offset = start;
+    bucket.numel = bucket_end - start;
+    bucket.params.push_back(name);
+  }
+  return buckets;
+}
+
+void broadcast_model(dist::Communicator& comm, const Module& model) {
+  for (const auto& [name, tensor] : model.state_dict()) comm.broadcast(tensor, 0);
+}
+
+void average_gradients(dist::Communicator& comm, const ParameterArena& arena, const std::vector<GradBucket>& buckets) {
+  std::vector<std::unique_ptr<dist::PendingCollective>> pending;
+  pending.reserve(buckets.size());
+  for (const GradBucket& bucket : buckets)
+    pending.push_back(comm.all_reduce_async(arena.grads.slice(0, bucket.offset, bucket.offset + bucket.numel),
+                                            dist::ReduceOp::avg));
+  for (const auto& p : pending) p->wait();
+}
+
+}  // namespace tpp::models

@@ -1,0 +1,164 @@
+// `tpp prune` end to end: runs the built `tpp` program and reads its output.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "engine/autograd.h"
+#include "engine/rng.h"
+#include "engine/safetensors.h"
+#include "models/checkpoint.h"
+#include "models/layers.h"
+#include "models/summary.h"
+#include "models/widths.h"
+#include "models/zoo.h"
+#include "prune/analysis.h"
+#include "prune/oneshot.h"
+#include "tests/apps/run_tpp.h"
+#include "tests/data/data_test_util.h"
+
+using namespace tpp;
+using tpp::testing::TempDir;
+using Run = tpp::testing::TppRun;
+using tpp::testing::run_tpp;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A resnet20 checkpoint with BN statistics away from their defaults.
+std::filesystem::path save_base(const TempDir& dir) {
+  manual_seed(5);
+  auto net = models::make_model("resnet20", 10, 3);
+  {
+    const NoGradGuard no_grad;
+    for (auto& [name, m] : net->named_modules())
+      if (auto* bn = dynamic_cast<models::BatchNorm2d*>(m)) {
+        bn->running_mean.copy_(uniform({bn->running_mean.numel()}, -0.3, 0.3));
+        bn->bias.copy_(uniform({bn->bias.numel()}, -0.3, 0.3));
+      }
+  }
+  const auto path = dir / "base.safetensors";
+  models::save_checkpoint(path, *net, {.arch = "resnet20", .dataset = "cifar10", .num_classes = 10, .in_channels = 3});
+  return path;
+}
+
+Tensor eval_forward(models::Module& model, const Tensor& x) {
+  model.eval();
+  const NoGradGuard no_grad;
+  return model(x);
+}
+
+}  // namespace
+
+TEST_SUITE("apps") {
+  TEST_CASE("tpp prune --dry-run --json: resnet56 at PR 0.9 keeps 1/3/6 and gives 90.66% / 11.58x") {
+    const Run run = run_tpp("prune --dry-run --arch resnet56 --dataset cifar10 --stage-pr '*layer*.conv1:0.9' --json");
+    REQUIRE(run.status == 0);
+    const auto out = nlohmann::ordered_json::parse(run.output);
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : out.items()) keys.push_back(key);
+    CHECK(keys == std::vector<std::string>{"layers", "dense", "pruned", "sparsity", "sparsity_with_bn", "speedup"});
+    REQUIRE(out["layers"].size() == 56);
+    CHECK(out["layers"][1] == nlohmann::ordered_json({{"name", "layer1.0.conv1"}, {"total", 16}, {"kept", 1}}));
+    CHECK(out["layers"][21]["name"] == "layer2.1.conv1");
+    CHECK(out["layers"][21]["kept"] == 3);
+    CHECK(out["layers"][53]["kept"] == 6);
+    CHECK(out["dense"] ==
+          nlohmann::ordered_json({{"params", 848954}, {"params_with_bn", 853018}, {"flops", 250971392}}));
+    CHECK(fmt::format("{:.2f}", 100 * out["sparsity"].get<double>()) == "90.66");
+    CHECK(fmt::format("{:.2f}", 100 * out["sparsity_with_bn"].get<double>()) == "90.45");
+    CHECK(fmt::format("{:.2f}", out["speedup"].get<double>()) == "11.58");
+  }
+
+  TEST_CASE("tpp prune --dry-run: the table lists kept/total per layer and ends with sparsity and speedup") {
+    const Run run = run_tpp("prune --dry-run --arch resnet56 --dataset cifar10 --stage-pr '*layer*.conv1:0.5'");
+    REQUIRE(run.status == 0);
+    CHECK(contains(run.output, "27 of 56 layers pruned"));
+    CHECK(contains(run.output, "layer1.0.conv1    0.5       8 / 16\n"));
+    CHECK(contains(run.output, "layer1.0.conv2      -      16 / 16\n"));
+    CHECK(contains(run.output, "sparsity 49.94%"));
+    CHECK(contains(run.output, "sparsity 49.82% (BN gamma, beta counted)"));
+    CHECK(contains(run.output, "speedup 1.99x"));
+  }
+
+  TEST_CASE("tpp prune: a bad stage-pr or a residual layer is a one-line error") {
+    Run run = run_tpp("prune --dry-run --arch resnet56 --dataset cifar10 --stage-pr '*layer*.conv1:1.5'");
+    CHECK(run.status == 1);
+    CHECK(run.output ==
+          "tpp: error: stage-pr '*layer*.conv1:1.5': the ratio '1.5' of '*layer*.conv1' must be a number in [0, 1)\n");
+    run = run_tpp("prune --dry-run --arch resnet56 --dataset cifar10 --stage-pr '*conv2:0.5'");
+    CHECK(run.status == 1);
+    CHECK(run.output ==
+          "tpp: error: stage-pr '*conv2:0.5' gives 'layer1.0.conv2' the ratio 0.5, but its filters cannot be removed: "
+          "its output feeds a residual sum ('add') (exclude it with --skip-layers)\n");
+  }
+
+  TEST_CASE("tpp prune --method l1: the saved model reloads without the plan and equals in-process pruning") {
+    const TempDir dir;
+    const auto base = save_base(dir);
+    const auto out = dir / "pruned.safetensors";
+    const Run run = run_tpp(fmt::format("prune --method l1 --base {} --out {} --stage-pr '*layer*.conv1:0.5'",
+                                        base.string(), out.string()));
+    REQUIRE_MESSAGE(run.status == 0, run.output);
+    CHECK(contains(run.output, "9 of 20 layers pruned"));
+    CHECK(contains(run.output, "saved " + out.string()));
+
+    const models::Checkpoint ckpt = models::read_checkpoint(out);
+    CHECK(ckpt.info.arch == "resnet20");
+    CHECK(ckpt.info.dataset == "cifar10");
+    CHECK(ckpt.info.widths.at("layer1.0.conv1") == 8);
+    CHECK(ckpt.info.widths.at("layer3.2.conv1") == 32);
+    CHECK(ckpt.info.widths.at("layer3.2.conv2") == 64);
+    CHECK(ckpt.info.extra.at("prune.method") == "l1");
+    CHECK(ckpt.info.extra.at("prune.stage_pr") == "*layer*.conv1:0.5");
+    const auto pruned = models::build_model(ckpt);
+    CHECK(models::layer_widths(*pruned) == ckpt.info.widths);
+
+    const auto reference = models::build_model(models::read_checkpoint(base));
+    const prune::OneShotResult expected = prune::prune_l1(*reference, {.stage_pr = "*layer*.conv1:0.5"}, {3, 32, 32});
+    const Tensor x = randn({2, 3, 32, 32});
+    CHECK(eval_forward(*pruned, x).to_vector<float>() == eval_forward(*reference, x).to_vector<float>());
+
+    // FLOPs: the reloaded model costs what the plan's widths say, about half the dense model.
+    const prune::PruneAnalysis counted =
+        prune::compare_models(*models::build_model(models::read_checkpoint(base)), *pruned, {3, 32, 32});
+    CHECK(counted.pruned.flops == expected.analysis.pruned.flops);
+    CHECK(counted.speedup == doctest::Approx(expected.analysis.speedup));
+    CHECK(counted.speedup > 1.8);
+    CHECK(counted.speedup < 2.0);
+  }
+
+  TEST_CASE("tpp forward runs a pruned checkpoint") {
+    const TempDir dir;
+    const auto base = save_base(dir);
+    const auto out = dir / "pruned.safetensors";
+    REQUIRE(run_tpp(fmt::format("prune --method l1 --base {} --out {} --stage-pr '*layer*.conv1:0.7'", base.string(),
+                                out.string()))
+                .status == 0);
+    const Tensor x = randn({3, 3, 32, 32});
+    save_safetensors(dir / "x.safetensors", {{"input", x}});
+    const Run run = run_tpp(fmt::format("forward --checkpoint {} --input {} --output {}", out.string(),
+                                        (dir / "x.safetensors").string(), (dir / "y.safetensors").string()));
+    REQUIRE_MESSAGE(run.status == 0, run.output);
+    const Tensor y = load_safetensors(dir / "y.safetensors").tensors.at("output");
+    const auto pruned = models::build_model(models::read_checkpoint(out));
+    CHECK(y.to_vector<float>() == eval_forward(*pruned, x).to_vector<float>());
+  }
+
+  TEST_CASE("tpp prune without --dry-run or --method l1 --base says what this build can do") {
+    Run run = run_tpp("prune --arch resnet56 --dataset cifar10 --stage-pr '*layer*.conv1:0.5'");
+    CHECK(run.status == 1);
+    CHECK(
+        run.output ==
+        "tpp: error: prune: only --dry-run and one-shot --method l1 --base CKPT --out FILE are available in this build "
+        "(the TPP pipeline comes later)\n");
+    run = run_tpp("prune --method tpp --base x --out y --stage-pr '*layer*.conv1:0.5'");
+    CHECK(run.status == 1);
+    run = run_tpp("prune --method l1 --base x.safetensors --stage-pr '*layer*.conv1:0.5'");
+    CHECK(run.output == "tpp: error: prune --method l1: needs --base CKPT and --out FILE\n");
+  }
+
+}  // TEST_SUITE
