@@ -99,29 +99,6 @@ std::vector<std::string> names_from(const fs::path& file, CifarLabels labels) {
   return names.size() == builtin.size() ? names : builtin;
 }
 
-// Appends the records of one file to `pixels`/`labels`.
-void read_records(const fs::path& path, const RecordLayout& layout, std::vector<uint8_t>& pixels,
-                  std::vector<int64_t>& labels) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path, layout.dataset);
-  const int64_t record = layout.label_bytes + kImageBytes;
-  const auto size = static_cast<int64_t>(bytes.size());
-  TPP_CHECK(size > 0, "{}: {}: the file is empty", layout.dataset, path.string());
-  TPP_CHECK(size % record == 0,
-            "{}: {}: size {} bytes is not a whole number of {}-byte records ({} records and {} bytes over)",
-            layout.dataset, path.string(), size, record, size / record, size % record);
-  const int64_t count = size / record;
-  const size_t first = pixels.size();
-  pixels.resize(first + static_cast<size_t>(count * kImageBytes));
-  for (int64_t r = 0; r < count; ++r) {
-    const uint8_t* rec = bytes.data() + r * record;
-    const int64_t label = rec[layout.label_offset];
-    TPP_CHECK(label < layout.num_classes, "{}: {}: record {} (offset {}) has label {} (expected 0..{})", layout.dataset,
-              path.string(), r, r * record + layout.label_offset, label, layout.num_classes - 1);
-    labels.push_back(label);
-    std::memcpy(pixels.data() + first + r * kImageBytes, rec + layout.label_bytes, kImageBytes);
-  }
-}
-
 std::shared_ptr<TensorDataset> load(const std::vector<fs::path>& files, CifarLabels which, const std::string& split,
                                     std::vector<std::string> class_names, std::string source) {
   const RecordLayout layout = layout_for(which);
@@ -133,7 +110,8 @@ std::shared_ptr<TensorDataset> load(const std::vector<fs::path>& files, CifarLab
   for (const fs::path& file : files) {
     names.push_back(file.string());
     starts.push_back(static_cast<int64_t>(labels.size()));
-    read_records(file, layout, pixels, labels);
+    parse_cifar_records(read_file_bytes(file, layout.dataset), which,
+                        fmt::format("{}: {}", layout.dataset, file.string()), pixels, labels);
   }
   const auto n = static_cast<int64_t>(labels.size());
   Tensor images = empty({n, 3, 32, 32}, {.dtype = DType::u8});
@@ -144,6 +122,33 @@ std::shared_ptr<TensorDataset> load(const std::vector<fs::path>& files, CifarLab
 }
 
 }  // namespace
+
+void parse_cifar_records(std::span<const uint8_t> bytes, CifarLabels which, std::string_view where,
+                         std::vector<uint8_t>& pixels, std::vector<int64_t>& labels) {
+  const RecordLayout layout = layout_for(which);
+  const int64_t record = layout.label_bytes + kImageBytes;
+  const auto size = static_cast<int64_t>(bytes.size());
+  TPP_CHECK(size > 0, "{}: the file is empty", where);
+  TPP_CHECK(size % record == 0,
+            "{}: size {} bytes is not a whole number of {}-byte records ({} records and {} bytes over)", where, size,
+            record, size / record, size % record);
+  const int64_t count = size / record;
+  // Every label is checked before anything is appended, so a bad file leaves
+  // `pixels` and `labels` as they were.
+  for (int64_t r = 0; r < count; ++r) {
+    const int64_t label = bytes[r * record + layout.label_offset];
+    TPP_CHECK(label < layout.num_classes, "{}: record {} (offset {}) has label {} (expected 0..{})", where, r,
+              r * record + layout.label_offset, label, layout.num_classes - 1);
+  }
+  const size_t first = pixels.size();
+  pixels.resize(first + static_cast<size_t>(count * kImageBytes));
+  labels.reserve(labels.size() + static_cast<size_t>(count));
+  for (int64_t r = 0; r < count; ++r) {
+    const uint8_t* rec = bytes.data() + r * record;
+    labels.push_back(rec[layout.label_offset]);
+    std::memcpy(pixels.data() + first + r * kImageBytes, rec + layout.label_bytes, kImageBytes);
+  }
+}
 
 std::shared_ptr<TensorDataset> load_cifar_files(const std::vector<fs::path>& files, CifarLabels labels,
                                                 const std::string& split) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,12 @@ enum class CifarLabels { cifar10, cifar100_fine, cifar100_coarse };
 // This takes any file names, e.g. a sample such as data_batch_1.first258.bin.
 std::shared_ptr<TensorDataset> load_cifar_files(const std::vector<std::filesystem::path>& files, CifarLabels labels,
                                                 const std::string& split);
+
+// Appends the records held in `bytes` (one file's inflated content) to
+// `pixels` (3072 bytes per image) and `labels`. `where` ("<dataset>: <path>")
+// starts every error message.
+void parse_cifar_records(std::span<const uint8_t> bytes, CifarLabels which, std::string_view where,
+                         std::vector<uint8_t>& pixels, std::vector<int64_t>& labels);
 
 // cifar-10-batches-bin/: train = data_batch_1..5.bin, test = test_batch.bin.
 std::shared_ptr<TensorDataset> load_cifar10(const std::filesystem::path& dir, const std::string& split);

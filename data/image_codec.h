@@ -14,6 +14,11 @@
 
 namespace tpp::data {
 
+// Decoders refuse images of more pixels than this (64 Mi, e.g. 8192 x 8192),
+// judged from the header before any pixel memory is allocated: a tiny file
+// can claim 65535 x 65535 pixels.
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+
 // `where` (the file name) starts every error message.
 Tensor decode_jpeg(std::span<const uint8_t> bytes, const std::string& where);
 Tensor decode_png(std::span<const uint8_t> bytes, const std::string& where);

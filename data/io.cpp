@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "engine/error.h"
 
@@ -29,21 +30,29 @@ std::vector<uint8_t> read_raw(const fs::path& path, std::string_view what) {
 }
 
 // Inflates every gzip member of `packed` (a .gz file may hold several).
-std::vector<uint8_t> gunzip(const std::vector<uint8_t>& packed, const fs::path& path, std::string_view what) {
+std::vector<uint8_t> gunzip(const std::vector<uint8_t>& packed, std::string_view where, uint64_t max_inflated) {
   // The last four bytes (little-endian) hold the inflated size modulo 2^32: a
   // good first guess, capped since a truncated file ends in arbitrary bytes.
   const size_t n = packed.size();
+  TPP_CHECK(n <= std::numeric_limits<uInt>::max(), "{}: gzip file of {} bytes is too large to inflate", where, n);
   size_t guess = 0;
   for (size_t k = 0; k < 4 && n >= 18; ++k) guess |= size_t{packed[n - 4 + k]} << (8 * k);
-  std::vector<uint8_t> out(std::clamp<size_t>(guess, 1024, 16 * n + 65536));
+  std::vector<uint8_t> out(std::min<size_t>(std::clamp<size_t>(guess, 1024, 16 * n + 65536), max_inflated));
 
   z_stream zs{};
-  TPP_CHECK(inflateInit2(&zs, 16 + MAX_WBITS) == Z_OK, "{}: {}: zlib could not start", what, path.string());
+  TPP_CHECK(inflateInit2(&zs, 16 + MAX_WBITS) == Z_OK, "{}: zlib could not start", where);
+  struct InflateEnd {
+    z_stream& zs;
+    ~InflateEnd() { inflateEnd(&zs); }
+  } end_inflate{zs};  // on every way out, errors included
   zs.next_in = const_cast<Bytef*>(packed.data());
   zs.avail_in = static_cast<uInt>(n);
   size_t produced = 0;
   while (true) {
-    if (produced == out.size()) out.resize(out.size() * 2);
+    if (produced == out.size()) {
+      TPP_CHECK(produced < max_inflated, "{}: gzip data inflates beyond the limit of {} bytes", where, max_inflated);
+      out.resize(std::min<size_t>(std::max<size_t>(out.size() * 2, 1), max_inflated));
+    }
     zs.next_out = out.data() + produced;
     zs.avail_out = static_cast<uInt>(std::min<size_t>(out.size() - produced, 1u << 30));
     const uInt before = zs.avail_out;
@@ -58,25 +67,25 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& packed, const fs::path& 
     if (rc == Z_OK) continue;
     if (rc == Z_BUF_ERROR && zs.avail_out > 0) {
       const size_t consumed = n - zs.avail_in;
-      inflateEnd(&zs);
-      fail("{}: {}: truncated gzip data: the stream ends after {} compressed bytes", what, path.string(), consumed);
+      fail("{}: truncated gzip data: the stream ends after {} compressed bytes", where, consumed);
     }
     if (rc == Z_BUF_ERROR) continue;  // only the output was full
     const size_t offset = n - zs.avail_in;
     const std::string reason = zs.msg ? zs.msg : "unknown error";
-    inflateEnd(&zs);
-    fail("{}: {}: corrupt gzip data near compressed offset {}: {}", what, path.string(), offset, reason);
+    fail("{}: corrupt gzip data near compressed offset {}: {}", where, offset, reason);
   }
-  inflateEnd(&zs);
   out.resize(produced);
   return out;
 }
 
 }  // namespace
 
+std::vector<uint8_t> decode_file_bytes(std::vector<uint8_t> raw, std::string_view where, uint64_t max_inflated) {
+  return is_gzip(raw) ? gunzip(raw, where, max_inflated) : raw;
+}
+
 std::vector<uint8_t> read_file_bytes(const fs::path& path, std::string_view what) {
-  std::vector<uint8_t> bytes = read_raw(path, what);
-  return is_gzip(bytes) ? gunzip(bytes, path, what) : bytes;
+  return decode_file_bytes(read_raw(path, what), fmt::format("{}: {}", what, path.string()));
 }
 
 std::optional<fs::path> find_plain_or_gz(const fs::path& path) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "data/dataset.h"
@@ -15,6 +16,12 @@ namespace tpp::data {
 Tensor read_idx_images(const std::filesystem::path& path, std::string_view what);
 // An IDX file of u8 labels (magic 0x00000801) as i64 [N]; each must be below num_classes.
 Tensor read_idx_labels(const std::filesystem::path& path, std::string_view what, int64_t num_classes);
+
+// The same from the (inflated) bytes of such a file; `where` ("<what>: <path>")
+// starts every error message. The header is checked against the byte count
+// before anything is allocated.
+Tensor parse_idx_images(std::span<const uint8_t> bytes, std::string_view where);
+Tensor parse_idx_labels(std::span<const uint8_t> bytes, std::string_view where, int64_t num_classes);
 
 // `name` is "mnist" or "fashion-mnist" (it picks the class names).
 std::shared_ptr<TensorDataset> load_mnist(const std::filesystem::path& dir, const std::string& split,

@@ -134,9 +134,9 @@ class EntryParser {
     if (it == j.end() || !it->is_array()) bad(name, "missing or non-list \"shape\"");
     Shape shape;
     for (const json& d : *it) {
-      if (!d.is_number_integer()) bad(name, fmt::format("shape {} holds a non-integer", it->dump()));
+      if (!d.is_number_integer()) bad(name, fmt::format("shape {} holds a non-integer", shape_text(*it)));
       if (d.is_number_unsigned() && d.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-        bad(name, fmt::format("dimension out of range in shape {}", it->dump()));
+        bad(name, fmt::format("dimension out of range in shape {}", shape_text(*it)));
       shape.push_back(d.get<int64_t>());
     }
     for (const int64_t d : shape)
@@ -156,12 +156,35 @@ class EntryParser {
     return {begin, end};
   }
 
+  // Strides multiply the non-zero sizes, so even an empty tensor's shape must
+  // keep that product within int64.
   uint64_t byte_count(const std::string& name, const TensorEntry& e) const {
-    uint64_t bytes = element_size(e.dtype);
-    for (const int64_t d : e.shape)
-      if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes))
+    auto bytes = static_cast<int64_t>(element_size(e.dtype));
+    bool empty = false;
+    for (const int64_t d : e.shape) {
+      if (d == 0) {
+        empty = true;
+      } else if (__builtin_mul_overflow(bytes, d, &bytes)) {
         bad(name, fmt::format("shape {} is too large", shape_str(e.shape)));
-    return bytes;
+      }
+    }
+    return empty ? 0 : static_cast<uint64_t>(bytes);
+  }
+
+  // The shape as written, for messages: at most a few items, nested values
+  // named by their type (a header may nest thousands deep, and strings may
+  // not be valid UTF-8).
+  static std::string shape_text(const json& shape) {
+    std::vector<std::string> items;
+    for (const json& d : shape) {
+      if (items.size() == 8) {
+        items.emplace_back("...");
+        break;
+      }
+      items.push_back(d.is_primitive() ? d.dump(-1, ' ', false, json::error_handler_t::replace)
+                                       : std::string(d.type_name()));
+    }
+    return fmt::format("[{}]", fmt::join(items, ", "));
   }
 
   std::string file_;
@@ -186,6 +209,95 @@ void check_no_overlap(const std::string& file, std::vector<TensorEntry> entries)
     TPP_CHECK(prev.end <= cur.begin, "load_safetensors: {}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", file,
               prev.name, prev.begin, prev.end, cur.name, cur.begin, cur.end);
   }
+}
+
+// Where a safetensors file is read from: an open file or a memory buffer.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual uint64_t size() const = 0;
+  // Reads exactly `nbytes` at `offset`; on failure, the reason.
+  virtual std::optional<std::string> read(void* dst, uint64_t nbytes, uint64_t offset) const = 0;
+};
+
+class FileSource final : public ByteSource {
+ public:
+  FileSource(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  uint64_t size() const override { return size_; }
+  std::optional<std::string> read(void* dst, uint64_t nbytes, uint64_t offset) const override {
+    if (read_exact(fd_, dst, nbytes, offset)) return std::nullopt;
+    return errno == 0 ? "file ended early" : errno_text();
+  }
+
+ private:
+  int fd_;
+  uint64_t size_;
+};
+
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(std::span<const uint8_t> bytes) : bytes_(bytes) {}
+  uint64_t size() const override { return bytes_.size(); }
+  std::optional<std::string> read(void* dst, uint64_t nbytes, uint64_t offset) const override {
+    if (offset > bytes_.size() || nbytes > bytes_.size() - offset) return "file ended early";
+    if (nbytes > 0) std::memcpy(dst, bytes_.data() + offset, nbytes);
+    return std::nullopt;
+  }
+
+ private:
+  std::span<const uint8_t> bytes_;
+};
+
+json parse_header(const std::string& file, const std::string& text) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail("load_safetensors: {}: header is not valid JSON (error at byte {})", file, e.byte);
+  } catch (const json::out_of_range&) {  // a number beyond double, such as 1e999
+    fail("load_safetensors: {}: header is not valid JSON (a number is out of range)", file);
+  }
+}
+
+SafetensorsFile read_safetensors(const std::string& file, const ByteSource& source) {
+  const uint64_t file_size = source.size();
+  TPP_CHECK(file_size >= 8, "load_safetensors: {}: file has {} bytes, too short for the 8-byte header length", file,
+            file_size);
+  uint64_t header_size = 0;
+  if (auto why = source.read(&header_size, 8, 0))
+    fail("load_safetensors: {}: cannot read the header length: {}", file, *why);
+  TPP_CHECK(header_size <= kMaxSafetensorsHeaderBytes,
+            "load_safetensors: {}: header length {} exceeds the limit of {} bytes", file, header_size,
+            kMaxSafetensorsHeaderBytes);
+  TPP_CHECK(header_size <= file_size - 8, "load_safetensors: {}: header length {} exceeds the {} bytes that follow it",
+            file, header_size, file_size - 8);
+  std::string header_bytes(header_size, '\0');
+  if (auto why = source.read(header_bytes.data(), header_size, 8))
+    fail("load_safetensors: {}: cannot read the header: {}", file, *why);
+
+  const json header = parse_header(file, header_bytes);
+  TPP_CHECK(header.is_object(), "load_safetensors: {}: header is not a JSON object", file);
+
+  const uint64_t data_start = 8 + header_size;
+  const EntryParser parser(file, file_size - data_start);
+  SafetensorsFile result;
+  std::vector<TensorEntry> entries;
+  for (const auto& [name, value] : header.items()) {
+    if (name == kMetadataKey)
+      result.metadata = parse_metadata(file, value);
+    else
+      entries.push_back(parser.parse(name, value));
+  }
+  check_no_overlap(file, entries);
+
+  for (const TensorEntry& e : entries) {
+    Tensor t = empty(e.shape, {.dtype = e.dtype});
+    if (e.begin != e.end) {
+      if (auto why = source.read(t.raw_data(), e.end - e.begin, data_start + e.begin))
+        fail("load_safetensors: {}: cannot read tensor '{}': {}", file, e.name, *why);
+    }
+    result.tensors.emplace(e.name, std::move(t));
+  }
+  return result;
 }
 
 // ---- saving ----
@@ -284,47 +396,11 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
   struct stat st {};
   TPP_CHECK(::fstat(fd.get(), &st) == 0, "load_safetensors: cannot stat {}: {}", file, errno_text());
   TPP_CHECK(S_ISREG(st.st_mode), "load_safetensors: {} is not a regular file", file);
-  const auto file_size = static_cast<uint64_t>(st.st_size);
-  TPP_CHECK(file_size >= 8, "load_safetensors: {}: file has {} bytes, too short for the 8-byte header length", file,
-            file_size);
+  return read_safetensors(file, FileSource(fd.get(), static_cast<uint64_t>(st.st_size)));
+}
 
-  uint64_t header_size = 0;
-  TPP_CHECK(read_exact(fd.get(), &header_size, 8, 0), "load_safetensors: {}: cannot read the header length: {}", file,
-            errno_text());
-  TPP_CHECK(header_size <= file_size - 8, "load_safetensors: {}: header length {} exceeds the {} bytes that follow it",
-            file, header_size, file_size - 8);
-  std::string header_bytes(header_size, '\0');
-  TPP_CHECK(read_exact(fd.get(), header_bytes.data(), header_size, 8), "load_safetensors: {}: cannot read the header: {}",
-            file, errno_text());
-
-  json header;
-  try {
-    header = json::parse(header_bytes);
-  } catch (const json::parse_error& e) {
-    fail("load_safetensors: {}: header is not valid JSON (error at byte {})", file, e.byte);
-  }
-  TPP_CHECK(header.is_object(), "load_safetensors: {}: header is not a JSON object", file);
-
-  const uint64_t data_start = 8 + header_size;
-  const EntryParser parser(file, file_size - data_start);
-  SafetensorsFile result;
-  std::vector<TensorEntry> entries;
-  for (const auto& [name, value] : header.items()) {
-    if (name == kMetadataKey)
-      result.metadata = parse_metadata(file, value);
-    else
-      entries.push_back(parser.parse(name, value));
-  }
-  check_no_overlap(file, entries);
-
-  for (const TensorEntry& e : entries) {
-    Tensor t = empty(e.shape, {.dtype = e.dtype});
-    TPP_CHECK(e.begin == e.end || read_exact(fd.get(), t.raw_data(), e.end - e.begin, data_start + e.begin),
-              "load_safetensors: {}: cannot read tensor '{}': {}", file, e.name,
-              errno == 0 ? "file ended early" : errno_text());
-    result.tensors.emplace(e.name, std::move(t));
-  }
-  return result;
+SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::string& name) {
+  return read_safetensors(name, MemorySource(bytes));
 }
 
 void save_safetensors(const std::filesystem::path& path, const std::map<std::string, Tensor>& tensors,

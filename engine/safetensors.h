@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 
 #include "engine/tensor.h"
@@ -17,10 +18,18 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
+// Headers longer than this are refused before they are read (the reference
+// implementation has the same limit).
+inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
+
 // Reads every tensor into fresh contiguous CPU tensors. Bad input (missing,
 // truncated or inconsistent file) throws tpp::Error with one line naming the
-// file, the problem and, where there is one, the tensor.
+// file, the problem and, where there is one, the tensor. Sizes in the header
+// are checked against the file size before anything is allocated.
 SafetensorsFile load_safetensors(const std::filesystem::path& path);
+// The same from a whole file held in memory; `name` stands for the file in
+// error messages.
+SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::string& name);
 
 // Writes atomically: a temporary file in the same directory is written,
 // flushed and fsync'ed, then renamed over `path` and the directory fsync'ed,
