@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -304,6 +305,9 @@ TEST_CASE("tpp train: --resume refuses a checkpoint of another arch, and leaves 
 
 TEST_CASE("tpp train: --resume after 2 of 4 epochs ends with the same bits as 4 epochs straight (BN, momentum, LR)") {
   REQUIRE_DATA();
+  // Small convolutions on a busy machine: spinning OpenMP threads would make
+  // this test ten times slower (children inherit the setting; never overrides one given).
+  ::setenv("OMP_WAIT_POLICY", "passive", 0);
   const Scratch scratch("resume");
   // resnet20 has BN running statistics; the LR drops at epoch 3, after the resume.
   const std::string recipe =
