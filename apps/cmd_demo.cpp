@@ -80,28 +80,12 @@ double evaluate(Sequential& net, data::DataLoader& loader) {
   return 100.0 * static_cast<double>(correct) / static_cast<double>(seen);
 }
 
-// A view of the first `limit` samples of a dataset.
-class FirstSamples final : public data::Dataset {
- public:
-  FirstSamples(std::shared_ptr<const data::Dataset> base, int64_t limit)
-      : Dataset(base->info()), base_(std::move(base)), limit_(std::min(limit, base_->size())) {}
-  int64_t size() const override { return limit_; }
-  data::Sample get(int64_t i) const override { return base_->get(i); }
-  int64_t label(int64_t i) const override { return base_->label(i); }
-  std::optional<Shape> image_shape() const override { return base_->image_shape(); }
-  std::string describe(int64_t i) const override { return base_->describe(i); }
-
- private:
-  std::shared_ptr<const data::Dataset> base_;
-  int64_t limit_;
-};
-
 int run_demo(const DemoOptions& o) {
   manual_seed(o.seed);
   const auto where = data::locate_dataset(o.dataset, data::resolve_data_root(o.data_dir));
   std::shared_ptr<const data::Dataset> train = data::open_dataset(where, "train");
   const auto test = data::open_dataset(where, "test");
-  if (o.limit > 0) train = std::make_shared<FirstSamples>(train, o.limit);
+  if (o.limit > 0) train = std::make_shared<data::FirstSamples>(train, o.limit);
   const Shape image = train->image_shape().value();
   const int64_t classes = train->info().num_classes();
 

@@ -1,5 +1,6 @@
 #include "apps/commands.h"
 
+#include <filesystem>
 #include <map>
 
 #include "engine/error.h"
@@ -15,6 +16,37 @@ std::map<CLI::App*, CommandRunner>& runners() {
 
 void register_command(CLI::App* sub, CommandRunner run) { runners()[sub] = std::move(run); }
 
+CLI::Option* add_config_option(CLI::App* sub) {
+  return sub->add_option("--config", "Read options from a TOML file (flags override it)")
+      ->type_name("FILE")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->configurable(false);
+}
+
+void apply_config_files(CLI::App& sub) {
+  const std::string command = sub.get_name();
+  const CLI::Option* config = sub.get_option("--config");
+  for (const std::string& file : config->results()) {
+    TPP_CHECK(std::filesystem::is_regular_file(file), "{}: --config {}: no such file", command, file);
+    std::vector<CLI::ConfigItem> items;
+    try {
+      items = CLI::ConfigTOML().from_file(file);
+    } catch (const CLI::Error& e) {
+      fail("{}: --config {}: {}", command, file, e.what());
+    }
+    for (const CLI::ConfigItem& item : items) {
+      TPP_CHECK(item.parents.empty(), "{}: --config {}: sections ([{}]) are not read; write key = value lines", command,
+                file, item.parents.front());
+      CLI::Option* option = sub.get_option_no_throw("--" + item.name);
+      TPP_CHECK(option != nullptr && option->get_configurable(), "{}: --config {}: unknown option '{}'", command, file,
+                item.name);
+      if (option->count() > 0) continue;  // given on the command line (or by an earlier file)
+      option->add_result(item.inputs);
+      option->run_callback();
+    }
+  }
+}
+
 void add_commands(CLI::App& app) {
   add_data_command(app);
   add_demo_command(app);
@@ -22,6 +54,7 @@ void add_commands(CLI::App& app) {
   add_eval_command(app);
   add_forward_command(app);
   add_prune_command(app);
+  add_train_command(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -21,11 +21,23 @@ std::string version_text();
 using CommandRunner = std::function<int()>;
 void register_command(CLI::App* sub, CommandRunner run);
 
+// Options from TOML files for sub-commands. CLI11 2.1 reads config files for
+// the top-level app only, so a sub-command adds its own `--config FILE`
+// (may be repeated) and calls apply_config_files() before running: every
+// configurable option not given on the command line takes the file's value
+// (flags override files; an earlier file overrides a later one). Keys are the
+// long option names without dashes (`batch-size = 128`); sub.config_to_str()
+// writes files in this form.
+CLI::Option* add_config_option(CLI::App* sub);
+// An unknown key, a [section] or a missing file throws tpp::Error naming them.
+void apply_config_files(CLI::App& sub);
+
 CLI::App* add_demo_command(CLI::App& app);
 CLI::App* add_data_command(CLI::App& app);  // apps/cmd_data.cpp
 CLI::App* add_info_command(CLI::App& app);  // apps/cmd_info.cpp
 CLI::App* add_eval_command(CLI::App& app);  // apps/cmd_eval.cpp
 CLI::App* add_forward_command(CLI::App& app);  // apps/cmd_forward.cpp
 CLI::App* add_prune_command(CLI::App& app);  // apps/cmd_prune.cpp
+CLI::App* add_train_command(CLI::App& app);  // apps/cmd_train.cpp
 
 }  // namespace tpp::apps

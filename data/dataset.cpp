@@ -50,6 +50,21 @@ std::string TensorDataset::describe(int64_t index) const {
   return fmt::format("{} record {}", files_[file], index - file_starts_[file]);
 }
 
+FirstSamples::FirstSamples(std::shared_ptr<const Dataset> base, int64_t limit)
+    : Dataset(base->info()), base_(std::move(base)), limit_(std::min(limit, base_->size())) {
+  TPP_CHECK(limit > 0, "FirstSamples: limit must be positive but got {}", limit);
+}
+
+Sample FirstSamples::get(int64_t index) const {
+  check_index(index);
+  return base_->get(index);
+}
+
+int64_t FirstSamples::label(int64_t index) const {
+  check_index(index);
+  return base_->label(index);
+}
+
 ChannelStats channel_stats(const Dataset& dataset, int64_t limit) {
   const int64_t n = limit > 0 ? std::min(limit, dataset.size()) : dataset.size();
   // Integer sums of the u8 values are exact; the division happens once.

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -75,6 +76,22 @@ class TensorDataset final : public Dataset {
   Tensor images_, labels_;
   std::vector<std::string> files_;    // the files read, in order
   std::vector<int64_t> file_starts_;  // index of each file's first sample
+};
+
+// The first `limit` samples of `base` (all of them when it holds fewer), as a
+// dataset of its own; for quick runs and tests.
+class FirstSamples final : public Dataset {
+ public:
+  FirstSamples(std::shared_ptr<const Dataset> base, int64_t limit);
+  int64_t size() const override { return limit_; }
+  Sample get(int64_t index) const override;
+  int64_t label(int64_t index) const override;
+  std::optional<Shape> image_shape() const override { return base_->image_shape(); }
+  std::string describe(int64_t index) const override { return base_->describe(index); }
+
+ private:
+  std::shared_ptr<const Dataset> base_;
+  int64_t limit_;
 };
 
 // Per-channel mean and standard deviation (population) of the images scaled

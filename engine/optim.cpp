@@ -52,6 +52,16 @@ void Sgd::step() {
   }
 }
 
+void Sgd::set_momentum_buffer(size_t index, const Tensor& buffer) {
+  TPP_CHECK(index < params_.size(), "sgd: momentum buffer {} of {} parameters", index, params_.size());
+  const Tensor& p = params_[index];
+  TPP_CHECK(buffer.defined() && buffer.sizes() == p.sizes() && buffer.dtype() == p.dtype(),
+            "sgd: momentum buffer {} {} does not match parameter {} {}", index,
+            buffer.defined() ? fmt::format("{} {}", dtype_name(buffer.dtype()), shape_str(buffer.sizes())) : "undefined",
+            dtype_name(p.dtype()), shape_str(p.sizes()));
+  momentum_[index] = buffer.detach().clone();
+}
+
 void Sgd::zero_grad() {
   for (Tensor& p : params_) p.zero_grad();
 }

@@ -32,6 +32,9 @@ class Sgd {
   const std::vector<Tensor>& params() const { return params_; }
   // One buffer per parameter; undefined until that parameter's first step.
   const std::vector<Tensor>& momentum_buffers() const { return momentum_; }
+  // Restores buffer `index` as saved from momentum_buffers() (resuming a run);
+  // its shape and dtype must match the parameter's. The value is copied.
+  void set_momentum_buffer(size_t index, const Tensor& buffer);
 
  private:
   std::vector<Tensor> params_;

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Set-up, build, and the main job: for now a short CPU training demo on real
-# data (MNIST from ../shared/data or $TPP_DATA; Fashion-MNIST from Debian's
-# dataset-fashion-mnist package). Later issues turn this into the full
-# pruning pipeline.
+# Set-up, build, and the main job: trains ResNet-20 on real data on the CPU
+# in a few minutes (Fashion-MNIST from Debian's dataset-fashion-mnist
+# package, which setup.sh installs) and says how accurate it got and where
+# its run directory is (config, per-epoch log, checkpoints, summary and an
+# HTML report with the curves).
+#
+# This is a short version of configs/resnet20-fashion-mnist.toml (10,000 of
+# the 60,000 training images, 2 epochs); the full recipe passes 91%:
+#   build/tpp train --config configs/resnet20-fashion-mnist.toml
+# Later issues turn this into the full pruning pipeline.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -10,8 +16,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tpp="${TPP_BUILD_DIR:-$root/build}/tpp"
 "$tpp" --version
 cd "$root"
-echo "== An MLP on MNIST when it is present, else Fashion-MNIST"
-if "$tpp" data --dataset mnist >/dev/null 2>&1; then dataset=mnist; else dataset=fashion-mnist; fi
-"$tpp" demo --dataset "$dataset" --arch mlp --epochs 2
-echo "== A small CNN (conv-BN-ReLU-pool x2) on Fashion-MNIST"
-"$tpp" demo --dataset fashion-mnist --arch cnn --epochs 1 --limit 20000
+
+echo "== Training ResNet-20 on Fashion-MNIST (CPU; 10,000 images, 2 epochs)"
+# OpenMP threads that sleep instead of spinning while they wait: on a machine
+# shared with other work this trains 2.4x faster (measured on 2 busy cores).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+"$tpp" train --config configs/resnet20-fashion-mnist.toml --limit 10000 --epochs 2 --lr-schedule 0:0.1,1:0.01 \
+  "$@" | tee "$log"
+
+run_dir=$(sed -n 's/^train: run directory \(.*\) (report.html, .*/\1/p' "$log")
+echo
+echo "== Done"
+sed -n 's/^train: final test accuracy /Test accuracy: /p' "$log"
+echo "Run directory: $run_dir"
+echo "Report:        $run_dir/report.html"

@@ -380,7 +380,10 @@ void backward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* dy,
                       thread_buffer<T>(Slot::columns, g.is_pointwise() ? 0 : d.col_rows * plan.images * d.P),
                       thread_buffer<T>(Slot::staged, plan.images > 1 ? d.K * plan.images * d.P : 0)};
     const int t = omp_get_thread_num();
-#pragma omp for schedule(dynamic)
+    // A static schedule gives each thread the same chunks on every call, so
+    // the partial sums, and the gradients, are the same bits run after run
+    // (training resumes exactly; see apps/trainer.h).
+#pragma omp for schedule(static)
     for (int64_t chunk = 0; chunk < plan.count; ++chunk) {
       work.select(plan, chunk);
       const T* const dyc = gather_output_grad(work, dy);

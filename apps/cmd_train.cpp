@@ -1,0 +1,346 @@
+// `tpp train`: trains a zoo model on a dataset with SGD and a step LR
+// schedule, writing a run directory (apps/run_dir.h) with checkpoints after
+// every epoch; `--resume RUN_DIR` continues one exactly where its last
+// checkpoint left off. Options come from flags and/or a TOML file
+// (`--config`); flags win. The resolved options land in the run's
+// config.toml, which `--config` (and `--resume`) read back.
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "apps/commands.h"
+#include "apps/progress.h"
+#include "apps/report.h"
+#include "apps/run_dir.h"
+#include "apps/trainer.h"
+#include "data/catalog.h"
+#include "engine/build_info.h"
+#include "engine/cuda_info.h"
+#include "engine/device.h"
+#include "engine/rng.h"
+#include "models/checkpoint.h"
+#include "models/summary.h"
+#include "models/zoo.h"
+
+namespace tpp::apps {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kEvalBatchSize = 500;
+
+// Training runs on CUDA once the engine has a CUDA backend; until then no
+// build has one, whatever GPUs the machine holds.
+constexpr bool kCudaTrainingBuilt = false;
+
+std::string default_device() { return kCudaTrainingBuilt && cuda_device_count() > 0 ? "cuda" : "cpu"; }
+
+struct TrainConfig {
+  std::string arch, dataset, data_dir;
+  int64_t epochs = 10, batch_size = 128, limit = 0, test_limit = 0;
+  std::string lr_schedule = "0:0.1";
+  double momentum = 0.9, weight_decay = 5e-4;
+  bool nesterov = false;
+  uint64_t seed = 0;
+  std::string device = default_device();
+  int workers = 2;
+  // Where the run goes; not part of config.toml.
+  std::string out, resume;
+  bool overwrite = false;
+};
+
+void check_device(const std::string& text) {
+  const Device device = Device::parse(text);
+  TPP_CHECK(device.is_cpu(),
+            "train: --device {}: this build has no CUDA backend for training ({} GPU(s) visible); use --device cpu",
+            text, cuda_device_count());
+}
+
+void check_arch(const std::string& arch) {
+  const auto& known = models::known_archs();
+  TPP_CHECK(std::find(known.begin(), known.end(), arch) != known.end(), "train: unknown arch '{}'; known archs: {}",
+            arch, fmt::join(known, ", "));
+}
+
+fs::path default_run_dir(const TrainConfig& c, const std::string& dataset) {
+  const std::time_t now = std::time(nullptr);
+  return fs::path("runs") / fmt::format("{}-{}-{:%Y%m%d-%H%M%S}", c.arch, dataset, fmt::localtime(now));
+}
+
+// The data side of a run: datasets, the model input they feed, and loaders.
+struct RunData {
+  data::DatasetLocation where;
+  std::shared_ptr<const data::Dataset> train, test;
+  int64_t num_classes = 0, in_channels = 3;
+  Shape input;  // one sample as the model takes it, [C, H, W]
+};
+
+RunData open_data(const TrainConfig& c, data::DatasetLocation where) {
+  RunData d;
+  d.where = std::move(where);
+  const auto& splits = d.where.splits;
+  const auto test_split = std::find_if(splits.begin(), splits.end(), [](const std::string& s) { return s != "train"; });
+  TPP_CHECK(test_split != splits.end(), "train: {} in {} has no test or validation split (splits: {})", d.where.name,
+            d.where.dir.string(), fmt::join(splits, ", "));
+  d.train = data::open_dataset(d.where, "train");
+  d.test = data::open_dataset(d.where, *test_split);
+  if (c.limit > 0) d.train = std::make_shared<data::FirstSamples>(d.train, c.limit);
+  if (c.test_limit > 0) d.test = std::make_shared<data::FirstSamples>(d.test, c.test_limit);
+  d.num_classes = d.train->info().num_classes();
+  const std::optional<Shape> image = d.train->image_shape();
+  d.in_channels = image ? (*image)[0] : 3;
+  // Datasets of varying image sizes (ImageFolder) are cropped to 224 by their transforms.
+  d.input = models::model_input_shape(c.arch, d.in_channels, image ? (*image)[1] : 224);
+  return d;
+}
+
+// The dataset's usual pipeline, after a resize when the model takes another
+// resolution (mlp7_linear: MNIST at 32x32).
+data::TransformPtr transforms_for(const RunData& d, bool train) {
+  data::TransformPtr standard = data::standard_transforms(d.where.name, train);
+  const std::optional<Shape> image = d.train->image_shape();
+  if (!image || ((*image)[1] == d.input[1] && (*image)[2] == d.input[2])) return standard;
+  return std::make_shared<data::Compose>(std::vector<data::TransformPtr>{
+      std::make_shared<data::Resize>(d.input[1], d.input[2]), std::move(standard)});
+}
+
+nlohmann::ordered_json summary_json(const TrainConfig& c, const RunData& d, const models::ModelSummary& model,
+                                    const Trainer& trainer, const std::vector<EpochStats>& history,
+                                    const RunDir& run) {
+  double seconds = 0, images_per_second = 0;
+  for (const EpochStats& e : history) seconds += e.seconds, images_per_second += e.images_per_second;
+  if (!history.empty()) images_per_second /= static_cast<double>(history.size());
+  const TrainState& s = trainer.state();
+  nlohmann::ordered_json out = {
+      {"status", s.epochs_done >= c.epochs ? "finished" : "running"},
+      {"arch", c.arch},
+      {"dataset", d.where.name},
+      {"epochs", c.epochs},
+      {"epochs_done", s.epochs_done},
+      {"global_step", s.global_step},
+      {"final_test_acc", history.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(history.back().test_acc)},
+      {"final_test_loss", history.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(history.back().test_loss)},
+      {"best_test_acc", s.best_epoch > 0 ? nlohmann::ordered_json(s.best_test_acc) : nlohmann::ordered_json()},
+      {"best_epoch", s.best_epoch},
+      {"train_samples", d.train->size()},
+      {"test_samples", d.test->size()},
+      {"input", model.input},
+      {"num_classes", d.num_classes},
+      {"params", model.params},
+      {"params_with_bn", model.params_with_bn},
+      {"flops", model.flops},
+      {"seconds", seconds},
+      {"images_per_s", images_per_second},
+      {"device", c.device},
+      {"seed", c.seed},
+      {"run_dir", run.path().string()},
+      {"checkpoints", {{"last", run.last_checkpoint().filename().string()},
+                       {"best", run.best_checkpoint().filename().string()}}},
+      {"engine_version", TPP_VERSION}};
+  return out;
+}
+
+TrainingReport report_of(const nlohmann::ordered_json& summary, const std::vector<EpochStats>& history,
+                         const std::string& config) {
+  const auto text = [&](const char* key) {
+    const auto& v = summary.at(key);
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  };
+  const auto percent = [&](const char* key) {
+    const auto& v = summary.at(key);
+    return v.is_number() ? fmt::format("{:.2f}%", v.get<double>()) : std::string("-");
+  };
+  TrainingReport r;
+  r.title = fmt::format("{} on {}", text("arch"), text("dataset"));
+  r.facts = {{"status", fmt::format("{} ({} of {} epochs)", text("status"), text("epochs_done"), text("epochs"))},
+             {"final test accuracy", percent("final_test_acc")},
+             {"best test accuracy", fmt::format("{} (epoch {})", percent("best_test_acc"), text("best_epoch"))},
+             {"parameters", fmt::format("{} ({} with BN)", text("params"), text("params_with_bn"))},
+             {"FLOPs per image", text("flops")},
+             {"train / test images", fmt::format("{} / {}", text("train_samples"), text("test_samples"))},
+             {"time", format_duration(summary.at("seconds").get<double>())},
+             {"device", text("device")},
+             {"engine", text("engine_version")}};
+  if (summary.contains("error")) r.facts.insert(r.facts.begin() + 1, {"error", text("error")});
+  r.epochs = history;
+  r.config_toml = config;
+  return r;
+}
+
+// The log lines of the epochs a checkpoint holds: a line written after the
+// last checkpoint (a crash between the two) belongs to work being redone.
+std::vector<EpochStats> history_until(const RunDir& run, int64_t epochs_done) {
+  std::vector<EpochStats> history;
+  for (const auto& line : run.read_log()) {
+    EpochStats e = epoch_from_json(line);
+    if (e.epoch <= epochs_done) history.push_back(e);
+  }
+  return history;
+}
+
+// Weights, BN statistics, momentum, counters and RNG as the last epoch left them.
+void restore_last_checkpoint(const fs::path& dir, models::Module& model, Trainer& trainer, const std::string& arch,
+                             const std::string& dataset) {
+  const models::Checkpoint last = models::read_checkpoint(dir / "last.safetensors");
+  TPP_CHECK(last.info.arch == arch && last.info.dataset == dataset,
+            "--resume {}: the checkpoint holds {} on {}, but the config asks for {} on {}", dir.string(),
+            last.info.arch, last.info.dataset, arch, dataset);
+  model.load_state_dict(last.model_tensors);
+  trainer.load_state_tensors(last.extra_tensors);
+}
+
+int run_train(const TrainConfig& c, const CLI::App& command) {
+  // Everything that can be wrong with the input is checked before the run
+  // directory is touched.
+  const bool resuming = !c.resume.empty();
+  const RunDir::Mode mode = resuming ? RunDir::Mode::resume
+                            : c.overwrite ? RunDir::Mode::overwrite
+                                          : RunDir::Mode::create;
+  check_arch(c.arch);
+  check_device(c.device);
+  const LrSchedule schedule = LrSchedule::parse_milestones(c.lr_schedule);
+  data::DatasetLocation where = data::locate_dataset(c.dataset, data::resolve_data_root(c.data_dir));
+  const fs::path dir = resuming ? fs::path(c.resume) : c.out.empty() ? default_run_dir(c, where.name) : fs::path(c.out);
+  RunDir::check_usable(dir, mode);
+  const RunData d = open_data(c, std::move(where));
+
+  manual_seed(c.seed);
+  const std::shared_ptr<models::Module> model = models::make_model(c.arch, d.num_classes, d.in_channels);
+  const models::ModelSummary model_summary = models::summarize(*model, d.input);
+  data::DataLoader train_loader(d.train, transforms_for(d, true),
+                                {.batch_size = c.batch_size, .shuffle = true, .drop_last = true,
+                                 .num_workers = c.workers, .seed = c.seed});
+  data::DataLoader test_loader(d.test, transforms_for(d, false),
+                               {.batch_size = kEvalBatchSize, .num_workers = c.workers, .seed = c.seed});
+  Trainer trainer(*model, train_loader, test_loader,
+                  {.schedule = schedule,
+                   .momentum = c.momentum,
+                   .weight_decay = c.weight_decay,
+                   .nesterov = c.nesterov,
+                   .epochs = c.epochs,
+                   .live_progress = stdout_is_terminal()});
+  models::CheckpointInfo info{.arch = c.arch,
+                              .dataset = d.where.name,
+                              .num_classes = d.num_classes,
+                              .in_channels = d.in_channels,
+                              .widths = {},  // save_checkpoint() reads them off the model
+                              .extra = {}};
+  if (resuming) restore_last_checkpoint(dir, *model, trainer, c.arch, d.where.name);
+
+  const RunDir run(dir, mode);
+  std::vector<EpochStats> history;
+  if (resuming) {
+    history = history_until(run, trainer.state().epochs_done);
+    std::vector<nlohmann::ordered_json> lines;
+    for (const EpochStats& e : history) lines.push_back(epoch_json(e));
+    run.rewrite_log(lines);
+  }
+  const std::string config = command.config_to_str(true, true);
+  run.write_config(config);
+
+  fmt::print("train: {} on {} ({} train / {} test images, input {}), {} parameters, {}\n", c.arch, d.where.name,
+             d.train->size(), d.test->size(), shape_str(d.input), model_summary.params, c.device);
+  fmt::print("train: run directory {}{}\n", run.path().string(),
+             resuming ? fmt::format(" (resuming after epoch {})", trainer.state().epochs_done) : "");
+  std::fflush(stdout);
+
+  const auto write_outcome = [&](const std::string& error = "") {
+    nlohmann::ordered_json summary = summary_json(c, d, model_summary, trainer, history, run);
+    if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
+    run.write_summary(summary);
+    run.write_report(training_report_html(report_of(summary, history, config)));
+  };
+  while (trainer.state().epochs_done < c.epochs) {
+    const EpochStats stats = [&] {
+      try {
+        return trainer.run_epoch();
+      } catch (const Error& e) {  // e.g. divergence: the run directory says so too
+        write_outcome(e.what());
+        throw;
+      }
+    }();
+    history.push_back(stats);
+    run.append_log(epoch_json(stats));
+    info.extra = {{"phase", "train"},
+                  {"epoch", std::to_string(stats.epoch)},
+                  {"test_acc", fmt::format("{}", stats.test_acc)}};
+    if (trainer.improved()) models::save_checkpoint(run.best_checkpoint(), *model, info);
+    models::save_checkpoint(run.last_checkpoint(), *model, info, trainer.state_tensors());
+    write_outcome();
+  }
+  write_outcome();
+
+  const TrainState& s = trainer.state();
+  if (!history.empty())
+    fmt::print("train: final test accuracy {:.2f}%, best {:.2f}% (epoch {})\n", history.back().test_acc,
+               s.best_test_acc, s.best_epoch);
+  fmt::print("train: run directory {} (report.html, summary.json, log.jsonl, last/best.safetensors)\n",
+             run.path().string());
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* add_train_command(CLI::App& app) {
+  auto c = std::make_shared<TrainConfig>();
+  CLI::App* sub = app.add_subcommand("train", "Train a zoo model on a dataset; writes a run directory");
+  CLI::Option* config = add_config_option(sub);
+  sub->add_option("--arch", c->arch,
+                  fmt::format("Architecture (required): {}", fmt::join(models::known_archs(), ", ")));
+  sub->add_option("--dataset", c->dataset,
+                  "Dataset (required): mnist, fashion-mnist, cifar10, cifar100, imagenet or imagefolder:<path>");
+  sub->add_option("--data-dir", c->data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
+  sub->add_option("--epochs", c->epochs, "Train until this epoch")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--batch-size", c->batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--lr-schedule", c->lr_schedule, "Step schedule epoch:lr,... (the LR of the last milestone reached)")
+      ->capture_default_str();
+  sub->add_option("--momentum", c->momentum)->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--weight-decay", c->weight_decay)->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_flag("--nesterov", c->nesterov, "Nesterov momentum");
+  sub->add_option("--seed", c->seed, "Seeds the initial weights and the data order")->capture_default_str();
+  sub->add_option("--device", c->device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str();
+  sub->add_option("--workers", c->workers, "Data loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--limit", c->limit, "Train on the first N training samples only (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--test-limit", c->test_limit, "Evaluate on the first N test samples only (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  CLI::Option* out =
+      sub->add_option("--out", c->out, "Run directory (default: runs/<arch>-<dataset>-<time>)")->configurable(false);
+  CLI::Option* overwrite =
+      sub->add_flag("--overwrite", c->overwrite, "Replace the run in an existing --out directory")->configurable(false);
+  // The run's own config.toml is read as if given with --config, so the
+  // options are the run's and flags still override them (--epochs to extend).
+  sub->add_option_function<std::string>(
+         "--resume",
+         [c, config](const std::string& dir) {
+           c->resume = dir;
+           const fs::path file = fs::path(dir) / "config.toml";
+           if (!fs::is_regular_file(file))
+             throw CLI::ValidationError("--resume", fmt::format("{} has no config.toml (not a run directory)", dir));
+           config->add_result(file.string());
+         },
+         "Continue the run in RUN_DIR from its last checkpoint")
+      ->type_name("RUN_DIR")
+      ->configurable(false)
+      ->trigger_on_parse()
+      ->excludes(out)
+      ->excludes(overwrite);
+  register_command(sub, [c, sub, config] {
+    TPP_CHECK(c->resume.empty() || config->count() == 1,
+              "train: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
+    apply_config_files(*sub);
+    TPP_CHECK(!c->arch.empty() && !c->dataset.empty(),
+              "train: --arch and --dataset are required (as flags or in the --config file)");
+    return run_train(*c, *sub);
+  });
+  return sub;
+}
+
+}  // namespace tpp::apps

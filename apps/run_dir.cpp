@@ -1,0 +1,152 @@
+#include "apps/run_dir.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "engine/error.h"
+
+namespace tpp::apps {
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Closes the descriptor on every path out.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  bool close() {
+    const int fd = fd_;
+    fd_ = -1;
+    return ::close(fd) == 0;
+  }
+
+ private:
+  int fd_;
+};
+
+void write_all(int fd, std::string_view bytes, const fs::path& file) {
+  while (!bytes.empty()) {
+    const ssize_t put = ::write(fd, bytes.data(), bytes.size());
+    if (put < 0 && errno == EINTR) continue;
+    TPP_CHECK(put > 0, "cannot write {}: {}", file.string(), errno_text());
+    bytes.remove_prefix(static_cast<size_t>(put));
+  }
+}
+
+void fsync_directory(const fs::path& dir) {
+  const Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  TPP_CHECK(fd.get() >= 0, "cannot open directory {} to sync it: {}", dir.string(), errno_text());
+  // Some filesystems cannot sync directories (EINVAL); the rename stands regardless.
+  TPP_CHECK(::fsync(fd.get()) == 0 || errno == EINVAL, "fsync of directory {} failed: {}", dir.string(),
+            errno_text());
+}
+
+bool is_empty_directory(const fs::path& path) { return fs::is_directory(path) && fs::is_empty(path); }
+
+}  // namespace
+
+void write_file_atomic(const fs::path& path, std::string_view contents) {
+  static std::atomic<uint64_t> counter{0};
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const fs::path tmp = dir / fmt::format(".{}.tmp.{}.{}", path.filename().string(), ::getpid(), counter++);
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+  TPP_CHECK(fd.get() >= 0, "cannot create {}: {}", tmp.string(), errno_text());
+  try {
+    write_all(fd.get(), contents, tmp);
+    TPP_CHECK(::fsync(fd.get()) == 0, "fsync of {} failed: {}", tmp.string(), errno_text());
+    TPP_CHECK(fd.close(), "closing {} failed: {}", tmp.string(), errno_text());
+    TPP_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "cannot replace {}: {}", path.string(), errno_text());
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  fsync_directory(dir);
+}
+
+const std::vector<std::string>& RunDir::run_files() {
+  static const std::vector<std::string> names = {"config.toml",      "log.jsonl",    "last.safetensors",
+                                                 "best.safetensors", "summary.json", "report.html"};
+  return names;
+}
+
+void RunDir::check_usable(const fs::path& path, Mode mode) {
+  const std::string dir = path.string();
+  TPP_CHECK(!fs::exists(path) || fs::is_directory(path), "run directory {} exists and is not a directory", dir);
+  switch (mode) {
+    case Mode::create:
+      TPP_CHECK(!fs::exists(path) || is_empty_directory(path),
+                "run directory {} already exists; pass --overwrite to replace its run, or --resume {} to continue it",
+                dir, dir);
+      break;
+    case Mode::overwrite:
+      break;
+    case Mode::resume:
+      TPP_CHECK(fs::is_directory(path), "--resume {}: no such run directory", dir);
+      for (const char* needed : {"config.toml", "last.safetensors"})
+        TPP_CHECK(fs::exists(path / needed), "--resume {}: {} is missing (not a run directory, or no epoch finished)",
+                  dir, needed);
+      break;
+  }
+}
+
+RunDir::RunDir(fs::path path, Mode mode) : path_(std::move(path)) {
+  check_usable(path_, mode);
+  std::error_code error;
+  fs::create_directories(path_, error);
+  TPP_CHECK(!error, "cannot create run directory {}: {}", path_.string(), error.message());
+  if (mode == Mode::overwrite)
+    for (const std::string& name : run_files()) {
+      fs::remove(path_ / name, error);
+      TPP_CHECK(!error, "--overwrite: cannot remove {}: {}", (path_ / name).string(), error.message());
+    }
+}
+
+void RunDir::append_log(const nlohmann::ordered_json& line) const {
+  const fs::path file = log_file();
+  const Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666));
+  TPP_CHECK(fd.get() >= 0, "cannot open {}: {}", file.string(), errno_text());
+  write_all(fd.get(), line.dump() + "\n", file);
+  TPP_CHECK(::fsync(fd.get()) == 0, "fsync of {} failed: {}", file.string(), errno_text());
+}
+
+std::vector<nlohmann::ordered_json> RunDir::read_log() const {
+  std::vector<nlohmann::ordered_json> lines;
+  std::ifstream in(log_file());
+  if (!in) return lines;
+  std::string text;
+  for (int64_t number = 1; std::getline(in, text); ++number) {
+    if (text.empty()) continue;
+    try {
+      lines.push_back(nlohmann::ordered_json::parse(text));
+    } catch (const nlohmann::json::parse_error&) {
+      fail("{}: line {} is not JSON: {}", log_file().string(), number, text.substr(0, 80));
+    }
+  }
+  return lines;
+}
+
+void RunDir::rewrite_log(const std::vector<nlohmann::ordered_json>& lines) const {
+  std::string text;
+  for (const auto& line : lines) text += line.dump() + "\n";
+  write_file_atomic(log_file(), text);
+}
+
+void RunDir::write_summary(const nlohmann::ordered_json& summary) const {
+  write_file_atomic(summary_file(), summary.dump(2) + "\n");
+}
+
+}  // namespace tpp::apps

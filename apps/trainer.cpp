@@ -1,0 +1,232 @@
+#include "apps/trainer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "apps/progress.h"
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "ops/elementwise.h"
+#include "ops/loss.h"
+#include "ops/reduce.h"
+
+namespace tpp::apps {
+
+namespace {
+
+constexpr const char* kMomentumPrefix = "optimizer.momentum.";
+
+std::vector<std::string> names_of(const models::NamedTensors& named) {
+  std::vector<std::string> names;
+  for (const auto& [name, t] : named) names.push_back(name);
+  return names;
+}
+
+std::vector<Tensor> tensors_of(const models::NamedTensors& named) {
+  std::vector<Tensor> tensors;
+  for (const auto& [name, t] : named) tensors.push_back(t);
+  return tensors;
+}
+
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  const std::vector<int64_t> predicted = ops::max(logits.detach(), 1).indices.to_vector<int64_t>();
+  const std::vector<int64_t> truth = labels.to_vector<int64_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
+  return correct;
+}
+
+double percent(int64_t part, int64_t whole) {
+  return whole > 0 ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+}
+
+Tensor scalar_i64(int64_t value) { return from_vector<int64_t>({value}, {}); }
+Tensor scalar_f64(double value) { return from_vector<double>({value}, {}); }
+
+const Tensor& required(const std::map<std::string, Tensor>& tensors, const std::string& name, DType dtype,
+                       int64_t numel) {
+  const auto it = tensors.find(name);
+  TPP_CHECK(it != tensors.end(), "resume: the checkpoint has no '{}' (not saved by `tpp train`?)", name);
+  TPP_CHECK(it->second.dtype() == dtype && it->second.numel() == numel,
+            "resume: checkpoint tensor '{}' is {} {}, expected {} with {} element(s)", name,
+            dtype_name(it->second.dtype()), shape_str(it->second.sizes()), dtype_name(dtype), numel);
+  return it->second;
+}
+
+template <class T>
+T json_number(const nlohmann::ordered_json& line, const char* key) {
+  const auto it = line.find(key);
+  TPP_CHECK(it != line.end() && it->is_number(), "log line: '{}' is missing or not a number in {}", key, line.dump());
+  return it->get<T>();
+}
+
+}  // namespace
+
+nlohmann::ordered_json epoch_json(const EpochStats& s) {
+  return {{"epoch", s.epoch},         {"train_loss", s.train_loss}, {"train_acc", s.train_acc},
+          {"test_loss", s.test_loss}, {"test_acc", s.test_acc},     {"lr", s.lr},
+          {"images_per_s", s.images_per_second}, {"seconds", s.seconds}};
+}
+
+EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
+  TPP_CHECK(line.is_object(), "log line: expected a JSON object but got {}", line.dump());
+  return {.epoch = json_number<int64_t>(line, "epoch"),
+          .train_loss = json_number<double>(line, "train_loss"),
+          .train_acc = json_number<double>(line, "train_acc"),
+          .test_loss = json_number<double>(line, "test_loss"),
+          .test_acc = json_number<double>(line, "test_acc"),
+          .lr = json_number<double>(line, "lr"),
+          .images_per_second = json_number<double>(line, "images_per_s"),
+          .seconds = json_number<double>(line, "seconds")};
+}
+
+Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::DataLoader& test_loader,
+                 TrainerOptions options, TrainHooks hooks)
+    : model_(model),
+      train_loader_(train_loader),
+      test_loader_(test_loader),
+      options_(std::move(options)),
+      hooks_(std::move(hooks)),
+      param_names_(names_of(model.named_parameters())),
+      sgd_(tensors_of(model.named_parameters()), {.lr = options_.schedule.lr_at(0),
+                                                  .momentum = options_.momentum,
+                                                  .weight_decay = options_.weight_decay,
+                                                  .nesterov = options_.nesterov}) {
+  TPP_CHECK(train_loader_.num_batches() > 0,
+            "train: {} training samples make no batch of {} (drop_last); lower --batch-size or raise --limit",
+            train_loader_.dataset().size(), train_loader_.options().batch_size);
+}
+
+void Trainer::step(const data::Batch& batch, const StepContext& context, double& loss_sum, int64_t& correct) {
+  sgd_.set_lr(context.lr);
+  const Tensor logits = model_(batch.images);
+  const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
+  const double data_loss_value = data_loss.item();
+  // Past this point every weight would turn to NaN; the last checkpoint is still good.
+  TPP_CHECK(std::isfinite(data_loss_value),
+            "train: the loss is {} at epoch {}, step {}: training diverged; lower the learning rate", data_loss_value,
+            context.epoch + 1, context.step + 1);
+  Tensor loss = data_loss;
+  if (hooks_.extra_loss) {
+    const Tensor extra = hooks_.extra_loss(context);
+    if (extra.defined()) loss = loss + extra;
+  }
+  sgd_.zero_grad();
+  loss.backward();
+  if (hooks_.after_backward) hooks_.after_backward(context);
+  sgd_.step();
+  if (hooks_.after_step) hooks_.after_step(context);
+  loss_sum += data_loss_value * static_cast<double>(batch.labels.numel());
+  correct += count_correct(logits, batch.labels);
+}
+
+EpochStats Trainer::run_epoch() {
+  using Clock = std::chrono::steady_clock;
+  const int64_t epoch = state_.epochs_done;  // 0-based index of the epoch to train
+  const int64_t steps = train_loader_.num_batches();
+  const auto started = Clock::now();
+
+  ProgressLine progress(options_.live_progress);
+  progress.start(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps,
+                 std::max<int64_t>(options_.epochs - epoch - 1, 0) * steps);
+  model_.train();
+  train_loader_.start_epoch(epoch);
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0, step = 0;
+  while (const auto batch = train_loader_.next()) {
+    const double fraction = static_cast<double>(step) / static_cast<double>(steps);
+    const StepContext context{.epoch = epoch,
+                              .step = step,
+                              .global_step = state_.global_step,
+                              .lr = options_.schedule.lr_at(static_cast<double>(epoch) + fraction)};
+    this->step(*batch, context, loss_sum, correct);
+    seen += batch->labels.numel();
+    ++step;
+    ++state_.global_step;
+    progress.update(step, seen, loss_sum / static_cast<double>(seen));
+  }
+  const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const EvalResult test = evaluate();
+
+  EpochStats stats{.epoch = epoch + 1,
+                   .train_loss = loss_sum / static_cast<double>(seen),
+                   .train_acc = percent(correct, seen),
+                   .test_loss = test.loss,
+                   .test_acc = test.accuracy,
+                   .lr = options_.schedule.lr_at(static_cast<double>(epoch)),
+                   .images_per_second = static_cast<double>(seen) / train_seconds,
+                   .seconds = std::chrono::duration<double>(Clock::now() - started).count()};
+  state_.epochs_done = epoch + 1;
+  improved_ = stats.test_acc > state_.best_test_acc;
+  if (improved_) {
+    state_.best_test_acc = stats.test_acc;
+    state_.best_epoch = stats.epoch;
+  }
+  progress.finish(fmt::format("epoch {}/{}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}%  lr {:g}  "
+                              "{:.0f} img/s  {:.1f} s",
+                              stats.epoch, options_.epochs, stats.train_loss, stats.train_acc, stats.test_loss,
+                              stats.test_acc, stats.lr, stats.images_per_second, stats.seconds));
+  return stats;
+}
+
+EvalResult Trainer::evaluate() {
+  const NoGradGuard no_grad;
+  const bool was_training = model_.is_training();
+  model_.eval();
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  test_loader_.start_epoch(0);
+  while (const auto batch = test_loader_.next()) {
+    const Tensor logits = model_(batch->images);
+    const int64_t n = batch->labels.numel();
+    loss_sum += ops::cross_entropy(logits, batch->labels).item() * static_cast<double>(n);
+    correct += count_correct(logits, batch->labels);
+    seen += n;
+  }
+  model_.train(was_training);
+  return {.loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0, .accuracy = percent(correct, seen),
+          .samples = seen};
+}
+
+std::map<std::string, Tensor> Trainer::state_tensors() const {
+  std::map<std::string, Tensor> out;
+  const std::vector<Tensor>& buffers = sgd_.momentum_buffers();
+  for (size_t i = 0; i < buffers.size(); ++i)
+    if (buffers[i].defined()) out.emplace(kMomentumPrefix + param_names_[i], buffers[i]);
+  out.emplace("train.epochs_done", scalar_i64(state_.epochs_done));
+  out.emplace("train.global_step", scalar_i64(state_.global_step));
+  out.emplace("train.best_epoch", scalar_i64(state_.best_epoch));
+  out.emplace("train.best_test_acc", scalar_f64(state_.best_test_acc));
+  const Generator& rng = default_generator();
+  // The generator's state is two u64; i64 storage keeps their bits.
+  out.emplace("train.rng", from_vector<int64_t>({std::bit_cast<int64_t>(rng.seed()), std::bit_cast<int64_t>(rng.offset())},
+                                                {2}));
+  return out;
+}
+
+void Trainer::load_state_tensors(const std::map<std::string, Tensor>& tensors) {
+  const std::string prefix = kMomentumPrefix;
+  for (const auto& [name, value] : tensors) {
+    if (name.starts_with("train.")) continue;
+    TPP_CHECK(name.starts_with(prefix), "resume: unexpected checkpoint tensor '{}' (neither optimizer.* nor train.*)",
+              name);
+    const std::string param = name.substr(prefix.size());
+    const auto it = std::find(param_names_.begin(), param_names_.end(), param);
+    TPP_CHECK(it != param_names_.end(), "resume: checkpoint tensor '{}' names no parameter of the model", name);
+    sgd_.set_momentum_buffer(static_cast<size_t>(it - param_names_.begin()), value);
+  }
+  state_.epochs_done = required(tensors, "train.epochs_done", DType::i64, 1).to_vector<int64_t>()[0];
+  state_.global_step = required(tensors, "train.global_step", DType::i64, 1).to_vector<int64_t>()[0];
+  state_.best_epoch = required(tensors, "train.best_epoch", DType::i64, 1).to_vector<int64_t>()[0];
+  state_.best_test_acc = required(tensors, "train.best_test_acc", DType::f64, 1).to_vector<double>()[0];
+  const std::vector<int64_t> rng = required(tensors, "train.rng", DType::i64, 2).to_vector<int64_t>();
+  default_generator().set_state(std::bit_cast<uint64_t>(rng[0]), std::bit_cast<uint64_t>(rng[1]));
+}
+
+}  // namespace tpp::apps

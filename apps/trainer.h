@@ -1,0 +1,123 @@
+// The training loop that `tpp train` runs and that the pruning pipeline
+// reuses (regularised training, retraining): SGD on cross-entropy over a
+// DataLoader, one epoch at a time, with evaluation after each epoch, hooks
+// around the optimizer step, and the whole training state as tensors so a
+// run resumes bit-for-bit from a checkpoint.
+//
+// Exact resumption rests on three facts: the data order and augmentation of
+// epoch e depend only on (seed, e) (data/loader.h); the LR depends only on
+// the epoch (LrSchedule); and everything else that changes during training
+// (weights, BN statistics, momentum buffers, counters, the default RNG) is
+// saved at each epoch's end.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "data/loader.h"
+#include "engine/lr_schedule.h"
+#include "engine/optim.h"
+#include "models/module.h"
+
+namespace tpp::apps {
+
+struct EpochStats {
+  int64_t epoch = 0;  // 1-based
+  double train_loss = 0, train_acc = 0;  // cross-entropy and % over the epoch, as trained
+  double test_loss = 0, test_acc = 0;    // after the epoch, in eval mode
+  double lr = 0;                         // at the epoch's start
+  double images_per_second = 0;          // training images
+  double seconds = 0;                    // training and evaluation
+};
+
+// One log.jsonl line: {"epoch", "train_loss", "train_acc", "test_loss",
+// "test_acc", "lr", "images_per_s", "seconds"}.
+nlohmann::ordered_json epoch_json(const EpochStats& stats);
+// The inverse; a missing or mistyped key throws tpp::Error naming it.
+EpochStats epoch_from_json(const nlohmann::ordered_json& line);
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;  // mean cross-entropy, %
+  int64_t samples = 0;
+};
+
+struct TrainerOptions {
+  LrSchedule schedule;
+  double momentum = 0.9, weight_decay = 0;
+  bool nesterov = false;
+  int64_t epochs = 1;          // the run's last epoch, for labels and the ETA
+  bool live_progress = false;  // the rewritten terminal line (apps/progress.h)
+};
+
+// Where a step is, for hooks.
+struct StepContext {
+  int64_t epoch = 0;        // 0-based
+  int64_t step = 0;         // within the epoch, 0-based
+  int64_t global_step = 0;  // steps finished before this one, over the whole run
+  double lr = 0;
+};
+
+// Ways in for callers that train differently (the pruning phases). Each may
+// be empty.
+struct TrainHooks {
+  // A scalar added to the cross-entropy before backward (a regulariser);
+  // return an undefined tensor to add nothing. Logged losses stay the
+  // cross-entropy alone.
+  std::function<Tensor(const StepContext&)> extra_loss;
+  // Gradients are in .grad; the SGD step comes next (extra gradient terms).
+  std::function<void(const StepContext&)> after_backward;
+  // Weights are updated (masks, hard zeroing).
+  std::function<void(const StepContext&)> after_step;
+};
+
+struct TrainState {
+  int64_t epochs_done = 0, global_step = 0;
+  double best_test_acc = -1;  // -1: no epoch evaluated yet
+  int64_t best_epoch = 0;
+};
+
+class Trainer {
+ public:
+  // The model must outlive the trainer; the loaders too. The optimizer is
+  // built over model.named_parameters().
+  Trainer(models::Module& model, data::DataLoader& train_loader, data::DataLoader& test_loader,
+          TrainerOptions options, TrainHooks hooks = {});
+
+  // Trains epoch state().epochs_done + 1, evaluates, and updates the state.
+  // A loss that turns NaN or infinite throws tpp::Error (training diverged).
+  EpochStats run_epoch();
+  // Accuracy and loss on the test loader in eval mode; the mode is restored.
+  EvalResult evaluate();
+  // Whether the last run_epoch() set a new best test accuracy.
+  bool improved() const { return improved_; }
+
+  const TrainState& state() const { return state_; }
+  Sgd& optimizer() { return sgd_; }
+
+  // What a resume needs beyond the model's state_dict, as checkpoint extras:
+  // "optimizer.momentum.<param>" (those that exist), "train.epochs_done",
+  // "train.global_step", "train.best_epoch" (i64), "train.best_test_acc"
+  // (f64) and "train.rng" (the default generator's seed and offset, i64 [2]).
+  std::map<std::string, Tensor> state_tensors() const;
+  // Restores them (and the default generator); a missing or foreign key
+  // throws tpp::Error naming it.
+  void load_state_tensors(const std::map<std::string, Tensor>& tensors);
+
+ private:
+  void step(const data::Batch& batch, const StepContext& context, double& loss_sum, int64_t& correct);
+
+  models::Module& model_;
+  data::DataLoader& train_loader_;
+  data::DataLoader& test_loader_;
+  TrainerOptions options_;
+  TrainHooks hooks_;
+  std::vector<std::string> param_names_;  // in the optimizer's order
+  Sgd sgd_;
+  TrainState state_;
+  bool improved_ = false;
+};
+
+}  // namespace tpp::apps
