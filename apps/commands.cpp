@@ -1,7 +1,9 @@
 #include "apps/commands.h"
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "engine/error.h"
 
@@ -23,27 +25,40 @@ CLI::Option* add_config_option(CLI::App* sub) {
       ->configurable(false);
 }
 
-void apply_config_files(CLI::App& sub) {
+void apply_config_text(CLI::App& sub, const std::string& text, const std::string& source) {
   const std::string command = sub.get_name();
-  const CLI::Option* config = sub.get_option("--config");
-  for (const std::string& file : config->results()) {
-    TPP_CHECK(std::filesystem::is_regular_file(file), "{}: --config {}: no such file", command, file);
-    std::vector<CLI::ConfigItem> items;
+  std::vector<CLI::ConfigItem> items;
+  try {
+    std::istringstream in(text);
+    items = CLI::ConfigTOML().from_config(in);
+  } catch (const CLI::Error& e) {
+    fail("{}: --config {}: {}", command, source, e.what());
+  }
+  for (const CLI::ConfigItem& item : items) {
+    TPP_CHECK(item.parents.empty(), "{}: --config {}: sections ([{}]) are not read; write key = value lines", command,
+              source, item.parents.front());
+    CLI::Option* option = sub.get_option_no_throw("--" + item.name);
+    TPP_CHECK(option != nullptr && option->get_configurable(), "{}: --config {}: unknown option '{}'", command, source,
+              item.name);
+    if (option->count() > 0) continue;  // given on the command line (or by an earlier file)
     try {
-      items = CLI::ConfigTOML().from_file(file);
-    } catch (const CLI::Error& e) {
-      fail("{}: --config {}: {}", command, file, e.what());
-    }
-    for (const CLI::ConfigItem& item : items) {
-      TPP_CHECK(item.parents.empty(), "{}: --config {}: sections ([{}]) are not read; write key = value lines", command,
-                file, item.parents.front());
-      CLI::Option* option = sub.get_option_no_throw("--" + item.name);
-      TPP_CHECK(option != nullptr && option->get_configurable(), "{}: --config {}: unknown option '{}'", command, file,
-                item.name);
-      if (option->count() > 0) continue;  // given on the command line (or by an earlier file)
       option->add_result(item.inputs);
       option->run_callback();
+    } catch (const CLI::Error& e) {  // a value of the wrong type or out of range
+      fail("{}: --config {}: {}", command, source, e.what());
     }
+  }
+}
+
+void apply_config_files(CLI::App& sub) {
+  const CLI::Option* config = sub.get_option("--config");
+  for (const std::string& file : config->results()) {
+    TPP_CHECK(std::filesystem::is_regular_file(file), "{}: --config {}: no such file", sub.get_name(), file);
+    std::ifstream in(file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    TPP_CHECK(in.good() || in.eof(), "{}: --config {}: cannot read it", sub.get_name(), file);
+    apply_config_text(sub, text.str(), file);
   }
 }
 

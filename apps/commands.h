@@ -29,8 +29,11 @@ void register_command(CLI::App* sub, CommandRunner run);
 // long option names without dashes (`batch-size = 128`); sub.config_to_str()
 // writes files in this form.
 CLI::Option* add_config_option(CLI::App* sub);
-// An unknown key, a [section] or a missing file throws tpp::Error naming them.
+// An unknown key, a [section], a bad value or a missing file throws
+// tpp::Error naming them.
 void apply_config_files(CLI::App& sub);
+// The same for the TOML text of one file; `source` names it in errors.
+void apply_config_text(CLI::App& sub, const std::string& text, const std::string& source);
 
 CLI::App* add_demo_command(CLI::App& app);
 CLI::App* add_data_command(CLI::App& app);  // apps/cmd_data.cpp

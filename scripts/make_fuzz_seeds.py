@@ -106,6 +106,27 @@ def stage_pr_seeds():
     write("stage_pr", "everything", b"*:0.07\n")
 
 
+def config_seeds():
+    for config in sorted((ROOT.parent.parent.parent / "configs").glob("*.toml")):
+        write("config", config.name, config.read_bytes())
+    # As a run writes its config.toml (CLI11's config_to_str).
+    write("config", "run_config.toml", b"""arch="mlp7_linear"
+dataset="fashion-mnist"
+data-dir=""
+epochs=2
+batch-size=64
+lr-schedule="0:0.05,1:0.01"
+momentum=0.9
+weight-decay=0.0005
+nesterov=true
+seed=3
+device="cpu"
+workers=1
+limit=256
+test-limit=128
+""")
+
+
 if __name__ == "__main__":
     idx_seeds()
     cifar_seeds()
@@ -113,3 +134,4 @@ if __name__ == "__main__":
     safetensors_seeds()
     lr_schedule_seeds()
     stage_pr_seeds()
+    config_seeds()
