@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -143,11 +144,16 @@ RunDir::RunDir(fs::path path, Mode mode) : path_(std::move(path)) {
   fs::create_directories(path_, error);
   TPP_CHECK(!error, "cannot create run directory {}: {}", path_.string(), error.message());
   remove_stale_temporaries(path_);
-  if (mode == Mode::overwrite)
-    for (const std::string& name : run_files()) {
+  if (mode == Mode::overwrite) {
+    // The old checkpoint goes first: killed halfway through, the directory
+    // must not look resumable with some other run's config.
+    std::vector<std::string> names = run_files();
+    std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n == "last.safetensors"; });
+    for (const std::string& name : names) {
       fs::remove(path_ / name, error);
       TPP_CHECK(!error, "--overwrite: cannot remove {}: {}", (path_ / name).string(), error.message());
     }
+  }
 }
 
 void RunDir::append_log(const nlohmann::ordered_json& line) const {

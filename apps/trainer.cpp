@@ -115,10 +115,10 @@ Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::Da
 
 Trainer::StepResult Trainer::step(const data::Batch& batch, const StepContext& context) {
   sgd_.set_lr(context.lr);
-  // A skipped step leaves the BN running statistics as they were, too.
+  // A bad step leaves the BN running statistics as they were, too (a few
+  // values per channel: cheap next to the step).
   std::vector<Tensor> saved_buffers;
-  if (options_.on_nan == OnNan::skip)
-    for (const auto& [name, buffer] : model_.named_buffers()) saved_buffers.push_back(buffer.clone());
+  for (const auto& [name, buffer] : model_.named_buffers()) saved_buffers.push_back(buffer.clone());
 
   Tensor logits, data_loss;
   std::string what, detail;
@@ -144,11 +144,11 @@ Trainer::StepResult Trainer::step(const data::Batch& batch, const StepContext& c
     if (hooks_.after_step) hooks_.after_step(context);
     return {.skipped = false, .loss = data_loss.item(), .correct = count_correct(logits, batch.labels)};
   }
-  // Past this point every weight would turn to NaN; the last checkpoint is still good.
-  handle_non_finite(what, detail, context);
-  sgd_.zero_grad();
+  // An update now would turn every weight to NaN. Undo the forward's BN updates, then stop or skip.
   models::NamedTensors buffers = model_.named_buffers();
   for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(saved_buffers[i]);
+  sgd_.zero_grad();
+  handle_non_finite(what, detail, context);
   return {.skipped = true};
 }
 

@@ -48,7 +48,7 @@ struct EvalResult {
 
 // What a step whose loss or gradients hold a NaN or infinity does.
 enum class OnNan {
-  stop,  // throw tpp::Error naming the phase, the step and what was not finite
+  stop,  // throw tpp::Error naming the phase, the step and what was not finite (the model as before the step)
   skip,  // no update (weights, momentum and BN statistics stay), counted in EpochStats::skipped_steps
 };
 // "stop" or "skip"; anything else throws tpp::Error.

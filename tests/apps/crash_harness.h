@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -58,6 +59,10 @@ struct CrashCommand {
 struct CrashOptions {
   uint64_t seed = 1;
   int random_kills = 6;
+  // A random kill comes after a delay uniform in [0, this * the time of the
+  // uninterrupted run]; below 1 so that a run resumed from its last
+  // checkpoint is usually killed again before it finishes.
+  double max_delay_fraction = 0.5;
   // One run per entry, killed by the process itself in its Nth checkpoint
   // save, while only the temporary file exists.
   std::vector<int> kills_in_save = {1, 2, 3};
@@ -67,8 +72,11 @@ struct CrashReport {
   double reference_seconds = 0;
   int random_kills = 0;        // runs killed at a random moment
   int kills_in_save = 0;       // runs killed in the middle of a checkpoint write
-  int kills_left_temp = 0;     // kills after which a temporary checkpoint file was lying there
+  int kills_left_temp = 0;     // kills that left a new temporary file (killed inside an atomic write)
   int starts = 0, resumes = 0; // runs started, over the whole test (the reference excluded)
+  // After each kill, where the resumable checkpoint stood ("phase:epoch"
+  // from its metadata, "-" with none yet), e.g. "- train:1 train:1 train:3".
+  std::string trace;
 };
 
 namespace crash_detail {
@@ -176,15 +184,22 @@ inline std::vector<nlohmann::json> complete_log_lines(const crash_fs::path& file
   return lines;
 }
 
-// What must hold in the run directory whenever the process dies.
-inline void check_after_kill(const CrashCommand& command, const crash_fs::path& dir, const std::string& when) {
+// What must hold in the run directory whenever the process dies. Returns
+// where the resumable checkpoint stands ("phase:epoch", "-" when none).
+inline std::string check_after_kill(const CrashCommand& command, const crash_fs::path& dir, const std::string& when) {
   INFO("after ", when);
+  std::string stands = "-";
   for (const std::string& name : command.checkpoints) {
     const crash_fs::path file = dir / name;
     if (!crash_fs::exists(file)) continue;
     std::string error;
     try {
-      (void)models::read_checkpoint(file);
+      const models::Checkpoint checkpoint = models::read_checkpoint(file);
+      if (name == command.resume_from) {
+        const auto& extra = checkpoint.info.extra;
+        const auto field = [&](const char* key) { return extra.count(key) ? extra.at(key) : std::string("?"); };
+        stands = field("phase") + ":" + field("epoch");
+      }
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -196,6 +211,7 @@ inline void check_after_kill(const CrashCommand& command, const crash_fs::path& 
     const auto summary = nlohmann::json::parse(read_all(dir / "summary.json"), nullptr, false);
     CHECK_MESSAGE(!summary.is_discarded(), "summary.json is not JSON");
   }
+  return stands;
 }
 
 inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
@@ -256,6 +272,7 @@ inline CrashReport check_crash_safety(const CrashCommand& command, const crash_f
   for (size_t attempt = 0; attempt < attempts && !finished; ++attempt) {
     const bool in_save = attempt % 2 == 1 && attempt / 2 < options.kills_in_save.size();
     const crash_fs::path output = log_of();
+    const std::vector<crash_fs::path> temporaries_before = temporaries(crashed);
     std::string when;
     std::optional<Exit> outcome;
     if (in_save) {
@@ -265,7 +282,8 @@ inline CrashReport check_crash_safety(const CrashCommand& command, const crash_f
                             patience, output);
       if (!outcome->exited) ++report.kills_in_save;
     } else {
-      const double delay = report.reference_seconds * static_cast<double>(rng() >> 11) * 0x1.0p-53;
+      const double delay =
+          options.max_delay_fraction * report.reference_seconds * static_cast<double>(rng() >> 11) * 0x1.0p-53;
       when = "a kill after " + std::to_string(delay) + " s";
       const pid_t pid = spawn_tpp(next_args(), output, {});
       outcome = wait_for(pid, delay);
@@ -280,8 +298,13 @@ inline CrashReport check_crash_safety(const CrashCommand& command, const crash_f
     } else {
       REQUIRE_MESSAGE(outcome->code == SIGKILL, when, ": died of signal ", outcome->code, ": ", read_all(output));
     }
-    if (!temporaries(crashed).empty()) ++report.kills_left_temp;
-    check_after_kill(command, crashed, when);
+    for (const crash_fs::path& file : temporaries(crashed))
+      if (std::find(temporaries_before.begin(), temporaries_before.end(), file) == temporaries_before.end()) {
+        ++report.kills_left_temp;
+        break;
+      }
+    if (!report.trace.empty()) report.trace += ' ';
+    report.trace += check_after_kill(command, crashed, when);
   }
   for (int tries = 0; !finished; ++tries) {
     REQUIRE(tries < 3);

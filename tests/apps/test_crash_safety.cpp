@@ -43,12 +43,12 @@ TEST_SUITE("apps") {
       return;
     }
     const Scratch scratch;
-    // 4 epochs of 20 steps; the LR drops after the second; momentum and
+    // 8 epochs of 20 steps; the LR drops after the fourth; momentum and
     // weight decay make the optimizer state matter.
     const std::vector<std::string> recipe = {
         "train",        "--arch",         "mlp7_linear", "--dataset",  "mnist",         "--limit",
         "2000",         "--test-limit",   "500",         "--batch-size", "100",         "--epochs",
-        "4",            "--lr-schedule",  "0:0.05,2:0.01", "--momentum", "0.9",         "--weight-decay",
+        "8",            "--lr-schedule",  "0:0.05,4:0.01", "--momentum", "0.9",         "--weight-decay",
         "5e-4",         "--seed",         "3",           "--workers",  "1"};
     CrashCommand train;
     train.start = [&](const fs::path& dir) {
@@ -58,10 +58,12 @@ TEST_SUITE("apps") {
     };
     train.resume = [](const fs::path& dir) { return std::vector<std::string>{"train", "--resume", dir.string()}; };
 
-    const CrashReport report = check_crash_safety(train, scratch.dir, {.seed = 20261121});
+    const CrashReport report =
+        check_crash_safety(train, scratch.dir, {.seed = 20261121, .random_kills = 16, .kills_in_save = {1, 2, 3, 4}});
     MESSAGE("reference run ", report.reference_seconds, " s; ", report.random_kills, " random kills, ",
             report.kills_in_save, " kills in a checkpoint write, ", report.kills_left_temp,
-            " left a temporary file; ", report.starts, " starts, ", report.resumes, " resumes");
+            " left a temporary file; ", report.starts, " starts, ", report.resumes, " resumes; checkpoint after each "
+            "kill: ", report.trace);
     CHECK(report.kills_in_save >= 2);
     CHECK(report.kills_left_temp >= report.kills_in_save);
     CHECK(report.resumes >= 1);
