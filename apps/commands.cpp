@@ -41,6 +41,8 @@ void apply_config_text(CLI::App& sub, const std::string& text, const std::string
     TPP_CHECK(option != nullptr && option->get_configurable(), "{}: --config {}: unknown option '{}'", command, source,
               item.name);
     if (option->count() > 0) continue;  // given on the command line (or by an earlier file)
+    // An empty array ("key = []", or "key = [" cut short) would reach the option's callback with no value.
+    TPP_CHECK(!item.inputs.empty(), "{}: --config {}: '{}' has no value", command, source, item.name);
     try {
       option->add_result(item.inputs);
       option->run_callback();

@@ -279,6 +279,23 @@ TEST_CASE("tpp train: an unknown option, on the command line or in a config file
   CHECK(!fs::exists(scratch.dir / "b"));
 }
 
+TEST_CASE("fuzz regression: a config key whose value is an empty array is one line naming it") {
+  // Found by fuzz_config: "nesterov=[;" reached the flag's callback with no value (a read out of bounds).
+  const Scratch scratch("empty_array");
+  const std::string regression = std::string(TPP_SOURCE_DIR) + "/tests/fuzz/regressions/config/flag_empty_array";
+  const Run cut_short = run_tpp("train --config " + regression + " --out " + scratch / "a");
+  CHECK(cut_short.status == 1);
+  CHECK(cut_short.output == "tpp: error: train: --config " + regression + ": 'nesterov' has no value\n");
+  {
+    std::ofstream toml(scratch.dir / "x.toml");
+    toml << "arch = \"mlp7_linear\"\nmomentum = []\n";
+  }
+  const Run empty = run_tpp("train --config " + scratch / "x.toml" + " --out " + scratch / "b");
+  CHECK(empty.output == "tpp: error: train: --config " + scratch / "x.toml" + ": 'momentum' has no value\n");
+  CHECK(!fs::exists(scratch.dir / "a"));
+  CHECK(!fs::exists(scratch.dir / "b"));
+}
+
 TEST_CASE("tpp train: --device cuda says this build has no CUDA backend; a bad device string is named") {
   const Scratch scratch("device");
   const Run cuda = run_tpp("train --arch resnet20 --dataset fashion-mnist --device cuda:1 --out " + scratch / "a");
