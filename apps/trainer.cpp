@@ -192,24 +192,26 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
   return stats;
 }
 
-EvalResult Trainer::evaluate() {
+EvalResult evaluate_model(models::Module& model, data::DataLoader& loader) {
   const NoGradGuard no_grad;
-  const bool was_training = model_.is_training();
-  model_.eval();
+  const bool was_training = model.is_training();
+  model.eval();
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
-  test_loader_.start_epoch(0);
-  while (const auto batch = test_loader_.next()) {
-    const Tensor logits = model_(batch->images);
+  loader.start_epoch(0);
+  while (const auto batch = loader.next()) {
+    const Tensor logits = model(batch->images);
     const int64_t n = batch->labels.numel();
     loss_sum += ops::cross_entropy(logits, batch->labels).item() * static_cast<double>(n);
     correct += count_correct(logits, batch->labels);
     seen += n;
   }
-  model_.train(was_training);
+  model.train(was_training);
   return {.loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0, .accuracy = percent(correct, seen),
           .samples = seen};
 }
+
+EvalResult Trainer::evaluate() { return evaluate_model(model_, test_loader_); }
 
 std::map<std::string, Tensor> Trainer::state_tensors() const {
   std::map<std::string, Tensor> out;

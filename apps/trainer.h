@@ -48,6 +48,10 @@ struct EvalResult {
   int64_t samples = 0;
 };
 
+// Accuracy and loss of `model` over one pass of `loader` in eval mode; the
+// model's mode is restored.
+EvalResult evaluate_model(models::Module& model, data::DataLoader& loader);
+
 struct TrainerOptions {
   LrSchedule schedule;
   double momentum = 0.9, weight_decay = 0;

@@ -78,6 +78,29 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
                            {.training = is_training(), .momentum = momentum, .eps = eps});
 }
 
+void reset_parameters(Linear& layer) {
+  const bool previous = skip_init;
+  skip_init = false;
+  init_like_pytorch(layer.weight, layer.bias);
+  skip_init = previous;
+}
+
+void reset_parameters(Conv2d& layer) {
+  const bool previous = skip_init;
+  skip_init = false;
+  init_like_pytorch(layer.weight, layer.bias);
+  skip_init = previous;
+}
+
+void reset_parameters(BatchNorm2d& layer) {
+  const NoGradGuard no_grad;
+  layer.weight.fill_(1);
+  layer.bias.fill_(0);
+  layer.running_mean.fill_(0);
+  layer.running_var.fill_(1);
+  layer.num_batches_tracked.fill_(0);
+}
+
 Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
 
 MaxPool2d::MaxPool2d(int64_t kernel, int64_t stride, int64_t padding)

@@ -61,6 +61,12 @@ class BatchNorm2d : public Module {
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 };
 
+// PyTorch's reset_parameters(): Linear and Conv2d kaiming_uniform(a=√5) and a
+// uniform bias; BatchNorm2d γ = 1, β = 0, running statistics reset.
+void reset_parameters(Linear& layer);
+void reset_parameters(Conv2d& layer);
+void reset_parameters(BatchNorm2d& layer);
+
 class ReLU : public Module {
  public:
   Tensor forward(const Tensor& x) override;
