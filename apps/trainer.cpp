@@ -103,7 +103,7 @@ Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::Da
             train_loader_.dataset().size(), train_loader_.options().batch_size);
 }
 
-void Trainer::step(const data::Batch& batch, const StepContext& context, double& loss_sum, int64_t& correct) {
+void Trainer::step(const data::Batch& batch, StepContext context, double& loss_sum, int64_t& correct) {
   sgd_.set_lr(context.lr);
   const Tensor logits = model_(batch.images);
   const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
@@ -112,6 +112,7 @@ void Trainer::step(const data::Batch& batch, const StepContext& context, double&
   TPP_CHECK(std::isfinite(data_loss_value),
             "train: the loss is {} at epoch {}, step {}: training diverged; lower the learning rate", data_loss_value,
             context.epoch + 1, context.step + 1);
+  context.loss = data_loss_value;
   Tensor loss = data_loss;
   if (hooks_.extra_loss) {
     const Tensor extra = hooks_.extra_loss(context);
@@ -126,7 +127,7 @@ void Trainer::step(const data::Batch& batch, const StepContext& context, double&
   correct += count_correct(logits, batch.labels);
 }
 
-EpochStats Trainer::run_epoch() {
+EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
   using Clock = std::chrono::steady_clock;
   const int64_t epoch = state_.epochs_done;  // 0-based index of the epoch to train
   const int64_t steps = train_loader_.num_batches();
@@ -136,10 +137,12 @@ EpochStats Trainer::run_epoch() {
   progress.start(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps,
                  std::max<int64_t>(options_.epochs - epoch - 1, 0) * steps);
   model_.train();
-  train_loader_.start_epoch(epoch);
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0, step = 0;
-  while (const auto batch = train_loader_.next()) {
+  int64_t step = state_.step_in_epoch, seen = state_.seen_in_epoch, correct = state_.correct_in_epoch;
+  double loss_sum = state_.loss_sum_in_epoch;
+  train_loader_.start_epoch(epoch, step);
+  while (state_.global_step < stop_at_global_step) {
+    const auto batch = train_loader_.next();
+    if (!batch) break;
     const double fraction = static_cast<double>(step) / static_cast<double>(steps);
     const StepContext context{.epoch = epoch,
                               .step = step,
@@ -151,8 +154,20 @@ EpochStats Trainer::run_epoch() {
     ++state_.global_step;
     progress.update(step, seen, loss_sum / static_cast<double>(seen));
   }
-  const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const double train_seconds =
+      state_.seconds_in_epoch + std::chrono::duration<double>(Clock::now() - started).count();
+  if (step < steps) {  // stopped by the step limit: the epoch goes on at the next call
+    state_.step_in_epoch = step, state_.seen_in_epoch = seen, state_.correct_in_epoch = correct;
+    state_.loss_sum_in_epoch = loss_sum, state_.seconds_in_epoch = train_seconds;
+    progress.clear();
+    EpochStats partial{.epoch = epoch + 1, .complete = false};
+    partial.train_loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0;
+    partial.train_acc = percent(correct, seen);
+    return partial;
+  }
+  const auto evaluation_started = Clock::now();
   const EvalResult test = evaluate();
+  const double eval_seconds = std::chrono::duration<double>(Clock::now() - evaluation_started).count();
 
   EpochStats stats{.epoch = epoch + 1,
                    .train_loss = loss_sum / static_cast<double>(seen),
@@ -161,8 +176,10 @@ EpochStats Trainer::run_epoch() {
                    .test_acc = test.accuracy,
                    .lr = options_.schedule.lr_at(static_cast<double>(epoch)),
                    .images_per_second = static_cast<double>(seen) / train_seconds,
-                   .seconds = std::chrono::duration<double>(Clock::now() - started).count()};
+                   .seconds = train_seconds + eval_seconds};
   state_.epochs_done = epoch + 1;
+  state_.step_in_epoch = state_.seen_in_epoch = state_.correct_in_epoch = 0;
+  state_.loss_sum_in_epoch = state_.seconds_in_epoch = 0;
   improved_ = stats.test_acc > state_.best_test_acc;
   if (improved_) {
     state_.best_test_acc = stats.test_acc;
@@ -207,6 +224,9 @@ std::map<std::string, Tensor> Trainer::state_tensors() const {
   // The generator's state is two u64; i64 storage keeps their bits.
   out.emplace("train.rng", from_vector<int64_t>({std::bit_cast<int64_t>(rng.seed()), std::bit_cast<int64_t>(rng.offset())},
                                                 {2}));
+  out.emplace("train.epoch_progress",
+              from_vector<int64_t>({state_.step_in_epoch, state_.seen_in_epoch, state_.correct_in_epoch}, {3}));
+  out.emplace("train.epoch_sums", from_vector<double>({state_.loss_sum_in_epoch, state_.seconds_in_epoch}, {2}));
   return out;
 }
 
@@ -227,6 +247,13 @@ void Trainer::load_state_tensors(const std::map<std::string, Tensor>& tensors) {
   state_.best_test_acc = required(tensors, "train.best_test_acc", DType::f64, 1).to_vector<double>()[0];
   const std::vector<int64_t> rng = required(tensors, "train.rng", DType::i64, 2).to_vector<int64_t>();
   default_generator().set_state(std::bit_cast<uint64_t>(rng[0]), std::bit_cast<uint64_t>(rng[1]));
+  const std::vector<int64_t> progress = required(tensors, "train.epoch_progress", DType::i64, 3).to_vector<int64_t>();
+  const std::vector<double> sums = required(tensors, "train.epoch_sums", DType::f64, 2).to_vector<double>();
+  TPP_CHECK(progress[0] >= 0 && progress[0] <= train_loader_.num_batches(),
+            "resume: the checkpoint stopped at step {} of an epoch of {} steps (another batch size or data set?)",
+            progress[0], train_loader_.num_batches());
+  state_.step_in_epoch = progress[0], state_.seen_in_epoch = progress[1], state_.correct_in_epoch = progress[2];
+  state_.loss_sum_in_epoch = sums[0], state_.seconds_in_epoch = sums[1];
 }
 
 }  // namespace tpp::apps

@@ -14,6 +14,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -31,6 +32,9 @@ struct EpochStats {
   double lr = 0;                         // at the epoch's start
   double images_per_second = 0;          // training images
   double seconds = 0;                    // training and evaluation
+  // False when run_epoch() stopped before the epoch's end (a step limit): the
+  // counts so far wait in the state and the epoch is not evaluated yet.
+  bool complete = true;
 };
 
 // One log.jsonl line: {"epoch", "train_loss", "train_acc", "test_loss",
@@ -58,6 +62,7 @@ struct StepContext {
   int64_t step = 0;         // within the epoch, 0-based
   int64_t global_step = 0;  // steps finished before this one, over the whole run
   double lr = 0;
+  double loss = 0;          // this step's cross-entropy (set once the forward pass is done)
 };
 
 // Ways in for callers that train differently (the pruning phases). Each may
@@ -77,6 +82,10 @@ struct TrainState {
   int64_t epochs_done = 0, global_step = 0;
   double best_test_acc = -1;  // -1: no epoch evaluated yet
   int64_t best_epoch = 0;
+  // The epoch in progress when a step limit stopped it: steps done, and the
+  // sums its closing line needs (all 0 at an epoch boundary).
+  int64_t step_in_epoch = 0, seen_in_epoch = 0, correct_in_epoch = 0;
+  double loss_sum_in_epoch = 0, seconds_in_epoch = 0;
 };
 
 class Trainer {
@@ -86,9 +95,12 @@ class Trainer {
   Trainer(models::Module& model, data::DataLoader& train_loader, data::DataLoader& test_loader,
           TrainerOptions options, TrainHooks hooks = {});
 
-  // Trains epoch state().epochs_done + 1, evaluates, and updates the state.
+  // Trains epoch state().epochs_done + 1 (from where a previous call stopped
+  // in it), evaluates, and updates the state. With a step limit it returns
+  // early, incomplete, once state().global_step reaches `stop_at_global_step`
+  // (the regularised phase ends in mid-epoch; checkpoints between epochs).
   // A loss that turns NaN or infinite throws tpp::Error (training diverged).
-  EpochStats run_epoch();
+  EpochStats run_epoch(int64_t stop_at_global_step = std::numeric_limits<int64_t>::max());
   // Accuracy and loss on the test loader in eval mode; the mode is restored.
   EvalResult evaluate();
   // Whether the last run_epoch() set a new best test accuracy.
@@ -100,14 +112,16 @@ class Trainer {
   // What a resume needs beyond the model's state_dict, as checkpoint extras:
   // "optimizer.momentum.<param>" (those that exist), "train.epochs_done",
   // "train.global_step", "train.best_epoch" (i64), "train.best_test_acc"
-  // (f64) and "train.rng" (the default generator's seed and offset, i64 [2]).
+  // (f64), "train.rng" (the default generator's seed and offset, i64 [2]) and
+  // the epoch in progress, "train.epoch_progress" (i64 [3]: steps, images,
+  // correct) and "train.epoch_sums" (f64 [2]: loss sum, seconds).
   std::map<std::string, Tensor> state_tensors() const;
   // Restores them (and the default generator); a missing or foreign key
   // throws tpp::Error naming it.
   void load_state_tensors(const std::map<std::string, Tensor>& tensors);
 
  private:
-  void step(const data::Batch& batch, const StepContext& context, double& loss_sum, int64_t& correct);
+  void step(const data::Batch& batch, StepContext context, double& loss_sum, int64_t& correct);
 
   models::Module& model_;
   data::DataLoader& train_loader_;
