@@ -67,6 +67,7 @@ void add_commands(CLI::App& app) {
   add_demo_command(app);
   add_info_command(app);
   add_eval_command(app);
+  add_jsv_command(app);
   add_forward_command(app);
   add_prune_command(app);
   add_train_command(app);

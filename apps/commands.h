@@ -43,5 +43,6 @@ CLI::App* add_forward_command(CLI::App& app);  // apps/cmd_forward.cpp
 CLI::App* add_prune_command(CLI::App& app);  // apps/cmd_prune.cpp
 CLI::App* add_train_command(CLI::App& app);  // apps/cmd_train.cpp
 CLI::App* add_repro_command(CLI::App& app);  // apps/cmd_repro.cpp
+CLI::App* add_jsv_command(CLI::App& app);  // apps/cmd_jsv.cpp
 
 }  // namespace tpp::apps
