@@ -117,6 +117,9 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
   sub->add_option("--seed", c.seed, "Seeds the data order (and scratch's weights)")->capture_default_str();
   sub->add_option("--device", c.device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--workers", c.workers, "Data loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--on-nan", c.on_nan, "A step whose loss or gradients are not finite: stop the run, or skip the step")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "skip"}));
   sub->add_option("--limit", c.limit, "Train on the first N training samples only (0: all)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

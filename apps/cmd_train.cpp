@@ -42,6 +42,7 @@ struct TrainConfig {
   uint64_t seed = 0;
   std::string device = default_device();
   int workers = 2;
+  std::string on_nan = "stop";
   // Where the run goes; not part of config.toml.
   std::string out, resume;
   bool overwrite = false;
@@ -170,7 +171,9 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
                    .weight_decay = c.weight_decay,
                    .nesterov = c.nesterov,
                    .epochs = c.epochs,
-                   .live_progress = stdout_is_terminal()});
+                   .live_progress = stdout_is_terminal(),
+                   .phase = "train",
+                   .on_nan = parse_on_nan(c.on_nan)});
   models::CheckpointInfo info{.arch = c.arch,
                               .dataset = d.where.name,
                               .num_classes = d.num_classes,
@@ -258,6 +261,11 @@ CLI::App* add_train_command(CLI::App& app) {
   sub->add_option("--test-limit", c->test_limit, "Evaluate on the first N test samples only (0: all)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--on-nan", c->on_nan,
+                  "A step whose loss or gradients hold NaN/inf: stop the run (naming the step), or skip the step "
+                  "(counted in log.jsonl); TPP_SYNC_DEBUG=1 names the op that produced it")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "skip"}));
   CLI::Option* out =
       sub->add_option("--out", c->out, "Run directory (default: runs/<arch>-<dataset>-<time>)")->configurable(false);
   CLI::Option* overwrite =

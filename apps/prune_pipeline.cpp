@@ -133,8 +133,8 @@ class Pipeline {
   void remove();
   void retrain();
 
-  std::unique_ptr<Trainer> make_trainer(const LrSchedule& schedule, int64_t epochs, TrainHooks hooks,
-                                        data::DataLoader& train_loader);
+  std::unique_ptr<Trainer> make_trainer(const char* phase, const LrSchedule& schedule, int64_t epochs,
+                                        TrainHooks hooks, data::DataLoader& train_loader);
   // Runs `trainer` to `total` iterations with a checkpoint every interval;
   // `after_epoch` sees each completed pass.
   void run_iterations(Trainer& trainer, int64_t total, const std::function<void(const EpochStats&)>& after_epoch);
@@ -223,15 +223,17 @@ void Pipeline::open_resumed() {
   if (!pruned.empty() && phase_ < Phase::retrain) plan_ = plan_with_pruned(*model_, plan_spec(), pruned);
 }
 
-std::unique_ptr<Trainer> Pipeline::make_trainer(const LrSchedule& schedule, int64_t epochs, TrainHooks hooks,
-                                                data::DataLoader& train_loader) {
+std::unique_ptr<Trainer> Pipeline::make_trainer(const char* phase, const LrSchedule& schedule, int64_t epochs,
+                                                TrainHooks hooks, data::DataLoader& train_loader) {
   auto trainer = std::make_unique<Trainer>(*model_, train_loader, *test_loader_,
                                            TrainerOptions{.schedule = schedule,
                                                           .momentum = c_.momentum,
                                                           .weight_decay = c_.weight_decay,
                                                           .nesterov = c_.nesterov,
                                                           .epochs = epochs,
-                                                          .live_progress = stdout_is_terminal()},
+                                                          .live_progress = stdout_is_terminal(),
+                                                          .phase = phase,
+                                                          .on_nan = parse_on_nan(c_.on_nan)},
                                            std::move(hooks));
   if (!resumed_trainer_state_.empty()) {
     trainer->load_state_tensors(resumed_trainer_state_);
@@ -263,7 +265,7 @@ void Pipeline::orth_regularize() {
   TrainHooks hooks;
   hooks.extra_loss = [&](const StepContext&) { return prune::orth_regularization(*model_, which) * c_.orth_weight; };
   const int64_t per_epoch = train_loader->num_batches();
-  const auto trainer = make_trainer(LrSchedule::parse_milestones(fmt::format("0:{}", c_.reg_lr)),
+  const auto trainer = make_trainer("orth-regularize", LrSchedule::parse_milestones(fmt::format("0:{}", c_.reg_lr)),
                                     (c_.orth_reg_iters + per_epoch - 1) / per_epoch, std::move(hooks), *train_loader);
   fmt::print("prune: orthogonality-regularised training of the dense model, {} iterations at LR {:g}\n",
              c_.orth_reg_iters, c_.reg_lr);
@@ -314,7 +316,7 @@ void Pipeline::regularize() {
             pending.reset();
           }};
   const int64_t total = reg.iterations(), per_epoch = train_loader->num_batches();
-  const auto trainer = make_trainer(LrSchedule::parse_milestones(fmt::format("0:{}", c_.reg_lr)),
+  const auto trainer = make_trainer("regularize", LrSchedule::parse_milestones(fmt::format("0:{}", c_.reg_lr)),
                                     (total + per_epoch - 1) / per_epoch, std::move(hooks), *train_loader);
   fmt::print("prune: TPP regularisation, {} iterations (lambda reaches {:g} at {}, then {} to stabilise) at LR {:g}\n",
              total, c_.reg_ceiling, c_.reg_interval * static_cast<int64_t>(std::ceil(c_.reg_ceiling / c_.reg_granularity)),
@@ -405,7 +407,7 @@ void Pipeline::retrain() {
     };
   }
   const auto trainer =
-      make_trainer(LrSchedule::parse_milestones(c_.lr_schedule), c_.epochs, std::move(hooks), *train_loader);
+      make_trainer("retrain", LrSchedule::parse_milestones(c_.lr_schedule), c_.epochs, std::move(hooks), *train_loader);
   const int64_t total = c_.epochs * train_loader->num_batches();
   run_iterations(*trainer, total, [&](const EpochStats& s) {
     Json line = epoch_line("retrain", s);

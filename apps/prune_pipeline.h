@@ -41,6 +41,7 @@ struct PipelineConfig {
   uint64_t seed = 0;
   std::string device = "cpu";
   int workers = 2;
+  std::string on_nan = "stop";  // or "skip": what a step with a NaN/Inf loss or gradient does
   // TPP (§3, §4): Δ, τ, K_u, S, zero-out spacing, the phase's LR, α.
   double reg_granularity = 1e-4, reg_ceiling = 1.0;
   int64_t reg_interval = 10, stabilize_iters = 10000, zero_out_interval = 100;

@@ -1,14 +1,18 @@
 #include "apps/run_dir.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 
 #include "engine/error.h"
 
@@ -56,6 +60,37 @@ void fsync_directory(const fs::path& dir) {
 }
 
 bool is_empty_directory(const fs::path& path) { return fs::is_directory(path) && fs::is_empty(path); }
+
+// The temporary-file name of write_file_atomic() and save_safetensors():
+// ".<target>.tmp.<pid>.<counter>"; the pid, when `name` is one for a run file.
+std::optional<pid_t> temporary_owner(const std::string& name) {
+  for (const std::string& target : RunDir::run_files()) {
+    const std::string prefix = "." + target + ".tmp.";
+    if (!name.starts_with(prefix)) continue;
+    const std::string rest = name.substr(prefix.size());
+    const size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos) return std::nullopt;
+    pid_t pid = 0;
+    for (size_t i = 0; i < dot; ++i) {
+      if (rest[i] < '0' || rest[i] > '9' || pid > 1'000'000'000) return std::nullopt;
+      pid = pid * 10 + (rest[i] - '0');
+    }
+    return pid;
+  }
+  return std::nullopt;
+}
+
+// Temporary files left by a writer that was killed before its rename. One
+// whose process still runs is another writer's and stays.
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, error)) {
+    const std::optional<pid_t> owner = temporary_owner(entry.path().filename().string());
+    if (!owner) continue;
+    if (::kill(*owner, 0) == 0 || errno != ESRCH) continue;
+    fs::remove(entry.path(), error);
+  }
+}
 
 }  // namespace
 
@@ -108,11 +143,17 @@ RunDir::RunDir(fs::path path, Mode mode) : path_(std::move(path)) {
   std::error_code error;
   fs::create_directories(path_, error);
   TPP_CHECK(!error, "cannot create run directory {}: {}", path_.string(), error.message());
-  if (mode == Mode::overwrite)
-    for (const std::string& name : run_files()) {
+  remove_stale_temporaries(path_);
+  if (mode == Mode::overwrite) {
+    // The old checkpoint goes first: killed halfway through, the directory
+    // must not look resumable with some other run's config.
+    std::vector<std::string> names = run_files();
+    std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n == "last.safetensors"; });
+    for (const std::string& name : names) {
       fs::remove(path_ / name, error);
       TPP_CHECK(!error, "--overwrite: cannot remove {}: {}", (path_ / name).string(), error.message());
     }
+  }
 }
 
 void RunDir::append_log(const nlohmann::ordered_json& line) const {
@@ -125,10 +166,17 @@ void RunDir::append_log(const nlohmann::ordered_json& line) const {
 
 std::vector<nlohmann::ordered_json> RunDir::read_log() const {
   std::vector<nlohmann::ordered_json> lines;
-  std::ifstream in(log_file());
+  std::ifstream in(log_file(), std::ios::binary);
   if (!in) return lines;
+  std::stringstream whole;
+  whole << in.rdbuf();
+  std::string all = whole.str();
+  // Every append ends with a newline: text after the last one is an append
+  // cut short (a crash or a full disk), not a line.
+  all.erase(all.find_last_of('\n') == std::string::npos ? 0 : all.find_last_of('\n') + 1);
+  std::istringstream log(all);
   std::string text;
-  for (int64_t number = 1; std::getline(in, text); ++number) {
+  for (int64_t number = 1; std::getline(log, text); ++number) {
     if (text.empty()) continue;
     try {
       lines.push_back(nlohmann::ordered_json::parse(text));

@@ -8,7 +8,10 @@
 //   report.html        curves (inline SVG) and tables; no outside files
 //
 // Every file but the log is replaced atomically (temporary file, fsync,
-// rename); the log only grows by whole lines.
+// rename); the log only grows by whole lines. A process killed at any point
+// leaves every file either as it was or complete; at worst a stray temporary
+// file (".<file>.tmp.<pid>.<n>"), which the next run in the directory
+// removes once that process is gone.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -42,7 +45,7 @@ class RunDir {
   // error names the directory and the way out (--overwrite, --resume).
   static void check_usable(const fs::path& path, Mode mode);
   // check_usable(), then creates the directory (create) or clears the run
-  // files (overwrite).
+  // files (overwrite), and removes temporary files of writers that died.
   RunDir(fs::path path, Mode mode);
 
   const fs::path& path() const { return path_; }
@@ -57,7 +60,8 @@ class RunDir {
   // Appends one line to log.jsonl and fsyncs it.
   void append_log(const nlohmann::ordered_json& line) const;
   // Every line of log.jsonl (none when there is no log); a line that is not
-  // JSON throws tpp::Error naming the file and line number.
+  // JSON throws tpp::Error naming the file and line number. Text after the
+  // last newline (an append cut short) is not a line.
   std::vector<nlohmann::ordered_json> read_log() const;
   // Replaces log.jsonl with `lines` (atomically).
   void rewrite_log(const std::vector<nlohmann::ordered_json>& lines) const;

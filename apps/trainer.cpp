@@ -11,6 +11,7 @@
 #include "apps/progress.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/finite.h"
 #include "engine/rng.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
@@ -68,10 +69,18 @@ T json_number(const nlohmann::ordered_json& line, const char* key) {
 
 }  // namespace
 
+OnNan parse_on_nan(const std::string& text) {
+  if (text == "stop") return OnNan::stop;
+  if (text == "skip") return OnNan::skip;
+  fail("--on-nan: expected stop or skip but got '{}'", text);
+}
+
+const char* on_nan_name(OnNan on_nan) { return on_nan == OnNan::stop ? "stop" : "skip"; }
+
 nlohmann::ordered_json epoch_json(const EpochStats& s) {
   return {{"epoch", s.epoch},         {"train_loss", s.train_loss}, {"train_acc", s.train_acc},
           {"test_loss", s.test_loss}, {"test_acc", s.test_acc},     {"lr", s.lr},
-          {"images_per_s", s.images_per_second}, {"seconds", s.seconds}};
+          {"images_per_s", s.images_per_second}, {"seconds", s.seconds}, {"skipped_steps", s.skipped_steps}};
 }
 
 EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
@@ -83,7 +92,8 @@ EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
           .test_acc = json_number<double>(line, "test_acc"),
           .lr = json_number<double>(line, "lr"),
           .images_per_second = json_number<double>(line, "images_per_s"),
-          .seconds = json_number<double>(line, "seconds")};
+          .seconds = json_number<double>(line, "seconds"),
+          .skipped_steps = line.contains("skipped_steps") ? json_number<int64_t>(line, "skipped_steps") : 0};
 }
 
 Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::DataLoader& test_loader,
@@ -103,28 +113,70 @@ Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::Da
             train_loader_.dataset().size(), train_loader_.options().batch_size);
 }
 
-void Trainer::step(const data::Batch& batch, StepContext context, double& loss_sum, int64_t& correct) {
+Trainer::StepResult Trainer::step(const data::Batch& batch, StepContext context) {
   sgd_.set_lr(context.lr);
-  const Tensor logits = model_(batch.images);
-  const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
-  const double data_loss_value = data_loss.item();
-  // Past this point every weight would turn to NaN; the last checkpoint is still good.
-  TPP_CHECK(std::isfinite(data_loss_value),
-            "train: the loss is {} at epoch {}, step {}: training diverged; lower the learning rate", data_loss_value,
-            context.epoch + 1, context.step + 1);
-  context.loss = data_loss_value;
-  Tensor loss = data_loss;
-  if (hooks_.extra_loss) {
-    const Tensor extra = hooks_.extra_loss(context);
-    if (extra.defined()) loss = loss + extra;
+  // A bad step leaves the BN running statistics as they were, too (a few
+  // values per channel: cheap next to the step).
+  std::vector<Tensor> saved_buffers;
+  for (const auto& [name, buffer] : model_.named_buffers()) saved_buffers.push_back(buffer.clone());
+
+  Tensor logits, data_loss;
+  std::string what, detail;
+  try {
+    logits = model_(batch.images);
+    data_loss = ops::cross_entropy(logits, batch.labels);
+    context.loss = data_loss.item();
+    Tensor loss = data_loss;
+    if (hooks_.extra_loss) {
+      const Tensor extra = hooks_.extra_loss(context);
+      if (extra.defined()) loss = loss + extra;
+    }
+    sgd_.zero_grad();
+    loss.backward();
+    if (hooks_.after_backward) hooks_.after_backward(context);
+    what = non_finite_part(loss);
+  } catch (const NonFiniteError& e) {  // TPP_SYNC_DEBUG stopped at the op
+    what = "non-finite value";
+    detail = e.what();
   }
+  if (what.empty()) {
+    skips_in_a_row_ = 0;
+    sgd_.step();
+    if (hooks_.after_step) hooks_.after_step(context);
+    return {.skipped = false, .loss = context.loss, .correct = count_correct(logits, batch.labels)};
+  }
+  // An update now would turn every weight to NaN. Undo the forward's BN updates, then stop or skip.
+  models::NamedTensors buffers = model_.named_buffers();
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(saved_buffers[i]);
   sgd_.zero_grad();
-  loss.backward();
-  if (hooks_.after_backward) hooks_.after_backward(context);
-  sgd_.step();
-  if (hooks_.after_step) hooks_.after_step(context);
-  loss_sum += data_loss_value * static_cast<double>(batch.labels.numel());
-  correct += count_correct(logits, batch.labels);
+  handle_non_finite(what, detail, context);
+  return {.skipped = true};
+}
+
+std::string Trainer::non_finite_part(const Tensor& loss) const {
+  const double value = loss.item();
+  if (!std::isfinite(value)) return fmt::format("non-finite loss ({})", non_finite_name(value));
+  const std::vector<Tensor>& params = sgd_.params();
+  for (size_t i = 0; i < params.size(); ++i)
+    if (const std::optional<NonFinite> bad = first_non_finite(params[i].grad()))
+      return fmt::format("non-finite gradient ({}) of '{}'", non_finite_name(bad->value), param_names_[i]);
+  return {};
+}
+
+void Trainer::handle_non_finite(const std::string& what, const std::string& detail, const StepContext& c) {
+  std::string found = fmt::format("{} at phase {}, epoch {}, step {} (global step {})", what, options_.phase,
+                                  c.epoch + 1, c.step + 1, c.global_step + 1);
+  if (!detail.empty()) found += "; " + detail;
+  const std::string hint = detail.empty() ? "; TPP_SYNC_DEBUG=1 names the op that produced it" : "";
+  if (options_.on_nan == OnNan::stop)
+    fail("train: {}; stopping (--on-nan stop): lower the learning rate or check the data, or pass --on-nan skip to "
+         "skip such steps{}",
+         found, hint);
+  ++skips_in_a_row_;
+  TPP_CHECK(skips_in_a_row_ < options_.max_skips_in_a_row,
+            "train: {} steps in a row skipped (--on-nan skip), the last for a {}; stopping: training diverged, lower "
+            "the learning rate or check the data{}",
+            skips_in_a_row_, found, hint);
 }
 
 EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
@@ -137,8 +189,10 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
   progress.start(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps,
                  std::max<int64_t>(options_.epochs - epoch - 1, 0) * steps);
   model_.train();
-  int64_t step = state_.step_in_epoch, seen = state_.seen_in_epoch, correct = state_.correct_in_epoch;
-  double loss_sum = state_.loss_sum_in_epoch;
+  // From where a step limit stopped the epoch (all 0 at its start).
+  int64_t step = state_.step_in_epoch, seen = state_.seen_in_epoch, trained = state_.trained_in_epoch,
+          correct = state_.correct_in_epoch, skipped = state_.skipped_in_epoch;
+  double loss_sum = state_.loss_sum_in_epoch;  // over the steps not skipped
   train_loader_.start_epoch(epoch, step);
   while (state_.global_step < stop_at_global_step) {
     const auto batch = train_loader_.next();
@@ -148,37 +202,60 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
                               .step = step,
                               .global_step = state_.global_step,
                               .lr = options_.schedule.lr_at(static_cast<double>(epoch) + fraction)};
-    this->step(*batch, context, loss_sum, correct);
-    seen += batch->labels.numel();
+    const StepResult result = this->step(*batch, context);
+    const int64_t n = batch->labels.numel();
+    seen += n;
+    if (result.skipped) {
+      ++skipped;
+    } else {
+      trained += n;
+      loss_sum += result.loss * static_cast<double>(n);
+      correct += result.correct;
+    }
     ++step;
     ++state_.global_step;
-    progress.update(step, seen, loss_sum / static_cast<double>(seen));
+    progress.update(step, seen, trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0);
   }
   const double train_seconds =
       state_.seconds_in_epoch + std::chrono::duration<double>(Clock::now() - started).count();
   if (step < steps) {  // stopped by the step limit: the epoch goes on at the next call
-    state_.step_in_epoch = step, state_.seen_in_epoch = seen, state_.correct_in_epoch = correct;
+    state_.step_in_epoch = step, state_.seen_in_epoch = seen, state_.trained_in_epoch = trained;
+    state_.correct_in_epoch = correct, state_.skipped_in_epoch = skipped;
     state_.loss_sum_in_epoch = loss_sum, state_.seconds_in_epoch = train_seconds;
     progress.clear();
-    EpochStats partial{.epoch = epoch + 1, .complete = false};
-    partial.train_loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0;
-    partial.train_acc = percent(correct, seen);
+    EpochStats partial{.epoch = epoch + 1, .skipped_steps = skipped, .complete = false};
+    partial.train_loss = trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0;
+    partial.train_acc = percent(correct, trained);
     return partial;
   }
   const auto evaluation_started = Clock::now();
-  const EvalResult test = evaluate();
+  const EvalResult test = [&] {
+    try {
+      return evaluate();
+    } catch (const NonFiniteError& e) {
+      fail("train: non-finite value in the evaluation after epoch {} of phase {}; {}", epoch + 1, options_.phase,
+           e.what());
+    }
+  }();
+  // Finite gradients can still step the weights to infinity; nothing after that is worth a checkpoint.
+  TPP_CHECK(std::isfinite(test.loss),
+            "train: non-finite test loss ({}) after epoch {} of phase {}: the weights or the test data are not finite; "
+            "lower the learning rate or check the data",
+            non_finite_name(test.loss), epoch + 1, options_.phase);
   const double eval_seconds = std::chrono::duration<double>(Clock::now() - evaluation_started).count();
 
   EpochStats stats{.epoch = epoch + 1,
-                   .train_loss = loss_sum / static_cast<double>(seen),
-                   .train_acc = percent(correct, seen),
+                   .train_loss = trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0,
+                   .train_acc = percent(correct, trained),
                    .test_loss = test.loss,
                    .test_acc = test.accuracy,
                    .lr = options_.schedule.lr_at(static_cast<double>(epoch)),
                    .images_per_second = static_cast<double>(seen) / train_seconds,
-                   .seconds = train_seconds + eval_seconds};
+                   .seconds = train_seconds + eval_seconds,
+                   .skipped_steps = skipped};
   state_.epochs_done = epoch + 1;
-  state_.step_in_epoch = state_.seen_in_epoch = state_.correct_in_epoch = 0;
+  state_.step_in_epoch = state_.seen_in_epoch = state_.trained_in_epoch = 0;
+  state_.correct_in_epoch = state_.skipped_in_epoch = 0;
   state_.loss_sum_in_epoch = state_.seconds_in_epoch = 0;
   improved_ = stats.test_acc > state_.best_test_acc;
   if (improved_) {
@@ -186,9 +263,10 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
     state_.best_epoch = stats.epoch;
   }
   progress.finish(fmt::format("epoch {}/{}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}%  lr {:g}  "
-                              "{:.0f} img/s  {:.1f} s",
+                              "{:.0f} img/s  {:.1f} s{}",
                               stats.epoch, options_.epochs, stats.train_loss, stats.train_acc, stats.test_loss,
-                              stats.test_acc, stats.lr, stats.images_per_second, stats.seconds));
+                              stats.test_acc, stats.lr, stats.images_per_second, stats.seconds,
+                              skipped > 0 ? fmt::format("  {} non-finite step(s) skipped", skipped) : ""));
   return stats;
 }
 
@@ -227,7 +305,9 @@ std::map<std::string, Tensor> Trainer::state_tensors() const {
   out.emplace("train.rng", from_vector<int64_t>({std::bit_cast<int64_t>(rng.seed()), std::bit_cast<int64_t>(rng.offset())},
                                                 {2}));
   out.emplace("train.epoch_progress",
-              from_vector<int64_t>({state_.step_in_epoch, state_.seen_in_epoch, state_.correct_in_epoch}, {3}));
+              from_vector<int64_t>({state_.step_in_epoch, state_.seen_in_epoch, state_.trained_in_epoch,
+                                    state_.correct_in_epoch, state_.skipped_in_epoch},
+                                   {5}));
   out.emplace("train.epoch_sums", from_vector<double>({state_.loss_sum_in_epoch, state_.seconds_in_epoch}, {2}));
   return out;
 }
@@ -249,12 +329,13 @@ void Trainer::load_state_tensors(const std::map<std::string, Tensor>& tensors) {
   state_.best_test_acc = required(tensors, "train.best_test_acc", DType::f64, 1).to_vector<double>()[0];
   const std::vector<int64_t> rng = required(tensors, "train.rng", DType::i64, 2).to_vector<int64_t>();
   default_generator().set_state(std::bit_cast<uint64_t>(rng[0]), std::bit_cast<uint64_t>(rng[1]));
-  const std::vector<int64_t> progress = required(tensors, "train.epoch_progress", DType::i64, 3).to_vector<int64_t>();
+  const std::vector<int64_t> progress = required(tensors, "train.epoch_progress", DType::i64, 5).to_vector<int64_t>();
   const std::vector<double> sums = required(tensors, "train.epoch_sums", DType::f64, 2).to_vector<double>();
   TPP_CHECK(progress[0] >= 0 && progress[0] <= train_loader_.num_batches(),
             "resume: the checkpoint stopped at step {} of an epoch of {} steps (another batch size or data set?)",
             progress[0], train_loader_.num_batches());
-  state_.step_in_epoch = progress[0], state_.seen_in_epoch = progress[1], state_.correct_in_epoch = progress[2];
+  state_.step_in_epoch = progress[0], state_.seen_in_epoch = progress[1], state_.trained_in_epoch = progress[2];
+  state_.correct_in_epoch = progress[3], state_.skipped_in_epoch = progress[4];
   state_.loss_sum_in_epoch = sums[0], state_.seconds_in_epoch = sums[1];
 }
 

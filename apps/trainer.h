@@ -32,15 +32,17 @@ struct EpochStats {
   double lr = 0;                         // at the epoch's start
   double images_per_second = 0;          // training images
   double seconds = 0;                    // training and evaluation
+  int64_t skipped_steps = 0;             // with --on-nan skip: steps whose loss or gradients were not finite
   // False when run_epoch() stopped before the epoch's end (a step limit): the
   // counts so far wait in the state and the epoch is not evaluated yet.
   bool complete = true;
 };
 
 // One log.jsonl line: {"epoch", "train_loss", "train_acc", "test_loss",
-// "test_acc", "lr", "images_per_s", "seconds"}.
+// "test_acc", "lr", "images_per_s", "seconds", "skipped_steps"}.
 nlohmann::ordered_json epoch_json(const EpochStats& stats);
-// The inverse; a missing or mistyped key throws tpp::Error naming it.
+// The inverse; a missing or mistyped key throws tpp::Error naming it
+// ("skipped_steps" may be missing: logs from before it existed).
 EpochStats epoch_from_json(const nlohmann::ordered_json& line);
 
 struct EvalResult {
@@ -52,12 +54,24 @@ struct EvalResult {
 // model's mode is restored.
 EvalResult evaluate_model(models::Module& model, data::DataLoader& loader);
 
+// What a step whose loss or gradients hold a NaN or infinity does.
+enum class OnNan {
+  stop,  // throw tpp::Error naming the phase, the step and what was not finite (the model as before the step)
+  skip,  // no update (weights, momentum and BN statistics stay), counted in EpochStats::skipped_steps
+};
+// "stop" or "skip"; anything else throws tpp::Error.
+OnNan parse_on_nan(const std::string& text);
+const char* on_nan_name(OnNan on_nan);
+
 struct TrainerOptions {
   LrSchedule schedule;
   double momentum = 0.9, weight_decay = 0;
   bool nesterov = false;
   int64_t epochs = 1;          // the run's last epoch, for labels and the ETA
   bool live_progress = false;  // the rewritten terminal line (apps/progress.h)
+  std::string phase = "train";  // names the phase in messages ("regularize", "retrain", ...)
+  OnNan on_nan = OnNan::stop;
+  int64_t max_skips_in_a_row = 100;  // skip mode stops anyway after this many consecutive skipped steps
 };
 
 // Where a step is, for hooks.
@@ -88,7 +102,7 @@ struct TrainState {
   int64_t best_epoch = 0;
   // The epoch in progress when a step limit stopped it: steps done, and the
   // sums its closing line needs (all 0 at an epoch boundary).
-  int64_t step_in_epoch = 0, seen_in_epoch = 0, correct_in_epoch = 0;
+  int64_t step_in_epoch = 0, seen_in_epoch = 0, trained_in_epoch = 0, correct_in_epoch = 0, skipped_in_epoch = 0;
   double loss_sum_in_epoch = 0, seconds_in_epoch = 0;
 };
 
@@ -103,7 +117,10 @@ class Trainer {
   // in it), evaluates, and updates the state. With a step limit it returns
   // early, incomplete, once state().global_step reaches `stop_at_global_step`
   // (the regularised phase ends in mid-epoch; checkpoints between epochs).
-  // A loss that turns NaN or infinite throws tpp::Error (training diverged).
+  // After each backward (and the after_backward hook) the loss and every
+  // gradient are checked for NaN and infinity; what follows is
+  // options.on_nan. With TPP_SYNC_DEBUG on (engine/finite.h) the op that
+  // produced the first such value is named as well.
   EpochStats run_epoch(int64_t stop_at_global_step = std::numeric_limits<int64_t>::max());
   // Accuracy and loss on the test loader in eval mode; the mode is restored.
   EvalResult evaluate();
@@ -117,15 +134,24 @@ class Trainer {
   // "optimizer.momentum.<param>" (those that exist), "train.epochs_done",
   // "train.global_step", "train.best_epoch" (i64), "train.best_test_acc"
   // (f64), "train.rng" (the default generator's seed and offset, i64 [2]) and
-  // the epoch in progress, "train.epoch_progress" (i64 [3]: steps, images,
-  // correct) and "train.epoch_sums" (f64 [2]: loss sum, seconds).
+  // the epoch in progress, "train.epoch_progress" (i64 [5]: steps, images,
+  // images trained on, correct, skipped steps) and "train.epoch_sums" (f64
+  // [2]: loss sum, seconds).
   std::map<std::string, Tensor> state_tensors() const;
   // Restores them (and the default generator); a missing or foreign key
   // throws tpp::Error naming it.
   void load_state_tensors(const std::map<std::string, Tensor>& tensors);
 
  private:
-  void step(const data::Batch& batch, StepContext context, double& loss_sum, int64_t& correct);
+  struct StepResult {
+    bool skipped = false;
+    double loss = 0;  // the cross-entropy, when not skipped
+    int64_t correct = 0;
+  };
+  StepResult step(const data::Batch& batch, StepContext context);
+  // "" when the loss and every gradient are finite, else what was not.
+  std::string non_finite_part(const Tensor& loss) const;
+  void handle_non_finite(const std::string& what, const std::string& detail, const StepContext& context);
 
   models::Module& model_;
   data::DataLoader& train_loader_;
@@ -136,6 +162,7 @@ class Trainer {
   Sgd sgd_;
   TrainState state_;
   bool improved_ = false;
+  int64_t skips_in_a_row_ = 0;  // not checkpointed: a resume starts counting afresh
 };
 
 }  // namespace tpp::apps

@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "engine/finite.h"
 #include "engine/strided.h"
 
 namespace tpp {
@@ -83,6 +84,7 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
 }
 
 void record_grad(Tensor& output, std::string name, const std::vector<Tensor>& inputs, BackwardFn backward) {
+  check_op_output(output, name, inputs);  // every op comes through here, with grad or without
   if (!needs_grad(inputs)) return;
   auto node = std::make_shared<Node>();
   node->name = std::move(name);
@@ -130,7 +132,10 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
     pending.erase(node);
     TPP_CHECK(node->backward != nullptr, "backward: the graph through '{}' was already freed by an earlier backward",
               node->name);
-    const Grads grads = node->backward(grad_out);
+    const Grads grads = [&] {
+      const BackwardScope scope(node->name);
+      return node->backward(grad_out);
+    }();
     if (!retain_graph) node->backward = nullptr;  // frees what the op saved
     TPP_CHECK(grads.size() == node->inputs.size(), "backward: '{}' returned {} gradients for {} inputs", node->name,
               grads.size(), node->inputs.size());
@@ -139,6 +144,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       if (!e.active()) continue;
       const Tensor& g = grads[i];
       TPP_CHECK(g.defined(), "backward: '{}' returned no gradient for input {}, which requires grad", node->name, i);
+      check_backward_output(g, node->name, i);
       if (e.leaf) {
         accumulate_leaf(*e.leaf, g, node->name);
         continue;

@@ -62,7 +62,8 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs);
 bool needs_grad(const std::vector<Tensor>& inputs);
 
 // Makes `output` a non-leaf that requires grad, with a node named `name`.
-// Does nothing when needs_grad(inputs) is false.
+// Does nothing when needs_grad(inputs) is false. Every op calls it, so it is
+// also where TPP_SYNC_DEBUG checks each output (engine/finite.h).
 void record_grad(Tensor& output, std::string name, const std::vector<Tensor>& inputs, BackwardFn backward);
 
 // Runs the backward pass from `root`. `gradient` defaults to ones for a

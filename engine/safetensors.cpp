@@ -8,6 +8,8 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -379,6 +381,19 @@ void write_tensor(const TemporaryFile& tmp, const Tensor& t) {
   TPP_CHECK(ok, "save_safetensors: writing {}: {}", tmp.path().string(), errno_text());
 }
 
+// For the crash-safety tests (tests/apps/test_crash_safety.cpp) only:
+// TPP_TEST_KILL_IN_SAVE=N makes the Nth save of this process SIGKILL it once
+// half of the file is written, while only the temporary file exists. Random
+// kills rarely land in so short a window; this one always does.
+bool kill_in_this_save() {
+  static const long kill_at = [] {
+    const char* value = std::getenv("TPP_TEST_KILL_IN_SAVE");
+    return value != nullptr ? std::strtol(value, nullptr, 10) : 0L;
+  }();
+  static std::atomic<long> saves{0};
+  return kill_at > 0 && ++saves == kill_at;
+}
+
 void fsync_directory(const fs::path& dir) {
   const FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   TPP_CHECK(fd.valid(), "save_safetensors: cannot open directory {} to sync it: {}", dir.string(), errno_text());
@@ -425,7 +440,11 @@ void save_safetensors(const std::filesystem::path& path, const std::map<std::str
   const uint64_t header_size = header.size();
   TPP_CHECK(write_all(tmp.fd(), &header_size, 8) && write_all(tmp.fd(), header.data(), header.size()),
             "save_safetensors: writing {}: {}", tmp.path().string(), errno_text());
-  for (const auto& [name, t] : ordered) write_tensor(tmp, t);
+  const bool kill = kill_in_this_save();
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    if (kill && i == ordered.size() / 2) ::raise(SIGKILL);
+    write_tensor(tmp, ordered[i].second);
+  }
   TPP_CHECK(::fsync(tmp.fd()) == 0, "save_safetensors: fsync of {} failed: {}", tmp.path().string(), errno_text());
   TPP_CHECK(tmp.close(), "save_safetensors: closing {} failed: {}", tmp.path().string(), errno_text());
   TPP_CHECK(::rename(tmp.path().c_str(), path.c_str()) == 0, "save_safetensors: cannot replace {}: {}", file,

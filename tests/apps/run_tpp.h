@@ -19,10 +19,12 @@ struct TppRun {
   std::string output;  // stdout and stderr
 };
 
-inline TppRun run_tpp(const std::string& args) {
+// `env` (e.g. "TPP_SYNC_DEBUG=1") is set for this run only.
+inline TppRun run_tpp(const std::string& args, const std::string& env = "") {
   const std::filesystem::path tpp = std::filesystem::path(TPP_BINARY_DIR) / "tpp";
   REQUIRE_MESSAGE(std::filesystem::exists(tpp), tpp.string() << " is not built (run ninja for all targets)");
-  FILE* pipe = popen((tpp.string() + " " + args + " 2>&1").c_str(), "r");
+  const std::string prefix = env.empty() ? "" : "env " + env + " ";
+  FILE* pipe = popen((prefix + tpp.string() + " " + args + " 2>&1").c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
   std::array<char, 4096> buffer{};

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -277,16 +278,46 @@ TEST_CASE("tpp train: --device cuda says this build has no CUDA backend; a bad d
   CHECK(!fs::exists(scratch.dir / "b"));
 }
 
-TEST_CASE("tpp train: a loss that turns NaN stops the run with one line, and summary.json says so") {
+TEST_CASE("tpp train: a loss that turns NaN stops the run with one line naming the step, and summary.json says so") {
   REQUIRE_FASHION_MNIST();
   const Scratch scratch("diverge");
   const Run run = run_tpp(tiny_mlp(2, "0:1000") + " --out " + scratch / "run");
   CHECK(run.status == 1);
-  CHECK(run.output.find("tpp: error: train: the loss is ") != std::string::npos);
-  CHECK(run.output.ends_with(": training diverged; lower the learning rate\n"));
+  const std::string error = run.output.substr(std::min(run.output.find("tpp: error: "), run.output.size()));
+  CHECK(error.starts_with("tpp: error: train: non-finite loss ("));
+  CHECK(error.find(" at phase train, epoch 1, step ") != std::string::npos);
+  CHECK(error.ends_with("; stopping (--on-nan stop): lower the learning rate or check the data, or pass --on-nan "
+                        "skip to skip such steps; TPP_SYNC_DEBUG=1 names the op that produced it\n"));
+  CHECK(std::count(error.begin(), error.end(), '\n') == 1);
   const auto summary = nlohmann::json::parse(read_text(scratch.dir / "run/summary.json"));
   CHECK(summary["status"] == "failed");
-  CHECK(summary["error"].get<std::string>().starts_with("train: the loss is "));
+  CHECK(summary["error"].get<std::string>().starts_with("train: non-finite loss ("));
+}
+
+TEST_CASE("tpp train: with TPP_SYNC_DEBUG=1 the message names the op that produced the first non-finite value") {
+  REQUIRE_FASHION_MNIST();
+  const Scratch scratch("sync_debug");
+  const Run run = run_tpp(tiny_mlp(2, "0:1000") + " --out " + scratch / "run", "TPP_SYNC_DEBUG=1");
+  CHECK(run.status == 1);
+  CHECK(run.output.find("tpp: error: train: non-finite value at phase train, epoch 1, step ") != std::string::npos);
+  // Huge weights: a layer overflows to infinity from finite inputs.
+  CHECK(run.output.find("; TPP_SYNC_DEBUG: op 'linear' produced inf (shape [50, 100]) at element ") !=
+        std::string::npos);
+}
+
+TEST_CASE("tpp train: --on-nan goes into config.toml, log.jsonl counts skipped steps, and a bad value is refused") {
+  REQUIRE_FASHION_MNIST();
+  const Scratch scratch("on_nan");
+  const Run run = run_tpp(tiny_mlp(1) + " --on-nan skip --out " + scratch / "run");
+  REQUIRE_MESSAGE(run.status == 0, run.output);
+  CHECK(read_text(scratch.dir / "run/config.toml").find("on-nan=\"skip\"") != std::string::npos);
+  const auto log = read_jsonl(scratch.dir / "run/log.jsonl");
+  REQUIRE(log.size() == 1);
+  CHECK(log[0]["skipped_steps"] == 0);
+  const Run bad = run_tpp(tiny_mlp(1) + " --on-nan ignore --out " + scratch / "bad");
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("--on-nan") != std::string::npos);
+  CHECK(!fs::exists(scratch.dir / "bad"));
 }
 
 TEST_CASE("tpp train: --resume needs a run directory and takes no --out or --overwrite") {
