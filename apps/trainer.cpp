@@ -42,10 +42,6 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   return correct;
 }
 
-double percent(int64_t part, int64_t whole) {
-  return whole > 0 ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
-}
-
 Tensor scalar_i64(int64_t value) { return from_vector<int64_t>({value}, {}); }
 Tensor scalar_f64(double value) { return from_vector<double>({value}, {}); }
 
@@ -98,20 +94,37 @@ Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::Da
                                                   .momentum = options_.momentum,
                                                   .weight_decay = options_.weight_decay,
                                                   .nesterov = options_.nesterov}) {
+  if (!options_.distributed.comm) options_.distributed = models::single_process_context();
+  const models::DistributedContext& dist = options_.distributed;
+  for (const data::DataLoader* loader : {&train_loader_, &test_loader_}) {
+    const data::DataLoaderOptions& o = loader->options();
+    TPP_CHECK(o.rank == dist.rank && o.world_size == dist.world_size,
+              "train: a data loader is sharded as rank {} of {} but this process is rank {} of {}", o.rank,
+              o.world_size, dist.rank, dist.world_size);
+  }
   TPP_CHECK(train_loader_.num_batches() > 0,
             "train: {} training samples make no batch of {} (drop_last); lower --batch-size or raise --limit",
-            train_loader_.dataset().size(), train_loader_.options().batch_size);
+            train_loader_.dataset().size(), train_loader_.global_batch_size());
+  if (data_parallel()) {
+    // The optimizer's handles stay valid: packing re-points them into the arena.
+    arena_ = models::pack_parameters(model_);
+    buckets_ = models::plan_grad_buckets(arena_, options_.bucket_bytes);
+    models::broadcast_model(*dist.comm, model_);
+  }
 }
 
-void Trainer::step(const data::Batch& batch, const StepContext& context, double& loss_sum, int64_t& correct) {
+void Trainer::step(const data::Batch& batch, const StepContext& context, std::array<double, 3>& totals) {
   sgd_.set_lr(context.lr);
   const Tensor logits = model_(batch.images);
   const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
-  const double data_loss_value = data_loss.item();
-  // Past this point every weight would turn to NaN; the last checkpoint is still good.
-  TPP_CHECK(std::isfinite(data_loss_value),
-            "train: the loss is {} at epoch {}, step {}: training diverged; lower the learning rate", data_loss_value,
-            context.epoch + 1, context.step + 1);
+  const auto samples = static_cast<double>(batch.labels.numel());
+  // This step's loss sum, correct count and samples, summed over the ranks
+  // while backward runs.
+  const Tensor step_totals = from_vector<double>(
+      {data_loss.item() * samples, static_cast<double>(count_correct(logits, batch.labels)), samples}, {3});
+  std::unique_ptr<dist::PendingCollective> totals_reduced;
+  if (data_parallel()) totals_reduced = options_.distributed.comm->all_reduce_async(step_totals);
+
   Tensor loss = data_loss;
   if (hooks_.extra_loss) {
     const Tensor extra = hooks_.extra_loss(context);
@@ -119,11 +132,30 @@ void Trainer::step(const data::Batch& batch, const StepContext& context, double&
   }
   sgd_.zero_grad();
   loss.backward();
+  if (data_parallel()) {
+    models::average_gradients(*options_.distributed.comm, arena_, buckets_);
+    totals_reduced->wait();
+  }
+  const std::vector<double> t = step_totals.to_vector<double>();
+  const double mean_loss = t[0] / t[2];
+  // Past the step every weight would turn to NaN; the last checkpoint is still
+  // good. With several ranks the loss is the global batch's: all stop together.
+  if (!std::isfinite(mean_loss))
+    throw TrainingDiverged(fmt::format(
+        "train: the loss is {} at epoch {}, step {}: training diverged; lower the learning rate", mean_loss,
+        context.epoch + 1, context.step + 1));
   if (hooks_.after_backward) hooks_.after_backward(context);
   sgd_.step();
   if (hooks_.after_step) hooks_.after_step(context);
-  loss_sum += data_loss_value * static_cast<double>(batch.labels.numel());
-  correct += count_correct(logits, batch.labels);
+  for (size_t i = 0; i < totals.size(); ++i) totals[i] += t[i];
+}
+
+void Trainer::sum_over_ranks(std::array<double, 3>& totals) const {
+  if (!data_parallel()) return;
+  const Tensor sums = from_vector<double>({totals[0], totals[1], totals[2]}, {3});
+  options_.distributed.comm->all_reduce(sums);
+  const std::vector<double> t = sums.to_vector<double>();
+  std::copy(t.begin(), t.end(), totals.begin());
 }
 
 EpochStats Trainer::run_epoch() {
@@ -132,35 +164,36 @@ EpochStats Trainer::run_epoch() {
   const int64_t steps = train_loader_.num_batches();
   const auto started = Clock::now();
 
-  ProgressLine progress(options_.live_progress);
+  ProgressLine progress(options_.live_progress && speaks());
   progress.start(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps,
                  std::max<int64_t>(options_.epochs - epoch - 1, 0) * steps);
   model_.train();
   train_loader_.start_epoch(epoch);
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0, step = 0;
+  std::array<double, 3> totals{};  // loss sum, correct, samples: over all ranks
+  int64_t step = 0;
   while (const auto batch = train_loader_.next()) {
     const double fraction = static_cast<double>(step) / static_cast<double>(steps);
     const StepContext context{.epoch = epoch,
                               .step = step,
                               .global_step = state_.global_step,
                               .lr = options_.schedule.lr_at(static_cast<double>(epoch) + fraction)};
-    this->step(*batch, context, loss_sum, correct);
-    seen += batch->labels.numel();
+    this->step(*batch, context, totals);
     ++step;
     ++state_.global_step;
-    progress.update(step, seen, loss_sum / static_cast<double>(seen));
+    progress.update(step, static_cast<int64_t>(totals[2]), totals[0] / totals[2]);
   }
   const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  if (data_parallel()) models::average_buffers(*options_.distributed.comm, model_);
   const EvalResult test = evaluate();
+  const double seen = totals[2];
 
   EpochStats stats{.epoch = epoch + 1,
-                   .train_loss = loss_sum / static_cast<double>(seen),
-                   .train_acc = percent(correct, seen),
+                   .train_loss = totals[0] / seen,
+                   .train_acc = 100.0 * totals[1] / seen,
                    .test_loss = test.loss,
                    .test_acc = test.accuracy,
                    .lr = options_.schedule.lr_at(static_cast<double>(epoch)),
-                   .images_per_second = static_cast<double>(seen) / train_seconds,
+                   .images_per_second = seen / train_seconds,
                    .seconds = std::chrono::duration<double>(Clock::now() - started).count()};
   state_.epochs_done = epoch + 1;
   improved_ = stats.test_acc > state_.best_test_acc;
@@ -168,10 +201,11 @@ EpochStats Trainer::run_epoch() {
     state_.best_test_acc = stats.test_acc;
     state_.best_epoch = stats.epoch;
   }
-  progress.finish(fmt::format("epoch {}/{}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}%  lr {:g}  "
-                              "{:.0f} img/s  {:.1f} s",
-                              stats.epoch, options_.epochs, stats.train_loss, stats.train_acc, stats.test_loss,
-                              stats.test_acc, stats.lr, stats.images_per_second, stats.seconds));
+  if (speaks())
+    progress.finish(fmt::format("epoch {}/{}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}%  lr {:g}  "
+                                "{:.0f} img/s  {:.1f} s",
+                                stats.epoch, options_.epochs, stats.train_loss, stats.train_acc, stats.test_loss,
+                                stats.test_acc, stats.lr, stats.images_per_second, stats.seconds));
   return stats;
 }
 
@@ -179,19 +213,21 @@ EvalResult Trainer::evaluate() {
   const NoGradGuard no_grad;
   const bool was_training = model_.is_training();
   model_.eval();
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0;
+  std::array<double, 3> totals{};  // loss sum, correct, samples
   test_loader_.start_epoch(0);
   while (const auto batch = test_loader_.next()) {
     const Tensor logits = model_(batch->images);
-    const int64_t n = batch->labels.numel();
-    loss_sum += ops::cross_entropy(logits, batch->labels).item() * static_cast<double>(n);
-    correct += count_correct(logits, batch->labels);
-    seen += n;
+    const auto n = static_cast<double>(batch->labels.numel());
+    totals[0] += ops::cross_entropy(logits, batch->labels).item() * n;
+    totals[1] += static_cast<double>(count_correct(logits, batch->labels));
+    totals[2] += n;
   }
   model_.train(was_training);
-  return {.loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0, .accuracy = percent(correct, seen),
-          .samples = seen};
+  sum_over_ranks(totals);
+  const double seen = totals[2];
+  return {.loss = seen > 0 ? totals[0] / seen : 0.0,
+          .accuracy = seen > 0 ? 100.0 * totals[1] / seen : 0.0,
+          .samples = static_cast<int64_t>(seen)};
 }
 
 std::map<std::string, Tensor> Trainer::state_tensors() const {

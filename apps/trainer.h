@@ -9,10 +9,34 @@
 // the epoch (LrSchedule); and everything else that changes during training
 // (weights, BN statistics, momentum buffers, counters, the default RNG) is
 // saved at each epoch's end.
+//
+// Data parallelism (TrainerOptions::distributed with world_size > 1): every
+// rank runs a Trainer over the same model on its shard of each global batch
+// (the loaders' rank/world_size, data/loader.h). The trainer
+//   - packs the model's parameters into one arena (models/arena.h) and plans
+//     the gradient buckets once: build a new Trainer after anything that
+//     changes parameter shapes (pruning surgery);
+//   - broadcasts rank 0's weights and buffers when it is built;
+//   - each step: forward and backward on the shard; the gradient buckets are
+//     all-reduced (mean over ranks) after backward, in plan order; then
+//     hooks.after_backward, SGD and hooks.after_step. So a hook that adds to
+//     .grad (TPP's L2 terms) adds once, after the average, and extra_loss
+//     terms (TPP's gram penalty, a function of the weights, the same on every
+//     rank) keep their gradient through the average. On the CPU the
+//     all-reduces run after backward, not overlapped with it (MPI progresses
+//     only inside MPI calls): overlap is the CUDA path's job;
+//   - sums the loss and accuracy counts over ranks at every step (one small
+//     non-blocking all-reduce), so a loss that turns NaN on any rank stops
+//     every rank at the same step, and the statistics are the global batch's;
+//   - averages the BN running statistics over ranks at the end of each epoch
+//     (per-rank batch statistics drift apart), then evaluates: each rank its
+//     shard of the test loader, the sums all-reduced;
+//   - prints on rank 0 only. Writing files is the caller's job (rank 0).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <array>
 #include <functional>
 #include <map>
 #include <string>
@@ -20,6 +44,8 @@
 #include "data/loader.h"
 #include "engine/lr_schedule.h"
 #include "engine/optim.h"
+#include "models/arena.h"
+#include "models/data_parallel.h"
 #include "models/module.h"
 
 namespace tpp::apps {
@@ -39,6 +65,12 @@ nlohmann::ordered_json epoch_json(const EpochStats& stats);
 // The inverse; a missing or mistyped key throws tpp::Error naming it.
 EpochStats epoch_from_json(const nlohmann::ordered_json& line);
 
+// The loss turned NaN or infinite. With several ranks every rank throws it
+// at the same step (the loss checked is the global batch's).
+struct TrainingDiverged : Error {
+  using Error::Error;
+};
+
 struct EvalResult {
   double loss = 0, accuracy = 0;  // mean cross-entropy, %
   int64_t samples = 0;
@@ -50,6 +82,10 @@ struct TrainerOptions {
   bool nesterov = false;
   int64_t epochs = 1;          // the run's last epoch, for labels and the ETA
   bool live_progress = false;  // the rewritten terminal line (apps/progress.h)
+  // Data-parallel when world_size > 1 (comm set); the loaders must be sharded
+  // with the same rank and world size.
+  models::DistributedContext distributed{};
+  int64_t bucket_bytes = models::kDefaultBucketBytes;
 };
 
 // Where a step is, for hooks.
@@ -67,7 +103,8 @@ struct TrainHooks {
   // return an undefined tensor to add nothing. Logged losses stay the
   // cross-entropy alone.
   std::function<Tensor(const StepContext&)> extra_loss;
-  // Gradients are in .grad; the SGD step comes next (extra gradient terms).
+  // Gradients are in .grad (averaged over ranks when data-parallel); the SGD
+  // step comes next (extra gradient terms).
   std::function<void(const StepContext&)> after_backward;
   // Weights are updated (masks, hard zeroing).
   std::function<void(const StepContext&)> after_step;
@@ -87,7 +124,7 @@ class Trainer {
           TrainerOptions options, TrainHooks hooks = {});
 
   // Trains epoch state().epochs_done + 1, evaluates, and updates the state.
-  // A loss that turns NaN or infinite throws tpp::Error (training diverged).
+  // A loss that turns NaN or infinite throws TrainingDiverged.
   EpochStats run_epoch();
   // Accuracy and loss on the test loader in eval mode; the mode is restored.
   EvalResult evaluate();
@@ -96,6 +133,9 @@ class Trainer {
 
   const TrainState& state() const { return state_; }
   Sgd& optimizer() { return sgd_; }
+  bool data_parallel() const { return options_.distributed.distributed(); }
+  // The gradient buckets all-reduced each step (empty in one process).
+  const std::vector<models::GradBucket>& grad_buckets() const { return buckets_; }
 
   // What a resume needs beyond the model's state_dict, as checkpoint extras:
   // "optimizer.momentum.<param>" (those that exist), "train.epochs_done",
@@ -107,7 +147,11 @@ class Trainer {
   void load_state_tensors(const std::map<std::string, Tensor>& tensors);
 
  private:
-  void step(const data::Batch& batch, const StepContext& context, double& loss_sum, int64_t& correct);
+  // Accumulates into `totals` (loss sum, correct, samples) over all ranks.
+  void step(const data::Batch& batch, const StepContext& context, std::array<double, 3>& totals);
+  // Sums `totals` over the ranks (nothing in one process).
+  void sum_over_ranks(std::array<double, 3>& totals) const;
+  bool speaks() const { return options_.distributed.is_root(); }
 
   models::Module& model_;
   data::DataLoader& train_loader_;
@@ -115,6 +159,8 @@ class Trainer {
   TrainerOptions options_;
   TrainHooks hooks_;
   std::vector<std::string> param_names_;  // in the optimizer's order
+  models::ParameterArena arena_;           // data-parallel only
+  std::vector<models::GradBucket> buckets_;
   Sgd sgd_;
   TrainState state_;
   bool improved_ = false;
