@@ -87,10 +87,12 @@ bool have_fashion_mnist() {
   }
 
 // mlp7_linear on 200 Fashion-MNIST images, momentum and weight decay; B is per rank.
-std::string mlp_run(int64_t batch, int epochs, const std::string& out) {
+std::string mlp_run(int64_t batch, int epochs, const std::string& out,
+                    const std::string& lr_schedule = "0:0.05,1:0.01") {
   return "train --arch mlp7_linear --dataset fashion-mnist --limit 200 --test-limit 100 --workers 0 --seed 3 "
-         "--momentum 0.9 --weight-decay 5e-4 --lr-schedule 0:0.05,1:0.01 --batch-size " +
-         std::to_string(batch) + " --epochs " + std::to_string(epochs) + " --out " + out;
+         "--momentum 0.9 --weight-decay 5e-4 --lr-schedule " +
+         lr_schedule + " --batch-size " + std::to_string(batch) + " --epochs " + std::to_string(epochs) +
+         " --out " + out;
 }
 
 std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
@@ -106,9 +108,11 @@ size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
-// The largest |a - b| over every tensor of two checkpoints (weights, BN
-// statistics, momentum buffers); infinite when their tensors differ in names or shapes.
-double max_difference(const fs::path& a, const fs::path& b) {
+// The largest |a - b| / (1 + |b|) over every tensor of two checkpoints
+// (weights, BN statistics, momentum buffers): an absolute difference for
+// values up to 1, relative above; infinite when their tensors differ in names
+// or shapes. `where` names the tensor.
+double max_difference(const fs::path& a, const fs::path& b, std::string* where = nullptr) {
   const auto fa = tpp::load_safetensors(a), fb = tpp::load_safetensors(b);
   if (fa.tensors.size() != fb.tensors.size()) return INFINITY;
   double worst = 0;
@@ -118,7 +122,11 @@ double max_difference(const fs::path& a, const fs::path& b) {
       return INFINITY;
     if (!tpp::is_floating(t.dtype()) || name == "train.best_test_acc") continue;
     const auto x = t.to(tpp::DType::f64).to_vector<double>(), y = it->second.to(tpp::DType::f64).to_vector<double>();
-    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double diff = std::abs(x[i] - y[i]) / (1 + std::abs(y[i]));
+      if (diff > worst && where) *where = name;
+      worst = std::max(worst, diff);
+    }
   }
   return worst;
 }
@@ -135,8 +143,9 @@ TEST_CASE("mpirun -np 2 tpp train with batch 25 gives the weights of one process
   const Run one = tpp::testing::run_tpp(mlp_run(50, 2, scratch / "one"));
   REQUIRE_MESSAGE(one.status == 0, one.output);
 
-  const double diff = max_difference(scratch.dir / "two/last.safetensors", scratch.dir / "one/last.safetensors");
-  MESSAGE("max |two ranks - one process| over weights and momentum after 2 epochs: " << diff);
+  std::string where;
+  const double diff = max_difference(scratch.dir / "two/last.safetensors", scratch.dir / "one/last.safetensors", &where);
+  MESSAGE("max |two ranks - one process| over weights and momentum after 2 epochs: " << diff << " at " << where);
   CHECK(diff <= 1e-5);
 
   // Rank 0 speaks and writes for the job; the global numbers are one process's.
@@ -186,9 +195,14 @@ TEST_CASE("mpirun -np 2 tpp train --sync-bn: ResNet-20's weights and BN statisti
   CHECK(two.output.find("synchronised BN") != std::string::npos);
   const Run one = tpp::testing::run_tpp(run(16, scratch / "one"));
   REQUIRE_MESSAGE(one.status == 0, one.output);
-  const double diff = max_difference(scratch.dir / "two/last.safetensors", scratch.dir / "one/last.safetensors");
-  MESSAGE("ResNet-20, sync BN, 2 steps: max |two ranks - one process| = " << diff);
-  CHECK(diff <= 1e-4);
+  std::string where;
+  const double diff = max_difference(scratch.dir / "two/last.safetensors", scratch.dir / "one/last.safetensors", &where);
+  MESSAGE("ResNet-20, sync BN, 2 steps: max |two ranks - one process| / (1 + |one process|) = " << diff << " at "
+                                                                                              << where);
+  // f32 through 19 batch-statistics backward passes: one process with two
+  // BLAS threads instead of one differs from itself by 4e-4 here (measured);
+  // per-rank BN differs by 0.3.
+  CHECK(diff <= 1e-3);
 }
 
 TEST_CASE("a rank killed mid-training: the other exits with an error within the collective timeout") {
@@ -205,8 +219,7 @@ TEST_CASE("a rank killed mid-training: the other exits with an error within the 
                           90);
   MESSAGE(job.output);
   CHECK(job.status != 0);
-  CHECK(job.status != 124);  // not our `timeout`: the job ended by itself
-  CHECK(job.seconds < 60);
+  CHECK(job.seconds < 60);  // the job ended by itself, long before the guard's 90 s
   CHECK(job.output.find("tpp: rank 0 of 2: ") != std::string::npos);
   CHECK(job.output.find("did not complete within 5 s (TPP_COLLECTIVE_TIMEOUT)") != std::string::npos);
 }
@@ -214,14 +227,16 @@ TEST_CASE("a rank killed mid-training: the other exits with an error within the 
 TEST_CASE("a rank that fails with an error ends every rank at once, with its message") {
   REQUIRE_DATA();
   const Scratch scratch("throws");
-  const std::string args = mlp_run(25, 2, scratch / "run");
-  const Shell job = shell("env TPP_COLLECTIVE_TIMEOUT=120 " + std::string(TPP_MPIEXEC) + " -n 1 " + kTpp + " " + args +
-                              " : -n 1 " + kTpp + " " + args + " --lr-schedule 0:-1",
+  // Rank 1 alone gets an LR schedule it refuses, after the job has started.
+  const Shell job = shell("env TPP_COLLECTIVE_TIMEOUT=120 " + std::string(TPP_MPIEXEC) + " -n 1 " + kTpp + " " +
+                              mlp_run(25, 2, scratch / "run") + " : -n 1 " + kTpp + " " +
+                              mlp_run(25, 2, scratch / "run", "0:-1"),
                           90);
   MESSAGE(job.output);
   CHECK(job.status != 0);
   CHECK(job.seconds < 60);  // far below the collective timeout
-  CHECK(job.output.find("tpp: error on rank 1: ") != std::string::npos);
+  CHECK(job.output.find("tpp: error on rank 1: lr schedule '0:-1': epoch and lr must be >= 0 in '0:-1'") !=
+        std::string::npos);
 }
 
 }  // TEST_SUITE
