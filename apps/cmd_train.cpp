@@ -258,7 +258,9 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
                    .weight_decay = c.weight_decay,
                    .nesterov = c.nesterov,
                    .epochs = c.epochs,
-                   .live_progress = stdout_is_terminal(),
+                   // mpirun hands its ranks a pseudo-terminal even when its own output goes to a file:
+                   // data-parallel runs print one plain line per epoch.
+                   .live_progress = stdout_is_terminal() && !dist.distributed(),
                    .distributed = dist});
   models::CheckpointInfo info{.arch = c.arch,
                               .dataset = d.where.name,
