@@ -18,7 +18,10 @@
 //      weights only, so every rank adds the same gradient and the average
 //      keeps it as is: it is not averaged down or counted twice.
 //   4. Decisions (which filters go) are taken on rank 0 and broadcast with
-//      broadcast_indices(), so every rank cuts the same filters.
+//      broadcast_indices(), so every rank cuts the same filters. After the
+//      surgery, build a new Trainer: it packs the new parameters, plans new
+//      buckets and broadcasts rank 0's model again (BatchNorm2d modules
+//      narrowed in place keep their set_sync_batch_norm() setting).
 //   5. Rank 0 alone writes files (is_root()).
 #pragma once
 
