@@ -23,6 +23,7 @@
 #include "apps/commands.h"
 #include "apps/progress.h"
 #include "apps/report.h"
+#include "apps/run_data.h"
 #include "apps/run_dir.h"
 #include "apps/trainer.h"
 #include "data/catalog.h"
@@ -41,14 +42,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kEvalBatchSize = 500;
-
-// Training runs on CUDA once the engine has a CUDA backend; until then no
-// build has one, whatever GPUs the machine holds.
-constexpr bool kCudaTrainingBuilt = false;
-
-std::string default_device() { return kCudaTrainingBuilt && cuda_device_count() > 0 ? "cuda" : "cpu"; }
-
 struct TrainConfig {
   std::string arch, dataset, data_dir;
   int64_t epochs = 10, batch_size = 128, limit = 0, test_limit = 0;
@@ -65,13 +58,6 @@ struct TrainConfig {
   std::string distributed = "auto";
 };
 
-void check_device(const std::string& text) {
-  const Device device = Device::parse(text);
-  TPP_CHECK(device.is_cpu(),
-            "train: --device {}: this build has no CUDA backend for training ({} GPU(s) visible); use --device cpu",
-            text, cuda_device_count());
-}
-
 void check_arch(const std::string& arch) {
   const auto& known = models::known_archs();
   TPP_CHECK(std::find(known.begin(), known.end(), arch) != known.end(), "train: unknown arch '{}'; known archs: {}",
@@ -81,43 +67,6 @@ void check_arch(const std::string& arch) {
 fs::path default_run_dir(const TrainConfig& c, const std::string& dataset) {
   const std::time_t now = std::time(nullptr);
   return fs::path("runs") / fmt::format("{}-{}-{:%Y%m%d-%H%M%S}", c.arch, dataset, fmt::localtime(now));
-}
-
-// The data side of a run: datasets, the model input they feed, and loaders.
-struct RunData {
-  data::DatasetLocation where;
-  std::shared_ptr<const data::Dataset> train, test;
-  int64_t num_classes = 0, in_channels = 3;
-  Shape input;  // one sample as the model takes it, [C, H, W]
-};
-
-RunData open_data(const TrainConfig& c, data::DatasetLocation where) {
-  RunData d;
-  d.where = std::move(where);
-  const auto& splits = d.where.splits;
-  const auto test_split = std::find_if(splits.begin(), splits.end(), [](const std::string& s) { return s != "train"; });
-  TPP_CHECK(test_split != splits.end(), "train: {} in {} has no test or validation split (splits: {})", d.where.name,
-            d.where.dir.string(), fmt::join(splits, ", "));
-  d.train = data::open_dataset(d.where, "train");
-  d.test = data::open_dataset(d.where, *test_split);
-  if (c.limit > 0) d.train = std::make_shared<data::FirstSamples>(d.train, c.limit);
-  if (c.test_limit > 0) d.test = std::make_shared<data::FirstSamples>(d.test, c.test_limit);
-  d.num_classes = d.train->info().num_classes();
-  const std::optional<Shape> image = d.train->image_shape();
-  d.in_channels = image ? (*image)[0] : 3;
-  // Datasets of varying image sizes (ImageFolder) are cropped to 224 by their transforms.
-  d.input = models::model_input_shape(c.arch, d.in_channels, image ? (*image)[1] : 224);
-  return d;
-}
-
-// The dataset's usual pipeline, after a resize when the model takes another
-// resolution (mlp7_linear: MNIST at 32x32).
-data::TransformPtr transforms_for(const RunData& d, bool train) {
-  data::TransformPtr standard = data::standard_transforms(d.where.name, train);
-  const std::optional<Shape> image = d.train->image_shape();
-  if (!image || ((*image)[1] == d.input[1] && (*image)[2] == d.input[2])) return standard;
-  return std::make_shared<data::Compose>(std::vector<data::TransformPtr>{
-      std::make_shared<data::Resize>(d.input[1], d.input[2]), std::move(standard)});
 }
 
 nlohmann::ordered_json summary_json(const TrainConfig& c, const RunData& d, const models::ModelSummary& model,
@@ -221,7 +170,7 @@ void print_distributed(const models::DistributedContext& dist, const TrainConfig
 }
 
 int run_train(const TrainConfig& c, const CLI::App& command) {
-  check_device(c.device);
+  check_device(c.device, "train");
   // Early, so that any later error on one rank ends every rank (main.cpp).
   const models::DistributedContext dist =
       models::init_distributed(models::parse_distributed_mode(c.distributed), Device::parse(c.device));
@@ -239,20 +188,17 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
   models::broadcast_text(*dist.comm, dir_text);
   const fs::path dir = dir_text;
   models::run_on_root(*dist.comm, [&] { RunDir::check_usable(dir, mode); });
-  const RunData d = open_data(c, std::move(where));
+  const RunData d = open_run_data({.arch = c.arch, .limit = c.limit, .test_limit = c.test_limit}, std::move(where), "train");
 
   manual_seed(c.seed);
   const std::shared_ptr<models::Module> model = models::make_model(c.arch, d.num_classes, d.in_channels);
   const models::ModelSummary model_summary = models::summarize(*model, d.input);
   if (c.sync_bn && dist.distributed()) models::set_sync_batch_norm(*model, dist.comm);
-  data::DataLoader train_loader(d.train, transforms_for(d, true),
-                                {.batch_size = c.batch_size, .shuffle = true, .drop_last = true,
-                                 .num_workers = c.workers, .seed = c.seed, .rank = dist.rank,
-                                 .world_size = dist.world_size});
-  data::DataLoader test_loader(d.test, transforms_for(d, false),
-                               {.batch_size = kEvalBatchSize, .num_workers = c.workers, .seed = c.seed,
-                                .rank = dist.rank, .world_size = dist.world_size});
-  Trainer trainer(*model, train_loader, test_loader,
+  const LoaderSpec loaders{
+      .batch_size = c.batch_size, .workers = c.workers, .seed = c.seed, .rank = dist.rank, .world_size = dist.world_size};
+  const auto train_loader = make_train_loader(d, loaders);
+  const auto test_loader = make_test_loader(d, loaders);
+  Trainer trainer(*model, *train_loader, *test_loader,
                   {.schedule = schedule,
                    .momentum = c.momentum,
                    .weight_decay = c.weight_decay,

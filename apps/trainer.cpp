@@ -42,6 +42,10 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
   return correct;
 }
 
+double percent(int64_t part, int64_t whole) {
+  return whole > 0 ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+}
+
 Tensor scalar_i64(int64_t value) { return from_vector<int64_t>({value}, {}); }
 Tensor scalar_f64(double value) { return from_vector<double>({value}, {}); }
 
@@ -113,15 +117,16 @@ Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::Da
   }
 }
 
-void Trainer::step(const data::Batch& batch, const StepContext& context, std::array<double, 3>& totals) {
+void Trainer::step(const data::Batch& batch, StepContext context, std::array<double, 3>& totals) {
   sgd_.set_lr(context.lr);
   const Tensor logits = model_(batch.images);
   const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
   const auto samples = static_cast<double>(batch.labels.numel());
+  context.loss = data_loss.item();
   // This step's loss sum, correct count and samples, summed over the ranks
   // while backward runs.
   const Tensor step_totals = from_vector<double>(
-      {data_loss.item() * samples, static_cast<double>(count_correct(logits, batch.labels)), samples}, {3});
+      {context.loss * samples, static_cast<double>(count_correct(logits, batch.labels)), samples}, {3});
   std::unique_ptr<dist::PendingCollective> totals_reduced;
   if (data_parallel()) totals_reduced = options_.distributed.comm->all_reduce_async(step_totals);
 
@@ -137,12 +142,12 @@ void Trainer::step(const data::Batch& batch, const StepContext& context, std::ar
     totals_reduced->wait();
   }
   const std::vector<double> t = step_totals.to_vector<double>();
-  const double mean_loss = t[0] / t[2];
+  context.loss = t[0] / t[2];
   // Past the step every weight would turn to NaN; the last checkpoint is still
   // good. With several ranks the loss is the global batch's: all stop together.
-  if (!std::isfinite(mean_loss))
+  if (!std::isfinite(context.loss))
     throw TrainingDiverged(fmt::format(
-        "train: the loss is {} at epoch {}, step {}: training diverged; lower the learning rate", mean_loss,
+        "train: the loss is {} at epoch {}, step {}: training diverged; lower the learning rate", context.loss,
         context.epoch + 1, context.step + 1));
   if (hooks_.after_backward) hooks_.after_backward(context);
   sgd_.step();
@@ -150,15 +155,7 @@ void Trainer::step(const data::Batch& batch, const StepContext& context, std::ar
   for (size_t i = 0; i < totals.size(); ++i) totals[i] += t[i];
 }
 
-void Trainer::sum_over_ranks(std::array<double, 3>& totals) const {
-  if (!data_parallel()) return;
-  const Tensor sums = from_vector<double>({totals[0], totals[1], totals[2]}, {3});
-  options_.distributed.comm->all_reduce(sums);
-  const std::vector<double> t = sums.to_vector<double>();
-  std::copy(t.begin(), t.end(), totals.begin());
-}
-
-EpochStats Trainer::run_epoch() {
+EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
   using Clock = std::chrono::steady_clock;
   const int64_t epoch = state_.epochs_done;  // 0-based index of the epoch to train
   const int64_t steps = train_loader_.num_batches();
@@ -168,10 +165,14 @@ EpochStats Trainer::run_epoch() {
   progress.start(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps,
                  std::max<int64_t>(options_.epochs - epoch - 1, 0) * steps);
   model_.train();
-  train_loader_.start_epoch(epoch);
-  std::array<double, 3> totals{};  // loss sum, correct, samples: over all ranks
-  int64_t step = 0;
-  while (const auto batch = train_loader_.next()) {
+  int64_t step = state_.step_in_epoch;
+  // Loss sum, correct count and samples so far, over all ranks.
+  std::array<double, 3> totals{state_.loss_sum_in_epoch, static_cast<double>(state_.correct_in_epoch),
+                               static_cast<double>(state_.seen_in_epoch)};
+  train_loader_.start_epoch(epoch, step);
+  while (state_.global_step < stop_at_global_step) {
+    const auto batch = train_loader_.next();
+    if (!batch) break;
     const double fraction = static_cast<double>(step) / static_cast<double>(steps);
     const StepContext context{.epoch = epoch,
                               .step = step,
@@ -182,20 +183,35 @@ EpochStats Trainer::run_epoch() {
     ++state_.global_step;
     progress.update(step, static_cast<int64_t>(totals[2]), totals[0] / totals[2]);
   }
-  const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const double loss_sum = totals[0];
+  const auto correct = static_cast<int64_t>(totals[1]), seen = static_cast<int64_t>(totals[2]);
+  const double train_seconds =
+      state_.seconds_in_epoch + std::chrono::duration<double>(Clock::now() - started).count();
+  if (step < steps) {  // stopped by the step limit: the epoch goes on at the next call
+    state_.step_in_epoch = step, state_.seen_in_epoch = seen, state_.correct_in_epoch = correct;
+    state_.loss_sum_in_epoch = loss_sum, state_.seconds_in_epoch = train_seconds;
+    progress.clear();
+    EpochStats partial{.epoch = epoch + 1, .complete = false};
+    partial.train_loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0;
+    partial.train_acc = percent(correct, seen);
+    return partial;
+  }
+  const auto evaluation_started = Clock::now();
   if (data_parallel()) models::average_buffers(*options_.distributed.comm, model_);
   const EvalResult test = evaluate();
-  const double seen = totals[2];
+  const double eval_seconds = std::chrono::duration<double>(Clock::now() - evaluation_started).count();
 
   EpochStats stats{.epoch = epoch + 1,
-                   .train_loss = totals[0] / seen,
-                   .train_acc = 100.0 * totals[1] / seen,
+                   .train_loss = loss_sum / static_cast<double>(seen),
+                   .train_acc = percent(correct, seen),
                    .test_loss = test.loss,
                    .test_acc = test.accuracy,
                    .lr = options_.schedule.lr_at(static_cast<double>(epoch)),
-                   .images_per_second = seen / train_seconds,
-                   .seconds = std::chrono::duration<double>(Clock::now() - started).count()};
+                   .images_per_second = static_cast<double>(seen) / train_seconds,
+                   .seconds = train_seconds + eval_seconds};
   state_.epochs_done = epoch + 1;
+  state_.step_in_epoch = state_.seen_in_epoch = state_.correct_in_epoch = 0;
+  state_.loss_sum_in_epoch = state_.seconds_in_epoch = 0;
   improved_ = stats.test_acc > state_.best_test_acc;
   if (improved_) {
     state_.best_test_acc = stats.test_acc;
@@ -209,26 +225,30 @@ EpochStats Trainer::run_epoch() {
   return stats;
 }
 
-EvalResult Trainer::evaluate() {
+EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist::Communicator* comm) {
   const NoGradGuard no_grad;
-  const bool was_training = model_.is_training();
-  model_.eval();
-  std::array<double, 3> totals{};  // loss sum, correct, samples
-  test_loader_.start_epoch(0);
-  while (const auto batch = test_loader_.next()) {
-    const Tensor logits = model_(batch->images);
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<double> totals{0, 0, 0};  // loss sum, correct, samples
+  loader.start_epoch(0);
+  while (const auto batch = loader.next()) {
+    const Tensor logits = model(batch->images);
     const auto n = static_cast<double>(batch->labels.numel());
     totals[0] += ops::cross_entropy(logits, batch->labels).item() * n;
     totals[1] += static_cast<double>(count_correct(logits, batch->labels));
     totals[2] += n;
   }
-  model_.train(was_training);
-  sum_over_ranks(totals);
-  const double seen = totals[2];
-  return {.loss = seen > 0 ? totals[0] / seen : 0.0,
-          .accuracy = seen > 0 ? 100.0 * totals[1] / seen : 0.0,
-          .samples = static_cast<int64_t>(seen)};
+  model.train(was_training);
+  if (comm != nullptr && comm->world_size() > 1) {
+    const Tensor sums = from_vector<double>(totals, {3});
+    comm->all_reduce(sums);
+    totals = sums.to_vector<double>();
+  }
+  const auto correct = static_cast<int64_t>(totals[1]), seen = static_cast<int64_t>(totals[2]);
+  return {.loss = seen > 0 ? totals[0] / totals[2] : 0.0, .accuracy = percent(correct, seen), .samples = seen};
 }
+
+EvalResult Trainer::evaluate() { return evaluate_model(model_, test_loader_, options_.distributed.comm.get()); }
 
 std::map<std::string, Tensor> Trainer::state_tensors() const {
   std::map<std::string, Tensor> out;
@@ -243,6 +263,9 @@ std::map<std::string, Tensor> Trainer::state_tensors() const {
   // The generator's state is two u64; i64 storage keeps their bits.
   out.emplace("train.rng", from_vector<int64_t>({std::bit_cast<int64_t>(rng.seed()), std::bit_cast<int64_t>(rng.offset())},
                                                 {2}));
+  out.emplace("train.epoch_progress",
+              from_vector<int64_t>({state_.step_in_epoch, state_.seen_in_epoch, state_.correct_in_epoch}, {3}));
+  out.emplace("train.epoch_sums", from_vector<double>({state_.loss_sum_in_epoch, state_.seconds_in_epoch}, {2}));
   return out;
 }
 
@@ -263,6 +286,13 @@ void Trainer::load_state_tensors(const std::map<std::string, Tensor>& tensors) {
   state_.best_test_acc = required(tensors, "train.best_test_acc", DType::f64, 1).to_vector<double>()[0];
   const std::vector<int64_t> rng = required(tensors, "train.rng", DType::i64, 2).to_vector<int64_t>();
   default_generator().set_state(std::bit_cast<uint64_t>(rng[0]), std::bit_cast<uint64_t>(rng[1]));
+  const std::vector<int64_t> progress = required(tensors, "train.epoch_progress", DType::i64, 3).to_vector<int64_t>();
+  const std::vector<double> sums = required(tensors, "train.epoch_sums", DType::f64, 2).to_vector<double>();
+  TPP_CHECK(progress[0] >= 0 && progress[0] <= train_loader_.num_batches(),
+            "resume: the checkpoint stopped at step {} of an epoch of {} steps (another batch size or data set?)",
+            progress[0], train_loader_.num_batches());
+  state_.step_in_epoch = progress[0], state_.seen_in_epoch = progress[1], state_.correct_in_epoch = progress[2];
+  state_.loss_sum_in_epoch = sums[0], state_.seconds_in_epoch = sums[1];
 }
 
 }  // namespace tpp::apps

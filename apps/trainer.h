@@ -27,7 +27,8 @@
 //     only inside MPI calls): overlap is the CUDA path's job;
 //   - sums the loss and accuracy counts over ranks at every step (one small
 //     non-blocking all-reduce), so a loss that turns NaN on any rank stops
-//     every rank at the same step, and the statistics are the global batch's;
+//     every rank at the same step, and the statistics (and the state that a
+//     checkpoint keeps) are the global batch's;
 //   - averages the BN running statistics over ranks at the end of each epoch
 //     (per-rank batch statistics drift apart), then evaluates: each rank its
 //     shard of the test loader, the sums all-reduced;
@@ -38,6 +39,7 @@
 
 #include <array>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -57,6 +59,9 @@ struct EpochStats {
   double lr = 0;                         // at the epoch's start
   double images_per_second = 0;          // training images
   double seconds = 0;                    // training and evaluation
+  // False when run_epoch() stopped before the epoch's end (a step limit): the
+  // counts so far wait in the state and the epoch is not evaluated yet.
+  bool complete = true;
 };
 
 // One log.jsonl line: {"epoch", "train_loss", "train_acc", "test_loss",
@@ -76,6 +81,12 @@ struct EvalResult {
   int64_t samples = 0;
 };
 
+// Accuracy and loss of `model` over one pass of `loader` in eval mode; the
+// model's mode is restored. With `comm`, each rank passes over its shard
+// (the loader's rank/world_size) and the sums are all-reduced: every rank
+// gets the result of the whole data set.
+EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist::Communicator* comm = nullptr);
+
 struct TrainerOptions {
   LrSchedule schedule;
   double momentum = 0.9, weight_decay = 0;
@@ -94,6 +105,9 @@ struct StepContext {
   int64_t step = 0;         // within the epoch, 0-based
   int64_t global_step = 0;  // steps finished before this one, over the whole run
   double lr = 0;
+  // This step's cross-entropy, set once the forward pass is done: this
+  // rank's in extra_loss, the global batch's in after_backward and after_step.
+  double loss = 0;
 };
 
 // Ways in for callers that train differently (the pruning phases). Each may
@@ -114,6 +128,10 @@ struct TrainState {
   int64_t epochs_done = 0, global_step = 0;
   double best_test_acc = -1;  // -1: no epoch evaluated yet
   int64_t best_epoch = 0;
+  // The epoch in progress when a step limit stopped it: steps done, and the
+  // sums its closing line needs (all 0 at an epoch boundary).
+  int64_t step_in_epoch = 0, seen_in_epoch = 0, correct_in_epoch = 0;
+  double loss_sum_in_epoch = 0, seconds_in_epoch = 0;
 };
 
 class Trainer {
@@ -123,9 +141,12 @@ class Trainer {
   Trainer(models::Module& model, data::DataLoader& train_loader, data::DataLoader& test_loader,
           TrainerOptions options, TrainHooks hooks = {});
 
-  // Trains epoch state().epochs_done + 1, evaluates, and updates the state.
+  // Trains epoch state().epochs_done + 1 (from where a previous call stopped
+  // in it), evaluates, and updates the state. With a step limit it returns
+  // early, incomplete, once state().global_step reaches `stop_at_global_step`
+  // (the regularised phase ends in mid-epoch; checkpoints between epochs).
   // A loss that turns NaN or infinite throws TrainingDiverged.
-  EpochStats run_epoch();
+  EpochStats run_epoch(int64_t stop_at_global_step = std::numeric_limits<int64_t>::max());
   // Accuracy and loss on the test loader in eval mode; the mode is restored.
   EvalResult evaluate();
   // Whether the last run_epoch() set a new best test accuracy.
@@ -140,17 +161,17 @@ class Trainer {
   // What a resume needs beyond the model's state_dict, as checkpoint extras:
   // "optimizer.momentum.<param>" (those that exist), "train.epochs_done",
   // "train.global_step", "train.best_epoch" (i64), "train.best_test_acc"
-  // (f64) and "train.rng" (the default generator's seed and offset, i64 [2]).
+  // (f64), "train.rng" (the default generator's seed and offset, i64 [2]) and
+  // the epoch in progress, "train.epoch_progress" (i64 [3]: steps, images,
+  // correct) and "train.epoch_sums" (f64 [2]: loss sum, seconds).
   std::map<std::string, Tensor> state_tensors() const;
   // Restores them (and the default generator); a missing or foreign key
   // throws tpp::Error naming it.
   void load_state_tensors(const std::map<std::string, Tensor>& tensors);
 
  private:
-  // Accumulates into `totals` (loss sum, correct, samples) over all ranks.
-  void step(const data::Batch& batch, const StepContext& context, std::array<double, 3>& totals);
-  // Sums `totals` over the ranks (nothing in one process).
-  void sum_over_ranks(std::array<double, 3>& totals) const;
+  // Adds the step's loss sum, correct count and samples over all ranks to `totals`.
+  void step(const data::Batch& batch, StepContext context, std::array<double, 3>& totals);
   bool speaks() const { return options_.distributed.is_root(); }
 
   models::Module& model_;

@@ -66,14 +66,16 @@ std::vector<int64_t> DataLoader::indices_of(int64_t batch_index) const {
   return {order_.begin() + first, order_.begin() + last};
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+  TPP_CHECK(first_batch >= 0 && first_batch <= num_batches(), "DataLoader: cannot start epoch {} at batch {} of {}",
+            epoch, first_batch, num_batches());
   std::vector<int64_t> order = epoch_order(dataset_->size(), options_.shuffle, options_.seed, epoch);
   {
     std::lock_guard lock(mutex_);
     ++generation_;
     epoch_ = epoch;
     order_ = std::move(order);
-    next_to_claim_ = next_to_yield_ = 0;
+    next_to_claim_ = next_to_yield_ = first_batch;
     ready_.clear();
     epoch_active_ = started_ = true;
   }

@@ -74,8 +74,9 @@ class DataLoader {
   const Dataset& dataset() const { return *dataset_; }
   const DataLoaderOptions& options() const { return options_; }
 
-  // Starts (or restarts) an epoch: its order is drawn and workers begin.
-  void start_epoch(int64_t epoch);
+  // Starts (or restarts) an epoch: its order is drawn and workers begin at
+  // batch `first_batch` (a run resumed in the middle of an epoch).
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch, or nullopt at its end.
   std::optional<Batch> next();
 

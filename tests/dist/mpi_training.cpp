@@ -5,8 +5,9 @@
 //   sync-bn   conv + synchronised BN: weights and running statistics equal
 //             one process on the concatenated batches (per-rank BN does not)
 //   tpp-step  the Trainer with TPP's hooks (gram penalty through the loss,
-//             L2 on pruned rows after the gradient average): equal to one
-//             process with the doubled batch
+//             L2 on pruned rows after the gradient average), stopped by a
+//             step limit in mid-epoch and continued: equal to one process
+//             with the doubled batch
 #include "tests/dist/mpi_training.h"
 
 #include <fmt/format.h>
@@ -236,6 +237,9 @@ int run_tpp_step(const std::shared_ptr<dist::Communicator>& comm) {
                       tpp_hooks(prune::pruned_layers(*reference, plan), lambda));
   expect(sharded.data_parallel() && !whole.data_parallel(), "one data-parallel trainer, one single-process");
   double test_acc_diff = 0;
+  // The first epoch stops after 2 of its 3 steps (as the regularised phase
+  // ends in mid-epoch) and goes on: the same steps as straight through.
+  expect(!sharded.run_epoch(2).complete, "a step limit stops the epoch early");
   for (int epoch = 0; epoch < 2; ++epoch) {
     const apps::EpochStats got = sharded.run_epoch(), want = whole.run_epoch();
     expect(std::abs(got.train_loss - want.train_loss) < 1e-4,
