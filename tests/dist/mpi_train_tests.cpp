@@ -205,6 +205,21 @@ TEST_CASE("mpirun -np 2 tpp train --sync-bn: ResNet-20's weights and BN statisti
   CHECK(diff <= 1e-3);
 }
 
+TEST_CASE("a loss that turns NaN stops both ranks at the same step, and rank 0's summary.json says so") {
+  REQUIRE_DATA();
+  const Scratch scratch("diverge");
+  const Shell job = shell(mpirun(2, mlp_run(25, 2, scratch / "run", "0:1000")), 90);
+  CHECK(job.status != 0);
+  CHECK(job.seconds < 60);
+  CHECK(job.output.find("did not complete") == std::string::npos);  // no rank was left waiting
+  CHECK(count(job.output, ": training diverged; lower the learning rate") >= 1);
+  std::ifstream summary_file(scratch.dir / "run/summary.json");
+  REQUIRE(summary_file.good());
+  const auto summary = nlohmann::json::parse(summary_file);
+  CHECK(summary["status"] == "failed");
+  CHECK(summary["error"].get<std::string>().starts_with("train: the loss is "));
+}
+
 TEST_CASE("a rank killed mid-training: the other exits with an error within the collective timeout") {
   REQUIRE_DATA();
   const Scratch scratch("killed");
