@@ -72,6 +72,7 @@ void add_commands(CLI::App& app) {
   add_prune_command(app);
   add_train_command(app);
   add_repro_command(app);
+  add_compare_command(app);
 }
 
 int run_selected(CLI::App& app) {

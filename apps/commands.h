@@ -44,5 +44,6 @@ CLI::App* add_prune_command(CLI::App& app);  // apps/cmd_prune.cpp
 CLI::App* add_train_command(CLI::App& app);  // apps/cmd_train.cpp
 CLI::App* add_repro_command(CLI::App& app);  // apps/cmd_repro.cpp
 CLI::App* add_jsv_command(CLI::App& app);  // apps/cmd_jsv.cpp
+CLI::App* add_compare_command(CLI::App& app);  // apps/cmd_compare.cpp
 
 }  // namespace tpp::apps

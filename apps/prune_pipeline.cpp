@@ -459,6 +459,7 @@ void Pipeline::write_outcome(const std::string& error) {
                                             .skip_layers = c_.skip_layers,
                                             .phase = phase_name(phase_),
                                             .epochs = c_.epochs,
+                                            .input = data_.input,
                                             .run_dir = run_->path().string()});
   if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
   run_->write_summary(summary);

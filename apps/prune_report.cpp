@@ -51,7 +51,8 @@ Json prune_summary_json(const std::vector<Json>& log, const PruneRunFacts& f) {
               {"base", f.base},
               {"stage_pr", f.stage_pr},
               {"skip_layers", f.skip_layers},
-              {"phase", f.phase}};
+              {"phase", f.phase},
+              {"input", f.input}};
   int64_t reg_iterations = 0;
   double lambda = 0, seconds = 0;
   for (const Json& line : log) {

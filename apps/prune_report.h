@@ -15,6 +15,7 @@ namespace tpp::apps {
 struct PruneRunFacts {
   std::string method, arch, dataset, base, stage_pr, skip_layers, phase;
   int64_t epochs = 0;  // of retraining, as configured
+  std::vector<int64_t> input;  // one sample as the model takes it, [C, H, W]
   std::string run_dir;
 };
 

@@ -54,13 +54,19 @@ std::unique_ptr<data::DataLoader> make_train_loader(const RunData& d, const Load
                                                                     .shuffle = true,
                                                                     .drop_last = true,
                                                                     .num_workers = spec.workers,
-                                                                    .seed = spec.seed});
+                                                                    .seed = spec.seed,
+                                                                    .rank = spec.rank,
+                                                                    .world_size = spec.world_size});
 }
 
 std::unique_ptr<data::DataLoader> make_test_loader(const RunData& d, const LoaderSpec& spec) {
   return std::make_unique<data::DataLoader>(
       d.test, transforms_for(d, false),
-      data::DataLoaderOptions{.batch_size = kEvalBatchSize, .num_workers = spec.workers, .seed = spec.seed});
+      data::DataLoaderOptions{.batch_size = kEvalBatchSize,
+                              .num_workers = spec.workers,
+                              .seed = spec.seed,
+                              .rank = spec.rank,
+                              .world_size = spec.world_size});
 }
 
 std::string default_device() { return kCudaTrainingBuilt && cuda_device_count() > 0 ? "cuda" : "cpu"; }

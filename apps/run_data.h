@@ -34,9 +34,10 @@ RunData open_run_data(const DataSpec& spec, data::DatasetLocation where, const s
 data::TransformPtr transforms_for(const RunData& data, bool train);
 
 struct LoaderSpec {
-  int64_t batch_size = 128;
+  int64_t batch_size = 128;  // per rank
   int workers = 2;
   uint64_t seed = 0;
+  int rank = 0, world_size = 1;  // data-parallel shards (data/loader.h)
 };
 
 // The shuffled training loader (whole batches only) and the evaluation loader.

@@ -9,10 +9,35 @@
 // the epoch (LrSchedule); and everything else that changes during training
 // (weights, BN statistics, momentum buffers, counters, the default RNG) is
 // saved at each epoch's end.
+//
+// Data parallelism (TrainerOptions::distributed with world_size > 1): every
+// rank runs a Trainer over the same model on its shard of each global batch
+// (the loaders' rank/world_size, data/loader.h). The trainer
+//   - packs the model's parameters into one arena (models/arena.h) and plans
+//     the gradient buckets once: build a new Trainer after anything that
+//     changes parameter shapes (pruning surgery);
+//   - broadcasts rank 0's weights and buffers when it is built;
+//   - each step: forward and backward on the shard; the gradient buckets are
+//     all-reduced (mean over ranks) after backward, in plan order; then
+//     hooks.after_backward, SGD and hooks.after_step. So a hook that adds to
+//     .grad (TPP's L2 terms) adds once, after the average, and extra_loss
+//     terms (TPP's gram penalty, a function of the weights, the same on every
+//     rank) keep their gradient through the average. On the CPU the
+//     all-reduces run after backward, not overlapped with it (MPI progresses
+//     only inside MPI calls): overlap is the CUDA path's job;
+//   - sums the loss and accuracy counts over ranks at every step (one small
+//     non-blocking all-reduce), so a loss that turns NaN on any rank stops
+//     every rank at the same step, and the statistics (and the state that a
+//     checkpoint keeps) are the global batch's;
+//   - averages the BN running statistics over ranks at the end of each epoch
+//     (per-rank batch statistics drift apart), then evaluates: each rank its
+//     shard of the test loader, the sums all-reduced;
+//   - prints on rank 0 only. Writing files is the caller's job (rank 0).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <array>
 #include <functional>
 #include <limits>
 #include <map>
@@ -21,6 +46,8 @@
 #include "data/loader.h"
 #include "engine/lr_schedule.h"
 #include "engine/optim.h"
+#include "models/arena.h"
+#include "models/data_parallel.h"
 #include "models/module.h"
 
 namespace tpp::apps {
@@ -45,14 +72,22 @@ nlohmann::ordered_json epoch_json(const EpochStats& stats);
 // ("skipped_steps" may be missing: logs from before it existed).
 EpochStats epoch_from_json(const nlohmann::ordered_json& line);
 
+// The loss turned NaN or infinite. With several ranks every rank throws it
+// at the same step (the loss checked is the global batch's).
+struct TrainingDiverged : Error {
+  using Error::Error;
+};
+
 struct EvalResult {
   double loss = 0, accuracy = 0;  // mean cross-entropy, %
   int64_t samples = 0;
 };
 
 // Accuracy and loss of `model` over one pass of `loader` in eval mode; the
-// model's mode is restored.
-EvalResult evaluate_model(models::Module& model, data::DataLoader& loader);
+// model's mode is restored. With `comm`, each rank passes over its shard
+// (the loader's rank/world_size) and the sums are all-reduced: every rank
+// gets the result of the whole data set.
+EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist::Communicator* comm = nullptr);
 
 // What a step whose loss or gradients hold a NaN or infinity does.
 enum class OnNan {
@@ -72,6 +107,10 @@ struct TrainerOptions {
   std::string phase = "train";  // names the phase in messages ("regularize", "retrain", ...)
   OnNan on_nan = OnNan::stop;
   int64_t max_skips_in_a_row = 100;  // skip mode stops anyway after this many consecutive skipped steps
+  // Data-parallel when world_size > 1 (comm set); the loaders must be sharded
+  // with the same rank and world size.
+  models::DistributedContext distributed{};
+  int64_t bucket_bytes = models::kDefaultBucketBytes;
 };
 
 // Where a step is, for hooks.
@@ -80,7 +119,9 @@ struct StepContext {
   int64_t step = 0;         // within the epoch, 0-based
   int64_t global_step = 0;  // steps finished before this one, over the whole run
   double lr = 0;
-  double loss = 0;          // this step's cross-entropy (set once the forward pass is done)
+  // This step's cross-entropy, set once the forward pass is done: this
+  // rank's in extra_loss, the global batch's in after_backward and after_step.
+  double loss = 0;
 };
 
 // Ways in for callers that train differently (the pruning phases). Each may
@@ -90,7 +131,8 @@ struct TrainHooks {
   // return an undefined tensor to add nothing. Logged losses stay the
   // cross-entropy alone.
   std::function<Tensor(const StepContext&)> extra_loss;
-  // Gradients are in .grad; the SGD step comes next (extra gradient terms).
+  // Gradients are in .grad (averaged over ranks when data-parallel); the SGD
+  // step comes next (extra gradient terms).
   std::function<void(const StepContext&)> after_backward;
   // Weights are updated (masks, hard zeroing).
   std::function<void(const StepContext&)> after_step;
@@ -121,6 +163,7 @@ class Trainer {
   // gradient are checked for NaN and infinity; what follows is
   // options.on_nan. With TPP_SYNC_DEBUG on (engine/finite.h) the op that
   // produced the first such value is named as well.
+  // Throws TrainingDiverged when stopping; with several ranks all ranks decide alike.
   EpochStats run_epoch(int64_t stop_at_global_step = std::numeric_limits<int64_t>::max());
   // Accuracy and loss on the test loader in eval mode; the mode is restored.
   EvalResult evaluate();
@@ -129,6 +172,9 @@ class Trainer {
 
   const TrainState& state() const { return state_; }
   Sgd& optimizer() { return sgd_; }
+  bool data_parallel() const { return options_.distributed.distributed(); }
+  // The gradient buckets all-reduced each step (empty in one process).
+  const std::vector<models::GradBucket>& grad_buckets() const { return buckets_; }
 
   // What a resume needs beyond the model's state_dict, as checkpoint extras:
   // "optimizer.momentum.<param>" (those that exist), "train.epochs_done",
@@ -145,13 +191,15 @@ class Trainer {
  private:
   struct StepResult {
     bool skipped = false;
-    double loss = 0;  // the cross-entropy, when not skipped
-    int64_t correct = 0;
+    double loss_sum = 0;  // cross-entropy × samples, over all ranks, when not skipped
+    int64_t correct = 0;  // over all ranks
+    double samples = 0;   // over all ranks
   };
   StepResult step(const data::Batch& batch, StepContext context);
   // "" when the loss and every gradient are finite, else what was not.
   std::string non_finite_part(const Tensor& loss) const;
   void handle_non_finite(const std::string& what, const std::string& detail, const StepContext& context);
+  bool speaks() const { return options_.distributed.is_root(); }
 
   models::Module& model_;
   data::DataLoader& train_loader_;
@@ -159,6 +207,8 @@ class Trainer {
   TrainerOptions options_;
   TrainHooks hooks_;
   std::vector<std::string> param_names_;  // in the optimizer's order
+  models::ParameterArena arena_;           // data-parallel only
+  std::vector<models::GradBucket> buckets_;
   Sgd sgd_;
   TrainState state_;
   bool improved_ = false;
