@@ -3,18 +3,19 @@
 //   tpp prune --dry-run --arch A --dataset D --stage-pr S [--skip-layers K] [--json]
 //       every conv/linear layer's kept/total width and the model's params,
 //       params_with_bn, FLOPs, sparsity (both conventions) and speedup; no training.
-//   tpp prune --method l1 --base CKPT --out FILE --stage-pr S [--skip-layers K]
-//       one-shot L1 pruning of a checkpoint: filters chosen by L1 norm, removed,
-//       and the smaller model saved with its widths, so `tpp eval` / `tpp forward`
-//       load it without the plan.
-// The TPP pipeline (regularise, stabilise, remove, retrain) is not in this build.
+//   tpp prune --method M --base CKPT --stage-pr S [--out RUN_DIR] [options]
+//   tpp prune --resume RUN_DIR
+//       the pipeline of method M (apps/prune_pipeline.h): regularise, remove,
+//       retrain, in a run directory. Options may come from --config files.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
 #include "apps/dataset_shapes.h"
 #include "apps/model_input.h"
+#include "apps/prune_pipeline.h"
 #include "engine/error.h"
 #include "models/checkpoint.h"
 #include "models/layers.h"
@@ -28,10 +29,13 @@ namespace tpp::apps {
 
 namespace {
 
+namespace fs = std::filesystem;
+
+// The options --dry-run shares with the pipeline (PipelineConfig has the rest).
 struct PruneOptions {
   bool dry_run = false, json = false;
   std::string arch, dataset, stage_pr, skip_layers;
-  std::string method = "l1", base, out;
+  std::string method = "tpp";
 };
 
 std::string with_commas(int64_t value) {
@@ -90,64 +94,112 @@ int run_dry_run(const PruneOptions& o) {
   return 0;
 }
 
-// One-shot L1: the checkpoint's model loses its lowest-L1 filters and is saved
-// with its new widths in the metadata, so that it reloads without the plan.
-int run_l1(const PruneOptions& o) {
-  TPP_CHECK(!o.base.empty() && !o.out.empty(), "prune --method l1: needs --base CKPT and --out FILE");
-  const models::Checkpoint ckpt = models::read_checkpoint(o.base);
-  const std::string arch = o.arch.empty() ? ckpt.info.arch : o.arch;
-  const std::string dataset = o.dataset.empty() ? ckpt.info.dataset : o.dataset;
-  TPP_CHECK(!dataset.empty(), "prune: {} names no dataset; pass --dataset for the FLOP count", o.base);
-  const DatasetShape& data = find_dataset_shape(dataset);
-  const std::shared_ptr<models::Module> model = models::build_model(ckpt, o.arch);
-  const ModelInput input = model_input(*model, arch);
-  const prune::OneShotResult result = prune::prune_l1(*model, {.stage_pr = o.stage_pr, .skip_layers = o.skip_layers},
-                                                      models::model_input_shape(arch, input.channels, data.resolution));
-
-  models::CheckpointInfo info = ckpt.info;
-  info.arch = arch;
-  info.dataset = dataset;
-  info.num_classes = models::layer_widths(*model).at(result.plan.layers.back().name);
-  info.in_channels = input.channels;
-  info.extra["prune.method"] = "l1";
-  info.extra["prune.base"] = o.base;
-  info.extra["prune.stage_pr"] = o.stage_pr;
-  info.extra["prune.skip_layers"] = o.skip_layers;
-  models::save_checkpoint(o.out, *model, info);
-  fmt::print("{} on {}: L1 one-shot, stage-pr '{}'{}, {} of {} layers pruned\n\n{}\nsaved {}\n", arch, dataset,
-             o.stage_pr, o.skip_layers.empty() ? "" : fmt::format(", skip-layers '{}'", o.skip_layers),
-             result.plan.pruned_layers(), result.plan.layers.size(), report_table(result.plan, result.analysis), o.out);
-  return 0;
-}
-
-int run_prune(const PruneOptions& o) {
+int run_prune(const PruneOptions& o, const PipelineConfig& pipeline, const CLI::App& command) {
   if (o.dry_run) return run_dry_run(o);
-  TPP_CHECK(o.method == "l1" && !o.base.empty(),
-            "prune: only --dry-run and one-shot --method l1 --base CKPT --out FILE are available in this build (the "
-            "TPP pipeline comes later)");
-  return run_l1(o);
+  return run_prune_pipeline(pipeline, command);
 }
 
 }  // namespace
 
+void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
+  sub->add_option("--base", c.base, "Trained dense checkpoint to prune (.safetensors)");
+  sub->add_option("--data-dir", c.data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
+  sub->add_option("--epochs", c.epochs, "Retraining epochs (0: stop after removal)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--batch-size", c.batch_size, "Batch size of every phase")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--lr-schedule", c.lr_schedule, "Retraining step schedule epoch:lr,...")->capture_default_str();
+  sub->add_option("--momentum", c.momentum)->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--weight-decay", c.weight_decay, "In every phase, on every parameter")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--nesterov", c.nesterov, "Nesterov momentum");
+  sub->add_option("--seed", c.seed, "Seeds the data order (and scratch's weights)")->capture_default_str();
+  sub->add_option("--device", c.device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_option("--workers", c.workers, "Data loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--on-nan", c.on_nan, "A step whose loss or gradients are not finite: stop the run, or skip the step")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "skip"}));
+  sub->add_option("--limit", c.limit, "Train on the first N training samples only (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--test-limit", c.test_limit, "Evaluate on the first N test samples only (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--reg-granularity", c.reg_granularity, "TPP: lambda step Delta")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--reg-ceiling", c.reg_ceiling, "TPP: lambda ceiling tau")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--reg-interval", c.reg_interval, "TPP: iterations between lambda updates K_u")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--stabilize-iters", c.stabilize_iters, "TPP: iterations at the ceiling before removal S")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--zero-out-interval", c.zero_out_interval, "TPP: iterations between layers' hard zeroing")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--reg-lr", c.reg_lr, "Constant LR of the regularised phases")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--gram-weight", c.gram_weight, "TPP: alpha, the gram term's weight")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--reg-target", c.reg_target, "TPP: decorrelate (the method) or diagonal (ablation)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"decorrelate", "diagonal"}));
+  sub->add_flag("--no-bn-reg", c.no_bn_reg, "TPP ablation: no penalty on the pruned channels' BN gamma, beta");
+  sub->add_flag("--no-gram", c.no_gram, "TPP ablation: no gram term (L2 and BN penalties only)");
+  sub->add_option("--orth-weight", c.orth_weight, "KernOrth/OrthConv loss weight")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--orth-reg-iters", c.orth_reg_iters, "kernorth+l1, orthconv+l1: regularised iterations before pruning")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--orthp-gain", c.orthp_gain, "l1+orthp: gain of the orthogonal weights (0: 1 for linear nets, sqrt 2 else)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--log-interval", c.log_interval, "Iterations between penalty log lines")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--checkpoint-interval", c.checkpoint_interval, "Iterations between checkpoints inside a phase")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--jsv-batches", c.jsv_batches, "Batches for the mean JSV of CNNs (0: skip; exact for mlp7_linear)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+}
+
 CLI::App* add_prune_command(CLI::App& app) {
   auto o = std::make_shared<PruneOptions>();
-  CLI::App* sub = app.add_subcommand("prune", "Structured filter pruning: plans, counts and one-shot L1 removal");
-  sub->add_flag("--dry-run", o->dry_run, "Print the plan's widths, params, FLOPs, sparsity and speedup; no training");
+  auto c = std::make_shared<PipelineConfig>();
+  CLI::App* sub = app.add_subcommand("prune", "Structured filter pruning: plans and counts (--dry-run), or the whole "
+                                              "pipeline of a method on a trained checkpoint");
+  CLI::Option* config = add_config_option(sub);
+  sub->add_flag("--dry-run", o->dry_run, "Print the plan's widths, params, FLOPs, sparsity and speedup; no training")
+      ->configurable(false);
   sub->add_option("--arch", o->arch, "Architecture (for --dry-run, or a --base without metadata)");
   sub->add_option("--dataset", o->dataset,
                   "mnist, fashion-mnist, cifar10, cifar100 or imagenet (for --dry-run; default for --base: its own)");
-  sub->add_option("--method", o->method, "Pruning method; this build has l1 (one-shot)")->capture_default_str();
-  sub->add_option("--base", o->base, "Checkpoint to prune (.safetensors)");
-  sub->add_option("--out", o->out, "Where to save the pruned checkpoint");
+  sub->add_option("--method", o->method,
+                  "tpp, l1, l1+orthp, l1+kernorth, l1+orthconv, kernorth+l1, orthconv+l1 or scratch")
+      ->capture_default_str();
   sub->add_option("--stage-pr", o->stage_pr,
-                  "Comma list of glob:ratio over layer names, last match wins (e.g. '*layer*.conv1:0.9')")
-      ->required();
+                  "Comma list of glob:ratio over layer names, last match wins (e.g. '*layer*.conv1:0.9')");
   sub->add_option("--skip-layers", o->skip_layers, "Comma list of globs whose layers keep every filter");
   sub->add_flag("--json", o->json,
-                "Print JSON: layers[] (name, total, kept), dense and pruned {params, params_with_bn, flops}, "
-                "sparsity, sparsity_with_bn, speedup");
-  register_command(sub, [o] { return run_prune(*o); });
+                "--dry-run: print JSON: layers[] (name, total, kept), dense and pruned {params, params_with_bn, flops}, "
+                "sparsity, sparsity_with_bn, speedup")
+      ->configurable(false);
+  add_pipeline_options(sub, *c);
+  add_run_dir_options(sub, config, c->out, c->overwrite, c->resume, "runs/prune-<method>-<time>");
+  register_command(sub, [o, c, sub, config] {
+    TPP_CHECK(c->resume.empty() || config->count() == 1,
+              "prune: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
+    apply_config_files(*sub);
+    TPP_CHECK(!o->stage_pr.empty(), "prune: --stage-pr is required (as a flag or in the --config file)");
+    c->arch = o->arch, c->dataset = o->dataset, c->method = o->method;
+    c->stage_pr = o->stage_pr, c->skip_layers = o->skip_layers;
+    return run_prune(*o, *c, *sub);
+  });
   return sub;
 }
 

@@ -4,17 +4,26 @@
 // checkpoint left off. Options come from flags and/or a TOML file
 // (`--config`); flags win. The resolved options land in the run's
 // config.toml, which `--config` (and `--resume`) read back.
+//
+// Under a multi-process launcher (mpirun, srun, torchrun on GPUs) the run is
+// data-parallel (models/data_parallel.h, apps/trainer.h): --batch-size is
+// per rank, each rank trains on its shard of every global batch, and rank 0
+// alone writes the run directory. Every rank reads the data and, with
+// --resume, the checkpoint: they must see the same files (a shared file
+// system across nodes).
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
 #include "apps/progress.h"
 #include "apps/report.h"
+#include "apps/run_data.h"
 #include "apps/run_dir.h"
 #include "apps/trainer.h"
 #include "data/catalog.h"
@@ -23,6 +32,7 @@
 #include "engine/device.h"
 #include "engine/rng.h"
 #include "models/checkpoint.h"
+#include "models/data_parallel.h"
 #include "models/summary.h"
 #include "models/zoo.h"
 
@@ -31,14 +41,6 @@ namespace tpp::apps {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr int64_t kEvalBatchSize = 500;
-
-// Training runs on CUDA once the engine has a CUDA backend; until then no
-// build has one, whatever GPUs the machine holds.
-constexpr bool kCudaTrainingBuilt = false;
-
-std::string default_device() { return kCudaTrainingBuilt && cuda_device_count() > 0 ? "cuda" : "cpu"; }
 
 struct TrainConfig {
   std::string arch, dataset, data_dir;
@@ -50,17 +52,12 @@ struct TrainConfig {
   std::string device = default_device();
   int workers = 2;
   std::string on_nan = "stop";
-  // Where the run goes; not part of config.toml.
+  bool sync_bn = false;
+  // Where and how the run goes; not part of config.toml.
   std::string out, resume;
   bool overwrite = false;
+  std::string distributed = "auto";
 };
-
-void check_device(const std::string& text) {
-  const Device device = Device::parse(text);
-  TPP_CHECK(device.is_cpu(),
-            "train: --device {}: this build has no CUDA backend for training ({} GPU(s) visible); use --device cpu",
-            text, cuda_device_count());
-}
 
 void check_arch(const std::string& arch) {
   const auto& known = models::known_archs();
@@ -73,46 +70,9 @@ fs::path default_run_dir(const TrainConfig& c, const std::string& dataset) {
   return fs::path("runs") / fmt::format("{}-{}-{:%Y%m%d-%H%M%S}", c.arch, dataset, fmt::localtime(now));
 }
 
-// The data side of a run: datasets, the model input they feed, and loaders.
-struct RunData {
-  data::DatasetLocation where;
-  std::shared_ptr<const data::Dataset> train, test;
-  int64_t num_classes = 0, in_channels = 3;
-  Shape input;  // one sample as the model takes it, [C, H, W]
-};
-
-RunData open_data(const TrainConfig& c, data::DatasetLocation where) {
-  RunData d;
-  d.where = std::move(where);
-  const auto& splits = d.where.splits;
-  const auto test_split = std::find_if(splits.begin(), splits.end(), [](const std::string& s) { return s != "train"; });
-  TPP_CHECK(test_split != splits.end(), "train: {} in {} has no test or validation split (splits: {})", d.where.name,
-            d.where.dir.string(), fmt::join(splits, ", "));
-  d.train = data::open_dataset(d.where, "train");
-  d.test = data::open_dataset(d.where, *test_split);
-  if (c.limit > 0) d.train = std::make_shared<data::FirstSamples>(d.train, c.limit);
-  if (c.test_limit > 0) d.test = std::make_shared<data::FirstSamples>(d.test, c.test_limit);
-  d.num_classes = d.train->info().num_classes();
-  const std::optional<Shape> image = d.train->image_shape();
-  d.in_channels = image ? (*image)[0] : 3;
-  // Datasets of varying image sizes (ImageFolder) are cropped to 224 by their transforms.
-  d.input = models::model_input_shape(c.arch, d.in_channels, image ? (*image)[1] : 224);
-  return d;
-}
-
-// The dataset's usual pipeline, after a resize when the model takes another
-// resolution (mlp7_linear: MNIST at 32x32).
-data::TransformPtr transforms_for(const RunData& d, bool train) {
-  data::TransformPtr standard = data::standard_transforms(d.where.name, train);
-  const std::optional<Shape> image = d.train->image_shape();
-  if (!image || ((*image)[1] == d.input[1] && (*image)[2] == d.input[2])) return standard;
-  return std::make_shared<data::Compose>(std::vector<data::TransformPtr>{
-      std::make_shared<data::Resize>(d.input[1], d.input[2]), std::move(standard)});
-}
-
 nlohmann::ordered_json summary_json(const TrainConfig& c, const RunData& d, const models::ModelSummary& model,
                                     const Trainer& trainer, const std::vector<EpochStats>& history,
-                                    const RunDir& run) {
+                                    const RunDir& run, const models::DistributedContext& dist) {
   double seconds = 0, images_per_second = 0;
   for (const EpochStats& e : history) seconds += e.seconds, images_per_second += e.images_per_second;
   if (!history.empty()) images_per_second /= static_cast<double>(history.size());
@@ -138,6 +98,9 @@ nlohmann::ordered_json summary_json(const TrainConfig& c, const RunData& d, cons
       {"seconds", seconds},
       {"images_per_s", images_per_second},
       {"device", c.device},
+      {"world_size", dist.world_size},
+      {"global_batch_size", c.batch_size * dist.world_size},
+      {"sync_bn", c.sync_bn && dist.distributed()},
       {"seed", c.seed},
       {"run_dir", run.path().string()},
       {"checkpoints", {{"last", run.last_checkpoint().filename().string()},
@@ -195,7 +158,23 @@ void restore_last_checkpoint(const fs::path& dir, models::Module& model, Trainer
   trainer.load_state_tensors(last.extra_tensors);
 }
 
+// The ranks' story on rank 0's terminal: who trains, and the global batch.
+void print_distributed(const models::DistributedContext& dist, const TrainConfig& c, const Trainer& trainer) {
+  if (!dist.distributed()) return;
+  const auto& buckets = trainer.grad_buckets();
+  int64_t elements = 0;
+  for (const auto& b : buckets) elements += b.numel;
+  fmt::print("train: data-parallel over {} ranks ({}, {} backend): batch {} per rank, global batch {}; gradients "
+             "{:.2f} MB per step in {} bucket(s){}\n",
+             dist.world_size, dist.launcher, dist.comm->backend(), c.batch_size, c.batch_size * dist.world_size,
+             static_cast<double>(elements) * 4 / 1e6, buckets.size(), c.sync_bn ? "; synchronised BN" : "");
+}
+
 int run_train(const TrainConfig& c, const CLI::App& command) {
+  check_device(c.device, "train");
+  // Early, so that any later error on one rank ends every rank (main.cpp).
+  const models::DistributedContext dist =
+      models::init_distributed(models::parse_distributed_mode(c.distributed), Device::parse(c.device));
   // Everything that can be wrong with the input is checked before the run
   // directory is touched.
   const bool resuming = !c.resume.empty();
@@ -203,87 +182,108 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
                             : c.overwrite ? RunDir::Mode::overwrite
                                           : RunDir::Mode::create;
   check_arch(c.arch);
-  check_device(c.device);
   const LrSchedule schedule = LrSchedule::parse_milestones(c.lr_schedule);
   data::DatasetLocation where = data::locate_dataset(c.dataset, data::resolve_data_root(c.data_dir));
-  const fs::path dir = resuming ? fs::path(c.resume) : c.out.empty() ? default_run_dir(c, where.name) : fs::path(c.out);
-  RunDir::check_usable(dir, mode);
-  const RunData d = open_data(c, std::move(where));
+  // Several ranks must agree on the default run directory's time stamp.
+  std::string dir_text = resuming ? c.resume : c.out.empty() ? default_run_dir(c, where.name).string() : c.out;
+  models::broadcast_text(*dist.comm, dir_text);
+  const fs::path dir = dir_text;
+  models::run_on_root(*dist.comm, [&] { RunDir::check_usable(dir, mode); });
+  const RunData d = open_run_data({.arch = c.arch, .limit = c.limit, .test_limit = c.test_limit}, std::move(where), "train");
 
   manual_seed(c.seed);
   const std::shared_ptr<models::Module> model = models::make_model(c.arch, d.num_classes, d.in_channels);
   const models::ModelSummary model_summary = models::summarize(*model, d.input);
-  data::DataLoader train_loader(d.train, transforms_for(d, true),
-                                {.batch_size = c.batch_size, .shuffle = true, .drop_last = true,
-                                 .num_workers = c.workers, .seed = c.seed});
-  data::DataLoader test_loader(d.test, transforms_for(d, false),
-                               {.batch_size = kEvalBatchSize, .num_workers = c.workers, .seed = c.seed});
-  Trainer trainer(*model, train_loader, test_loader,
+  if (c.sync_bn && dist.distributed()) models::set_sync_batch_norm(*model, dist.comm);
+  const LoaderSpec loaders{
+      .batch_size = c.batch_size, .workers = c.workers, .seed = c.seed, .rank = dist.rank, .world_size = dist.world_size};
+  const auto train_loader = make_train_loader(d, loaders);
+  const auto test_loader = make_test_loader(d, loaders);
+  Trainer trainer(*model, *train_loader, *test_loader,
                   {.schedule = schedule,
                    .momentum = c.momentum,
                    .weight_decay = c.weight_decay,
                    .nesterov = c.nesterov,
                    .epochs = c.epochs,
-                   .live_progress = stdout_is_terminal(),
+                   // mpirun hands its ranks a pseudo-terminal even when its own output goes to a file:
+                   // data-parallel runs print one plain line per epoch.
+                   .live_progress = stdout_is_terminal() && !dist.distributed(),
                    .phase = "train",
-                   .on_nan = parse_on_nan(c.on_nan)});
+                   .on_nan = parse_on_nan(c.on_nan),
+                   .distributed = dist});
   models::CheckpointInfo info{.arch = c.arch,
                               .dataset = d.where.name,
                               .num_classes = d.num_classes,
                               .in_channels = d.in_channels,
                               .widths = {},  // save_checkpoint() reads them off the model
                               .extra = {}};
+  // Every rank reads the same checkpoint: the same weights, momentum, counters and RNG.
   if (resuming) restore_last_checkpoint(dir, *model, trainer, c.arch, d.where.name);
 
-  const RunDir run(dir, mode);
+  // Rank 0 alone owns the run directory; other ranks only train.
+  std::optional<RunDir> run;
   std::vector<EpochStats> history;
-  if (resuming) {
-    history = history_until(run, trainer.state().epochs_done);
-    std::vector<nlohmann::ordered_json> lines;
-    for (const EpochStats& e : history) lines.push_back(epoch_json(e));
-    run.rewrite_log(lines);
-  }
   const std::string config = command.config_to_str(true, true);
-  run.write_config(config);
+  models::run_on_root(*dist.comm, [&] {
+    run.emplace(dir, mode);
+    if (resuming) {
+      history = history_until(*run, trainer.state().epochs_done);
+      std::vector<nlohmann::ordered_json> lines;
+      for (const EpochStats& e : history) lines.push_back(epoch_json(e));
+      run->rewrite_log(lines);
+    }
+    run->write_config(config);
 
-  fmt::print("train: {} on {} ({} train / {} test images, input {}), {} parameters, {}\n", c.arch, d.where.name,
-             d.train->size(), d.test->size(), shape_str(d.input), model_summary.params, c.device);
-  fmt::print("train: run directory {}{}\n", run.path().string(),
-             resuming ? fmt::format(" (resuming after epoch {})", trainer.state().epochs_done) : "");
-  std::fflush(stdout);
+    fmt::print("train: {} on {} ({} train / {} test images, input {}), {} parameters, {}\n", c.arch, d.where.name,
+               d.train->size(), d.test->size(), shape_str(d.input), model_summary.params, c.device);
+    print_distributed(dist, c, trainer);
+    fmt::print("train: run directory {}{}\n", run->path().string(),
+               resuming ? fmt::format(" (resuming after epoch {})", trainer.state().epochs_done) : "");
+    std::fflush(stdout);
+  });
 
   const auto write_outcome = [&](const std::string& error = "") {
-    nlohmann::ordered_json summary = summary_json(c, d, model_summary, trainer, history, run);
+    if (!run) return;
+    nlohmann::ordered_json summary = summary_json(c, d, model_summary, trainer, history, *run, dist);
     if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
-    run.write_summary(summary);
-    run.write_report(training_report_html(report_of(summary, history, config)));
+    run->write_summary(summary);
+    run->write_report(training_report_html(report_of(summary, history, config)));
   };
   while (trainer.state().epochs_done < c.epochs) {
     const EpochStats stats = [&] {
       try {
         return trainer.run_epoch();
-      } catch (const Error& e) {  // e.g. divergence: the run directory says so too
+      } catch (const TrainingDiverged& e) {  // on every rank at once: the others wait for rank 0's files
+        write_outcome(e.what());
+        if (dist.distributed()) dist.comm->barrier();
+        throw;
+      } catch (const Error& e) {  // perhaps on this rank alone: no waiting for the others
         write_outcome(e.what());
         throw;
       }
     }();
+    if (!run) continue;
     history.push_back(stats);
-    run.append_log(epoch_json(stats));
+    run->append_log(epoch_json(stats));
     info.extra = {{"phase", "train"},
                   {"epoch", std::to_string(stats.epoch)},
                   {"test_acc", fmt::format("{}", stats.test_acc)}};
-    if (trainer.improved()) models::save_checkpoint(run.best_checkpoint(), *model, info);
-    models::save_checkpoint(run.last_checkpoint(), *model, info, trainer.state_tensors());
+    if (trainer.improved()) models::save_checkpoint(run->best_checkpoint(), *model, info);
+    models::save_checkpoint(run->last_checkpoint(), *model, info, trainer.state_tensors());
     write_outcome();
   }
   write_outcome();
+  // The others leave when rank 0's files are complete: a launcher may stop
+  // the job as soon as one rank exits.
+  if (dist.distributed()) dist.comm->barrier();
+  if (!run) return 0;
 
   const TrainState& s = trainer.state();
   if (!history.empty())
     fmt::print("train: final test accuracy {:.2f}%, best {:.2f}% (epoch {})\n", history.back().test_acc,
                s.best_test_acc, s.best_epoch);
   fmt::print("train: run directory {} (report.html, summary.json, log.jsonl, last/best.safetensors)\n",
-             run.path().string());
+             run->path().string());
   return 0;
 }
 
@@ -299,7 +299,9 @@ CLI::App* add_train_command(CLI::App& app) {
                   "Dataset (required): mnist, fashion-mnist, cifar10, cifar100, imagenet or imagefolder:<path>");
   sub->add_option("--data-dir", c->data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
   sub->add_option("--epochs", c->epochs, "Train until this epoch")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--batch-size", c->batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--batch-size", c->batch_size, "Samples per step and per rank (global batch: ranks x this)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--lr-schedule", c->lr_schedule, "Step schedule epoch:lr,... (the LR of the last milestone reached)")
       ->capture_default_str();
   sub->add_option("--momentum", c->momentum)->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -308,6 +310,13 @@ CLI::App* add_train_command(CLI::App& app) {
   sub->add_option("--seed", c->seed, "Seeds the initial weights and the data order")->capture_default_str();
   sub->add_option("--device", c->device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str();
   sub->add_option("--workers", c->workers, "Data loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_flag("--sync-bn", c->sync_bn,
+                "Data-parallel runs: batch-norm statistics over the global batch (default: each rank's own)");
+  sub->add_option("--distributed", c->distributed,
+                  "auto: data-parallel when launched as several processes (mpirun, srun, torchrun); off: one process")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->configurable(false);
   sub->add_option("--limit", c->limit, "Train on the first N training samples only (0: all)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
@@ -319,27 +328,7 @@ CLI::App* add_train_command(CLI::App& app) {
                   "(counted in log.jsonl); TPP_SYNC_DEBUG=1 names the op that produced it")
       ->capture_default_str()
       ->check(CLI::IsMember({"stop", "skip"}));
-  CLI::Option* out =
-      sub->add_option("--out", c->out, "Run directory (default: runs/<arch>-<dataset>-<time>)")->configurable(false);
-  CLI::Option* overwrite =
-      sub->add_flag("--overwrite", c->overwrite, "Replace the run in an existing --out directory")->configurable(false);
-  // The run's own config.toml is read as if given with --config, so the
-  // options are the run's and flags still override them (--epochs to extend).
-  sub->add_option_function<std::string>(
-         "--resume",
-         [c, config](const std::string& dir) {
-           c->resume = dir;
-           const fs::path file = fs::path(dir) / "config.toml";
-           if (!fs::is_regular_file(file))
-             throw CLI::ValidationError("--resume", fmt::format("{} has no config.toml (not a run directory)", dir));
-           config->add_result(file.string());
-         },
-         "Continue the run in RUN_DIR from its last checkpoint")
-      ->type_name("RUN_DIR")
-      ->configurable(false)
-      ->trigger_on_parse()
-      ->excludes(out)
-      ->excludes(overwrite);
+  add_run_dir_options(sub, config, c->out, c->overwrite, c->resume, "runs/<arch>-<dataset>-<time>");
   register_command(sub, [c, sub, config] {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "train: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);

@@ -51,4 +51,10 @@ void ProgressLine::finish(const std::string& text) {
   std::fflush(stdout);
 }
 
+void ProgressLine::clear() {
+  if (!live_) return;
+  fmt::print("{}", kClearLine);
+  std::fflush(stdout);
+}
+
 }  // namespace tpp::apps

@@ -27,6 +27,8 @@ class ProgressLine {
   void update(int64_t done, int64_t images, double mean_loss);
   // Replaces the live line (if any) with `text` and ends the line.
   void finish(const std::string& text);
+  // Removes the live line (if any) and prints nothing: a phase paused midway.
+  void clear();
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -136,16 +136,19 @@ std::string svg_line_chart(const std::vector<ChartSeries>& series, const ChartOp
   return svg;
 }
 
-std::string training_report_html(const TrainingReport& r) {
-  ChartSeries train_loss{"train", "#1f77b4", {}}, test_loss{"test", "#d62728", {}};
-  ChartSeries train_acc{"train", "#1f77b4", {}}, test_acc{"test", "#d62728", {}};
-  for (const EpochStats& e : r.epochs) {
-    const auto x = static_cast<double>(e.epoch);
-    train_loss.points.emplace_back(x, e.train_loss);
-    test_loss.points.emplace_back(x, e.test_loss);
-    train_acc.points.emplace_back(x, e.train_acc);
-    test_acc.points.emplace_back(x, e.test_acc);
+std::string html_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::string html = "<table>\n<tr>";
+  for (const std::string& h : header) html += fmt::format("<th>{}</th>", html_escape(h));
+  html += "</tr>\n";
+  for (const auto& row : rows) {
+    html += "<tr>";
+    for (const std::string& cell : row) html += fmt::format("<td>{}</td>", html_escape(cell));
+    html += "</tr>\n";
   }
+  return html + "</table>\n";
+}
+
+std::string html_page(const ReportPage& page) {
   std::string html = fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{0}</title>\n<style>\n"
       "body {{ font-family: sans-serif; margin: 24px; color: #222; }}\n"
@@ -155,21 +158,49 @@ std::string training_report_html(const TrainingReport& r) {
       ".charts svg {{ margin: 0 16px 16px 0; border: 1px solid #ddd; }}\n"
       "pre {{ background: #f6f6f6; padding: 12px; }}\n"
       "</style>\n</head>\n<body>\n<h1>{0}</h1>\n<table>\n",
-      html_escape(r.title));
-  for (const auto& [name, value] : r.facts)
+      html_escape(page.title));
+  for (const auto& [name, value] : page.facts)
     html += fmt::format("<tr><td>{}</td><td>{}</td></tr>\n", html_escape(name), html_escape(value));
-  html += "</table>\n<div class=\"charts\">\n";
-  html += svg_line_chart({train_loss, test_loss}, {.title = "Loss", .x_label = "epoch", .y_label = "cross-entropy"});
-  html += svg_line_chart({train_acc, test_acc}, {.title = "Accuracy", .x_label = "epoch", .y_label = "accuracy (%)"});
-  html += "</div>\n<h2>Epochs</h2>\n<table>\n<tr><th>epoch</th><th>train loss</th><th>train acc</th><th>test loss</th>"
-          "<th>test acc</th><th>lr</th><th>img/s</th><th>seconds</th></tr>\n";
-  for (const EpochStats& e : r.epochs)
-    html += fmt::format(
-        "<tr><td>{}</td><td>{:.4f}</td><td>{:.2f}%</td><td>{:.4f}</td><td>{:.2f}%</td><td>{:g}</td><td>{:.0f}</td>"
-        "<td>{:.1f}</td></tr>\n",
-        e.epoch, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.lr, e.images_per_second, e.seconds);
-  html += fmt::format("</table>\n<h2>Config</h2>\n<pre>{}</pre>\n</body>\n</html>\n", html_escape(r.config_toml));
+  html += "</table>\n";
+  if (!page.charts.empty()) {
+    html += "<div class=\"charts\">\n";
+    for (const std::string& chart : page.charts) html += chart;
+    html += "</div>\n";
+  }
+  for (const auto& [heading, body] : page.sections) html += fmt::format("<h2>{}</h2>\n{}", html_escape(heading), body);
+  html += fmt::format("<h2>Config</h2>\n<pre>{}</pre>\n</body>\n</html>\n", html_escape(page.config_toml));
   return html;
+}
+
+std::string epochs_table_html(const std::vector<EpochStats>& epochs) {
+  std::vector<std::vector<std::string>> rows;
+  for (const EpochStats& e : epochs)
+    rows.push_back({std::to_string(e.epoch), fmt::format("{:.4f}", e.train_loss), fmt::format("{:.2f}%", e.train_acc),
+                    fmt::format("{:.4f}", e.test_loss), fmt::format("{:.2f}%", e.test_acc), fmt::format("{:g}", e.lr),
+                    fmt::format("{:.0f}", e.images_per_second), fmt::format("{:.1f}", e.seconds)});
+  return html_table({"epoch", "train loss", "train acc", "test loss", "test acc", "lr", "img/s", "seconds"}, rows);
+}
+
+std::vector<std::string> epoch_charts(const std::vector<EpochStats>& epochs) {
+  ChartSeries train_loss{"train", "#1f77b4", {}}, test_loss{"test", "#d62728", {}};
+  ChartSeries train_acc{"train", "#1f77b4", {}}, test_acc{"test", "#d62728", {}};
+  for (const EpochStats& e : epochs) {
+    const auto x = static_cast<double>(e.epoch);
+    train_loss.points.emplace_back(x, e.train_loss);
+    test_loss.points.emplace_back(x, e.test_loss);
+    train_acc.points.emplace_back(x, e.train_acc);
+    test_acc.points.emplace_back(x, e.test_acc);
+  }
+  return {svg_line_chart({train_loss, test_loss}, {.title = "Loss", .x_label = "epoch", .y_label = "cross-entropy"}),
+          svg_line_chart({train_acc, test_acc}, {.title = "Accuracy", .x_label = "epoch", .y_label = "accuracy (%)"})};
+}
+
+std::string training_report_html(const TrainingReport& r) {
+  return html_page({.title = r.title,
+                    .facts = r.facts,
+                    .charts = epoch_charts(r.epochs),
+                    .sections = {{"Epochs", epochs_table_html(r.epochs)}},
+                    .config_toml = r.config_toml});
 }
 
 }  // namespace tpp::apps

@@ -37,4 +37,19 @@ struct TrainingReport {
 
 std::string training_report_html(const TrainingReport& report);
 
+// The pieces, for other reports (the pruning pipeline's).
+struct ReportPage {
+  std::string title;
+  std::vector<std::pair<std::string, std::string>> facts;     // a table under the title
+  std::vector<std::string> charts;                            // SVGs side by side
+  std::vector<std::pair<std::string, std::string>> sections;  // heading, HTML body
+  std::string config_toml;
+};
+std::string html_page(const ReportPage& page);
+// A table of text cells (escaped here).
+std::string html_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+std::string epochs_table_html(const std::vector<EpochStats>& epochs);
+// Loss and accuracy per epoch, train and test.
+std::vector<std::string> epoch_charts(const std::vector<EpochStats>& epochs);
+
 }  // namespace tpp::apps

@@ -108,48 +108,81 @@ Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::Da
                                                   .momentum = options_.momentum,
                                                   .weight_decay = options_.weight_decay,
                                                   .nesterov = options_.nesterov}) {
+  if (!options_.distributed.comm) options_.distributed = models::single_process_context();
+  const models::DistributedContext& dist = options_.distributed;
+  for (const data::DataLoader* loader : {&train_loader_, &test_loader_}) {
+    const data::DataLoaderOptions& o = loader->options();
+    TPP_CHECK(o.rank == dist.rank && o.world_size == dist.world_size,
+              "train: a data loader is sharded as rank {} of {} but this process is rank {} of {}", o.rank,
+              o.world_size, dist.rank, dist.world_size);
+  }
   TPP_CHECK(train_loader_.num_batches() > 0,
             "train: {} training samples make no batch of {} (drop_last); lower --batch-size or raise --limit",
-            train_loader_.dataset().size(), train_loader_.options().batch_size);
+            train_loader_.dataset().size(), train_loader_.global_batch_size());
+  if (data_parallel()) {
+    // The optimizer's handles stay valid: packing re-points them into the arena.
+    arena_ = models::pack_parameters(model_);
+    buckets_ = models::plan_grad_buckets(arena_, options_.bucket_bytes);
+    models::broadcast_model(*dist.comm, model_);
+  }
 }
 
-Trainer::StepResult Trainer::step(const data::Batch& batch, const StepContext& context) {
+Trainer::StepResult Trainer::step(const data::Batch& batch, StepContext context) {
   sgd_.set_lr(context.lr);
   // A bad step leaves the BN running statistics as they were, too (a few
   // values per channel: cheap next to the step).
   std::vector<Tensor> saved_buffers;
   for (const auto& [name, buffer] : model_.named_buffers()) saved_buffers.push_back(buffer.clone());
 
-  Tensor logits, data_loss;
+  const auto samples = static_cast<double>(batch.labels.numel());
+  Tensor logits, loss;
   std::string what, detail;
+  // This step's loss sum, correct count and samples, summed over the ranks
+  // while backward runs; then every rank sees the global batch's loss.
+  Tensor step_totals = from_vector<double>({0, 0, samples}, {3});
   try {
     logits = model_(batch.images);
-    data_loss = ops::cross_entropy(logits, batch.labels);
-    Tensor loss = data_loss;
+    const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
+    context.loss = data_loss.item();
+    step_totals = from_vector<double>(
+        {context.loss * samples, static_cast<double>(count_correct(logits, batch.labels)), samples}, {3});
+    std::unique_ptr<dist::PendingCollective> totals_reduced;
+    if (data_parallel()) totals_reduced = options_.distributed.comm->all_reduce_async(step_totals);
+    loss = data_loss;
     if (hooks_.extra_loss) {
       const Tensor extra = hooks_.extra_loss(context);
       if (extra.defined()) loss = loss + extra;
     }
     sgd_.zero_grad();
     loss.backward();
+    if (data_parallel()) {
+      models::average_gradients(*options_.distributed.comm, arena_, buckets_);
+      totals_reduced->wait();
+    }
+    const std::vector<double> t = step_totals.to_vector<double>();
+    context.loss = t[0] / t[2];
     if (hooks_.after_backward) hooks_.after_backward(context);
-    what = non_finite_part(loss);
+    // The global loss and the averaged gradients agree on every rank: all
+    // ranks decide alike.
+    what = std::isfinite(context.loss) ? non_finite_part(loss)
+                                       : fmt::format("non-finite loss ({})", non_finite_name(context.loss));
   } catch (const NonFiniteError& e) {  // TPP_SYNC_DEBUG stopped at the op
     what = "non-finite value";
     detail = e.what();
   }
+  const std::vector<double> t = step_totals.to_vector<double>();
   if (what.empty()) {
     skips_in_a_row_ = 0;
     sgd_.step();
     if (hooks_.after_step) hooks_.after_step(context);
-    return {.skipped = false, .loss = data_loss.item(), .correct = count_correct(logits, batch.labels)};
+    return {.skipped = false, .loss_sum = t[0], .correct = static_cast<int64_t>(t[1]), .samples = t[2]};
   }
   // An update now would turn every weight to NaN. Undo the forward's BN updates, then stop or skip.
   models::NamedTensors buffers = model_.named_buffers();
   for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(saved_buffers[i]);
   sgd_.zero_grad();
   handle_non_finite(what, detail, context);
-  return {.skipped = true};
+  return {.skipped = true, .samples = t[2]};
 }
 
 std::string Trainer::non_finite_part(const Tensor& loss) const {
@@ -168,50 +201,69 @@ void Trainer::handle_non_finite(const std::string& what, const std::string& deta
   if (!detail.empty()) found += "; " + detail;
   const std::string hint = detail.empty() ? "; TPP_SYNC_DEBUG=1 names the op that produced it" : "";
   if (options_.on_nan == OnNan::stop)
-    fail("train: {}; stopping (--on-nan stop): lower the learning rate or check the data, or pass --on-nan skip to "
-         "skip such steps{}",
-         found, hint);
+    throw TrainingDiverged(fmt::format(
+        "train: {}; stopping (--on-nan stop): lower the learning rate or check the data, or pass --on-nan skip to "
+        "skip such steps{}",
+        found, hint));
   ++skips_in_a_row_;
-  TPP_CHECK(skips_in_a_row_ < options_.max_skips_in_a_row,
-            "train: {} steps in a row skipped (--on-nan skip), the last for a {}; stopping: training diverged, lower "
-            "the learning rate or check the data{}",
-            skips_in_a_row_, found, hint);
+  if (skips_in_a_row_ >= options_.max_skips_in_a_row)
+    throw TrainingDiverged(fmt::format(
+        "train: {} steps in a row skipped (--on-nan skip), the last for a {}; stopping: training diverged, lower "
+        "the learning rate or check the data{}",
+        skips_in_a_row_, found, hint));
 }
 
-EpochStats Trainer::run_epoch() {
+EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
   using Clock = std::chrono::steady_clock;
   const int64_t epoch = state_.epochs_done;  // 0-based index of the epoch to train
   const int64_t steps = train_loader_.num_batches();
   const auto started = Clock::now();
 
-  ProgressLine progress(options_.live_progress);
+  ProgressLine progress(options_.live_progress && speaks());
   progress.start(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps,
                  std::max<int64_t>(options_.epochs - epoch - 1, 0) * steps);
   model_.train();
-  train_loader_.start_epoch(epoch);
-  double loss_sum = 0;  // over the steps not skipped
-  int64_t correct = 0, seen = 0, trained = 0, skipped = 0, step = 0;
-  while (const auto batch = train_loader_.next()) {
+  // From where a step limit stopped the epoch (all 0 at its start), over all ranks.
+  int64_t step = state_.step_in_epoch, seen = state_.seen_in_epoch, trained = state_.trained_in_epoch,
+          correct = state_.correct_in_epoch, skipped = state_.skipped_in_epoch;
+  double loss_sum = state_.loss_sum_in_epoch;  // over the steps not skipped
+  train_loader_.start_epoch(epoch, step);
+  while (state_.global_step < stop_at_global_step) {
+    const auto batch = train_loader_.next();
+    if (!batch) break;
     const double fraction = static_cast<double>(step) / static_cast<double>(steps);
     const StepContext context{.epoch = epoch,
                               .step = step,
                               .global_step = state_.global_step,
                               .lr = options_.schedule.lr_at(static_cast<double>(epoch) + fraction)};
     const StepResult result = this->step(*batch, context);
-    const int64_t n = batch->labels.numel();
+    const auto n = static_cast<int64_t>(result.samples);
     seen += n;
     if (result.skipped) {
       ++skipped;
     } else {
       trained += n;
-      loss_sum += result.loss * static_cast<double>(n);
+      loss_sum += result.loss_sum;
       correct += result.correct;
     }
     ++step;
     ++state_.global_step;
     progress.update(step, seen, trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0);
   }
-  const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const double train_seconds =
+      state_.seconds_in_epoch + std::chrono::duration<double>(Clock::now() - started).count();
+  if (step < steps) {  // stopped by the step limit: the epoch goes on at the next call
+    state_.step_in_epoch = step, state_.seen_in_epoch = seen, state_.trained_in_epoch = trained;
+    state_.correct_in_epoch = correct, state_.skipped_in_epoch = skipped;
+    state_.loss_sum_in_epoch = loss_sum, state_.seconds_in_epoch = train_seconds;
+    progress.clear();
+    EpochStats partial{.epoch = epoch + 1, .skipped_steps = skipped, .complete = false};
+    partial.train_loss = trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0;
+    partial.train_acc = percent(correct, trained);
+    return partial;
+  }
+  const auto evaluation_started = Clock::now();
+  if (data_parallel()) models::average_buffers(*options_.distributed.comm, model_);
   const EvalResult test = [&] {
     try {
       return evaluate();
@@ -225,6 +277,7 @@ EpochStats Trainer::run_epoch() {
             "train: non-finite test loss ({}) after epoch {} of phase {}: the weights or the test data are not finite; "
             "lower the learning rate or check the data",
             non_finite_name(test.loss), epoch + 1, options_.phase);
+  const double eval_seconds = std::chrono::duration<double>(Clock::now() - evaluation_started).count();
 
   EpochStats stats{.epoch = epoch + 1,
                    .train_loss = trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0,
@@ -233,40 +286,50 @@ EpochStats Trainer::run_epoch() {
                    .test_acc = test.accuracy,
                    .lr = options_.schedule.lr_at(static_cast<double>(epoch)),
                    .images_per_second = static_cast<double>(seen) / train_seconds,
-                   .seconds = std::chrono::duration<double>(Clock::now() - started).count(),
+                   .seconds = train_seconds + eval_seconds,
                    .skipped_steps = skipped};
   state_.epochs_done = epoch + 1;
+  state_.step_in_epoch = state_.seen_in_epoch = state_.trained_in_epoch = 0;
+  state_.correct_in_epoch = state_.skipped_in_epoch = 0;
+  state_.loss_sum_in_epoch = state_.seconds_in_epoch = 0;
   improved_ = stats.test_acc > state_.best_test_acc;
   if (improved_) {
     state_.best_test_acc = stats.test_acc;
     state_.best_epoch = stats.epoch;
   }
-  progress.finish(fmt::format("epoch {}/{}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}%  lr {:g}  "
-                              "{:.0f} img/s  {:.1f} s{}",
-                              stats.epoch, options_.epochs, stats.train_loss, stats.train_acc, stats.test_loss,
-                              stats.test_acc, stats.lr, stats.images_per_second, stats.seconds,
-                              skipped > 0 ? fmt::format("  {} non-finite step(s) skipped", skipped) : ""));
+  if (speaks())
+    progress.finish(fmt::format("epoch {}/{}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}%  lr {:g}  "
+                                "{:.0f} img/s  {:.1f} s{}",
+                                stats.epoch, options_.epochs, stats.train_loss, stats.train_acc, stats.test_loss,
+                                stats.test_acc, stats.lr, stats.images_per_second, stats.seconds,
+                                skipped > 0 ? fmt::format("  {} non-finite step(s) skipped", skipped) : ""));
   return stats;
 }
 
-EvalResult Trainer::evaluate() {
+EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist::Communicator* comm) {
   const NoGradGuard no_grad;
-  const bool was_training = model_.is_training();
-  model_.eval();
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0;
-  test_loader_.start_epoch(0);
-  while (const auto batch = test_loader_.next()) {
-    const Tensor logits = model_(batch->images);
-    const int64_t n = batch->labels.numel();
-    loss_sum += ops::cross_entropy(logits, batch->labels).item() * static_cast<double>(n);
-    correct += count_correct(logits, batch->labels);
-    seen += n;
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<double> totals{0, 0, 0};  // loss sum, correct, samples
+  loader.start_epoch(0);
+  while (const auto batch = loader.next()) {
+    const Tensor logits = model(batch->images);
+    const auto n = static_cast<double>(batch->labels.numel());
+    totals[0] += ops::cross_entropy(logits, batch->labels).item() * n;
+    totals[1] += static_cast<double>(count_correct(logits, batch->labels));
+    totals[2] += n;
   }
-  model_.train(was_training);
-  return {.loss = seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0, .accuracy = percent(correct, seen),
-          .samples = seen};
+  model.train(was_training);
+  if (comm != nullptr && comm->world_size() > 1) {
+    const Tensor sums = from_vector<double>(totals, {3});
+    comm->all_reduce(sums);
+    totals = sums.to_vector<double>();
+  }
+  const auto correct = static_cast<int64_t>(totals[1]), seen = static_cast<int64_t>(totals[2]);
+  return {.loss = seen > 0 ? totals[0] / totals[2] : 0.0, .accuracy = percent(correct, seen), .samples = seen};
 }
+
+EvalResult Trainer::evaluate() { return evaluate_model(model_, test_loader_, options_.distributed.comm.get()); }
 
 std::map<std::string, Tensor> Trainer::state_tensors() const {
   std::map<std::string, Tensor> out;
@@ -281,6 +344,11 @@ std::map<std::string, Tensor> Trainer::state_tensors() const {
   // The generator's state is two u64; i64 storage keeps their bits.
   out.emplace("train.rng", from_vector<int64_t>({std::bit_cast<int64_t>(rng.seed()), std::bit_cast<int64_t>(rng.offset())},
                                                 {2}));
+  out.emplace("train.epoch_progress",
+              from_vector<int64_t>({state_.step_in_epoch, state_.seen_in_epoch, state_.trained_in_epoch,
+                                    state_.correct_in_epoch, state_.skipped_in_epoch},
+                                   {5}));
+  out.emplace("train.epoch_sums", from_vector<double>({state_.loss_sum_in_epoch, state_.seconds_in_epoch}, {2}));
   return out;
 }
 
@@ -301,6 +369,14 @@ void Trainer::load_state_tensors(const std::map<std::string, Tensor>& tensors) {
   state_.best_test_acc = required(tensors, "train.best_test_acc", DType::f64, 1).to_vector<double>()[0];
   const std::vector<int64_t> rng = required(tensors, "train.rng", DType::i64, 2).to_vector<int64_t>();
   default_generator().set_state(std::bit_cast<uint64_t>(rng[0]), std::bit_cast<uint64_t>(rng[1]));
+  const std::vector<int64_t> progress = required(tensors, "train.epoch_progress", DType::i64, 5).to_vector<int64_t>();
+  const std::vector<double> sums = required(tensors, "train.epoch_sums", DType::f64, 2).to_vector<double>();
+  TPP_CHECK(progress[0] >= 0 && progress[0] <= train_loader_.num_batches(),
+            "resume: the checkpoint stopped at step {} of an epoch of {} steps (another batch size or data set?)",
+            progress[0], train_loader_.num_batches());
+  state_.step_in_epoch = progress[0], state_.seen_in_epoch = progress[1], state_.trained_in_epoch = progress[2];
+  state_.correct_in_epoch = progress[3], state_.skipped_in_epoch = progress[4];
+  state_.loss_sum_in_epoch = sums[0], state_.seconds_in_epoch = sums[1];
 }
 
 }  // namespace tpp::apps

@@ -9,17 +9,45 @@
 // the epoch (LrSchedule); and everything else that changes during training
 // (weights, BN statistics, momentum buffers, counters, the default RNG) is
 // saved at each epoch's end.
+//
+// Data parallelism (TrainerOptions::distributed with world_size > 1): every
+// rank runs a Trainer over the same model on its shard of each global batch
+// (the loaders' rank/world_size, data/loader.h). The trainer
+//   - packs the model's parameters into one arena (models/arena.h) and plans
+//     the gradient buckets once: build a new Trainer after anything that
+//     changes parameter shapes (pruning surgery);
+//   - broadcasts rank 0's weights and buffers when it is built;
+//   - each step: forward and backward on the shard; the gradient buckets are
+//     all-reduced (mean over ranks) after backward, in plan order; then
+//     hooks.after_backward, SGD and hooks.after_step. So a hook that adds to
+//     .grad (TPP's L2 terms) adds once, after the average, and extra_loss
+//     terms (TPP's gram penalty, a function of the weights, the same on every
+//     rank) keep their gradient through the average. On the CPU the
+//     all-reduces run after backward, not overlapped with it (MPI progresses
+//     only inside MPI calls): overlap is the CUDA path's job;
+//   - sums the loss and accuracy counts over ranks at every step (one small
+//     non-blocking all-reduce), so a loss that turns NaN on any rank stops
+//     every rank at the same step, and the statistics (and the state that a
+//     checkpoint keeps) are the global batch's;
+//   - averages the BN running statistics over ranks at the end of each epoch
+//     (per-rank batch statistics drift apart), then evaluates: each rank its
+//     shard of the test loader, the sums all-reduced;
+//   - prints on rank 0 only. Writing files is the caller's job (rank 0).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <array>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 
 #include "data/loader.h"
 #include "engine/lr_schedule.h"
 #include "engine/optim.h"
+#include "models/arena.h"
+#include "models/data_parallel.h"
 #include "models/module.h"
 
 namespace tpp::apps {
@@ -32,6 +60,9 @@ struct EpochStats {
   double images_per_second = 0;          // training images
   double seconds = 0;                    // training and evaluation
   int64_t skipped_steps = 0;             // with --on-nan skip: steps whose loss or gradients were not finite
+  // False when run_epoch() stopped before the epoch's end (a step limit): the
+  // counts so far wait in the state and the epoch is not evaluated yet.
+  bool complete = true;
 };
 
 // One log.jsonl line: {"epoch", "train_loss", "train_acc", "test_loss",
@@ -41,10 +72,22 @@ nlohmann::ordered_json epoch_json(const EpochStats& stats);
 // ("skipped_steps" may be missing: logs from before it existed).
 EpochStats epoch_from_json(const nlohmann::ordered_json& line);
 
+// The loss turned NaN or infinite. With several ranks every rank throws it
+// at the same step (the loss checked is the global batch's).
+struct TrainingDiverged : Error {
+  using Error::Error;
+};
+
 struct EvalResult {
   double loss = 0, accuracy = 0;  // mean cross-entropy, %
   int64_t samples = 0;
 };
+
+// Accuracy and loss of `model` over one pass of `loader` in eval mode; the
+// model's mode is restored. With `comm`, each rank passes over its shard
+// (the loader's rank/world_size) and the sums are all-reduced: every rank
+// gets the result of the whole data set.
+EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist::Communicator* comm = nullptr);
 
 // What a step whose loss or gradients hold a NaN or infinity does.
 enum class OnNan {
@@ -64,6 +107,10 @@ struct TrainerOptions {
   std::string phase = "train";  // names the phase in messages ("regularize", "retrain", ...)
   OnNan on_nan = OnNan::stop;
   int64_t max_skips_in_a_row = 100;  // skip mode stops anyway after this many consecutive skipped steps
+  // Data-parallel when world_size > 1 (comm set); the loaders must be sharded
+  // with the same rank and world size.
+  models::DistributedContext distributed{};
+  int64_t bucket_bytes = models::kDefaultBucketBytes;
 };
 
 // Where a step is, for hooks.
@@ -72,6 +119,9 @@ struct StepContext {
   int64_t step = 0;         // within the epoch, 0-based
   int64_t global_step = 0;  // steps finished before this one, over the whole run
   double lr = 0;
+  // This step's cross-entropy, set once the forward pass is done: this
+  // rank's in extra_loss, the global batch's in after_backward and after_step.
+  double loss = 0;
 };
 
 // Ways in for callers that train differently (the pruning phases). Each may
@@ -81,7 +131,8 @@ struct TrainHooks {
   // return an undefined tensor to add nothing. Logged losses stay the
   // cross-entropy alone.
   std::function<Tensor(const StepContext&)> extra_loss;
-  // Gradients are in .grad; the SGD step comes next (extra gradient terms).
+  // Gradients are in .grad (averaged over ranks when data-parallel); the SGD
+  // step comes next (extra gradient terms).
   std::function<void(const StepContext&)> after_backward;
   // Weights are updated (masks, hard zeroing).
   std::function<void(const StepContext&)> after_step;
@@ -91,6 +142,10 @@ struct TrainState {
   int64_t epochs_done = 0, global_step = 0;
   double best_test_acc = -1;  // -1: no epoch evaluated yet
   int64_t best_epoch = 0;
+  // The epoch in progress when a step limit stopped it: steps done, and the
+  // sums its closing line needs (all 0 at an epoch boundary).
+  int64_t step_in_epoch = 0, seen_in_epoch = 0, trained_in_epoch = 0, correct_in_epoch = 0, skipped_in_epoch = 0;
+  double loss_sum_in_epoch = 0, seconds_in_epoch = 0;
 };
 
 class Trainer {
@@ -100,12 +155,16 @@ class Trainer {
   Trainer(models::Module& model, data::DataLoader& train_loader, data::DataLoader& test_loader,
           TrainerOptions options, TrainHooks hooks = {});
 
-  // Trains epoch state().epochs_done + 1, evaluates, and updates the state.
+  // Trains epoch state().epochs_done + 1 (from where a previous call stopped
+  // in it), evaluates, and updates the state. With a step limit it returns
+  // early, incomplete, once state().global_step reaches `stop_at_global_step`
+  // (the regularised phase ends in mid-epoch; checkpoints between epochs).
   // After each backward (and the after_backward hook) the loss and every
   // gradient are checked for NaN and infinity; what follows is
   // options.on_nan. With TPP_SYNC_DEBUG on (engine/finite.h) the op that
   // produced the first such value is named as well.
-  EpochStats run_epoch();
+  // Throws TrainingDiverged when stopping; with several ranks all ranks decide alike.
+  EpochStats run_epoch(int64_t stop_at_global_step = std::numeric_limits<int64_t>::max());
   // Accuracy and loss on the test loader in eval mode; the mode is restored.
   EvalResult evaluate();
   // Whether the last run_epoch() set a new best test accuracy.
@@ -113,11 +172,17 @@ class Trainer {
 
   const TrainState& state() const { return state_; }
   Sgd& optimizer() { return sgd_; }
+  bool data_parallel() const { return options_.distributed.distributed(); }
+  // The gradient buckets all-reduced each step (empty in one process).
+  const std::vector<models::GradBucket>& grad_buckets() const { return buckets_; }
 
   // What a resume needs beyond the model's state_dict, as checkpoint extras:
   // "optimizer.momentum.<param>" (those that exist), "train.epochs_done",
   // "train.global_step", "train.best_epoch" (i64), "train.best_test_acc"
-  // (f64) and "train.rng" (the default generator's seed and offset, i64 [2]).
+  // (f64), "train.rng" (the default generator's seed and offset, i64 [2]) and
+  // the epoch in progress, "train.epoch_progress" (i64 [5]: steps, images,
+  // images trained on, correct, skipped steps) and "train.epoch_sums" (f64
+  // [2]: loss sum, seconds).
   std::map<std::string, Tensor> state_tensors() const;
   // Restores them (and the default generator); a missing or foreign key
   // throws tpp::Error naming it.
@@ -126,13 +191,15 @@ class Trainer {
  private:
   struct StepResult {
     bool skipped = false;
-    double loss = 0;  // the cross-entropy, when not skipped
-    int64_t correct = 0;
+    double loss_sum = 0;  // cross-entropy × samples, over all ranks, when not skipped
+    int64_t correct = 0;  // over all ranks
+    double samples = 0;   // over all ranks
   };
-  StepResult step(const data::Batch& batch, const StepContext& context);
+  StepResult step(const data::Batch& batch, StepContext context);
   // "" when the loss and every gradient are finite, else what was not.
   std::string non_finite_part(const Tensor& loss) const;
   void handle_non_finite(const std::string& what, const std::string& detail, const StepContext& context);
+  bool speaks() const { return options_.distributed.is_root(); }
 
   models::Module& model_;
   data::DataLoader& train_loader_;
@@ -140,6 +207,8 @@ class Trainer {
   TrainerOptions options_;
   TrainHooks hooks_;
   std::vector<std::string> param_names_;  // in the optimizer's order
+  models::ParameterArena arena_;           // data-parallel only
+  std::vector<models::GradBucket> buckets_;
   Sgd sgd_;
   TrainState state_;
   bool improved_ = false;

@@ -31,6 +31,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, TransformPtr tran
     : dataset_(std::move(dataset)), transform_(std::move(transform)), options_(options) {
   TPP_CHECK(dataset_ != nullptr, "DataLoader: no dataset");
   TPP_CHECK(options_.batch_size > 0, "DataLoader: batch_size must be positive but got {}", options_.batch_size);
+  TPP_CHECK(options_.world_size >= 1 && options_.rank >= 0 && options_.rank < options_.world_size,
+            "DataLoader: rank {} is not a rank of a world of size {}", options_.rank, options_.world_size);
   TPP_CHECK(options_.num_workers >= 0 && options_.prefetch_per_worker > 0,
             "DataLoader: num_workers {} must be >= 0 and prefetch_per_worker {} > 0", options_.num_workers,
             options_.prefetch_per_worker);
@@ -49,26 +51,31 @@ void DataLoader::stop_workers() {
   workers_.clear();
 }
 
+int64_t DataLoader::global_batch_size() const { return options_.batch_size * options_.world_size; }
+
 int64_t DataLoader::num_batches() const {
-  const int64_t n = dataset_->size(), b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  const int64_t n = dataset_->size(), global = global_batch_size();
+  if (options_.drop_last) return n / global;
+  const bool has_part_of_last = n % global > options_.rank * options_.batch_size;
+  return n / global + (has_part_of_last ? 1 : 0);
 }
 
 std::vector<int64_t> DataLoader::indices_of(int64_t batch_index) const {
-  const auto begin = order_.begin() + batch_index * options_.batch_size;
-  const auto end =
-      order_.begin() + std::min<int64_t>((batch_index + 1) * options_.batch_size, static_cast<int64_t>(order_.size()));
-  return {begin, end};
+  const int64_t first = batch_index * global_batch_size() + options_.rank * options_.batch_size;
+  const int64_t last = std::min<int64_t>(first + options_.batch_size, static_cast<int64_t>(order_.size()));
+  return {order_.begin() + first, order_.begin() + last};
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+  TPP_CHECK(first_batch >= 0 && first_batch <= num_batches(), "DataLoader: cannot start epoch {} at batch {} of {}",
+            epoch, first_batch, num_batches());
   std::vector<int64_t> order = epoch_order(dataset_->size(), options_.shuffle, options_.seed, epoch);
   {
     std::lock_guard lock(mutex_);
     ++generation_;
     epoch_ = epoch;
     order_ = std::move(order);
-    next_to_claim_ = next_to_yield_ = 0;
+    next_to_claim_ = next_to_yield_ = first_batch;
     ready_.clear();
     epoch_active_ = started_ = true;
   }

@@ -36,6 +36,17 @@ struct DataLoaderOptions {
   int num_workers = 0;  // 0: load in the calling thread, inside next()
   int prefetch_per_worker = 2;
   uint64_t seed = 0;
+  // Data parallelism: this process is `rank` of `world_size` ranks that
+  // share the dataset. Global batch b of an epoch is the contiguous block
+  // [b·W·B, (b+1)·W·B) of the epoch's order (W = world_size, B =
+  // batch_size) and rank r takes its r-th sub-block of B samples. The ranks'
+  // shards of an epoch are disjoint, and W ranks with batch B together see
+  // exactly the batches one process with batch W·B sees (drop_last drops
+  // whole global batches, so every rank has the same number of steps).
+  // Without drop_last the last global batch is cut into blocks of B in rank
+  // order: a late rank may get a short block or none (evaluation only).
+  int rank = 0;
+  int world_size = 1;
 };
 
 struct Batch {
@@ -56,12 +67,16 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
+  // This rank's batches per epoch.
   int64_t num_batches() const;
+  // batch_size × world_size: what one optimizer step sees over all ranks.
+  int64_t global_batch_size() const;
   const Dataset& dataset() const { return *dataset_; }
   const DataLoaderOptions& options() const { return options_; }
 
-  // Starts (or restarts) an epoch: its order is drawn and workers begin.
-  void start_epoch(int64_t epoch);
+  // Starts (or restarts) an epoch: its order is drawn and workers begin at
+  // batch `first_batch` (a run resumed in the middle of an epoch).
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch, or nullopt at its end.
   std::optional<Batch> next();
 

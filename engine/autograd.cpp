@@ -106,7 +106,7 @@ void record_grad(Tensor& output, std::string name, const std::vector<Tensor>& in
   output.impl().grad_fn = std::move(node);
 }
 
-void run_backward(const Tensor& root, const Tensor& gradient) {
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
   TPP_CHECK(root.requires_grad(), "backward: tensor of shape {} does not require grad", shape_str(root.sizes()));
   Tensor seed = gradient;
   if (!seed.defined()) {
@@ -136,7 +136,7 @@ void run_backward(const Tensor& root, const Tensor& gradient) {
       const BackwardScope scope(node->name);
       return node->backward(grad_out);
     }();
-    node->backward = nullptr;  // frees what the op saved
+    if (!retain_graph) node->backward = nullptr;  // frees what the op saved
     TPP_CHECK(grads.size() == node->inputs.size(), "backward: '{}' returned {} gradients for {} inputs", node->name,
               grads.size(), node->inputs.size());
     for (size_t i = 0; i < grads.size(); ++i) {

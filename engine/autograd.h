@@ -67,8 +67,10 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 void record_grad(Tensor& output, std::string name, const std::vector<Tensor>& inputs, BackwardFn backward);
 
 // Runs the backward pass from `root`. `gradient` defaults to ones for a
-// one-element root; otherwise it must match the root's shape.
-void run_backward(const Tensor& root, const Tensor& gradient);
+// one-element root; otherwise it must match the root's shape. The graph is
+// freed on the way unless `retain_graph`, which allows further backward
+// passes through it (the gradients accumulate in the leaves as usual).
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph = false);
 
 // Reduces a broadcast gradient back to `shape` by summing the expanded dims.
 Tensor sum_to_shape(const Tensor& grad, const Shape& shape);

@@ -326,7 +326,7 @@ void Tensor::zero_grad() {
 
 Tensor Tensor::detach() const { return make_view(*this, sizes(), strides(), offset()); }
 
-void Tensor::backward(const Tensor& gradient) const { run_backward(*this, gradient); }
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const { run_backward(*this, gradient, retain_graph); }
 
 // ---- in place ----
 

@@ -81,7 +81,9 @@ class Tensor {
   void set_grad(const Tensor& g) { impl().grad = g.impl_; }
   void zero_grad();  // sets the accumulated gradient (if any) to zero
   Tensor detach() const;  // same storage, no history
-  void backward(const Tensor& gradient = {}) const;
+  // retain_graph keeps the graph's saved tensors so that backward can run
+  // through it again (one backward per output row of a Jacobian).
+  void backward(const Tensor& gradient = {}, bool retain_graph = false) const;
 
   // In place, outside autograd (optimizers, initialisers, surgery).
   Tensor& fill_(double value);

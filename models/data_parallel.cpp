@@ -1,8 +1,78 @@
 #include "models/data_parallel.h"
 
+#include <cstring>
 #include <memory>
 
+#include "models/layers.h"
+
 namespace tpp::models {
+
+DistributedMode parse_distributed_mode(const std::string& text) {
+  if (text == "auto") return DistributedMode::automatic;
+  if (text == "off") return DistributedMode::off;
+  fail("--distributed: expected auto or off but got '{}'", text);
+}
+
+DistributedContext single_process_context(Device device) {
+  return {.comm = dist::make_single_process_communicator(device)};
+}
+
+DistributedContext init_distributed(DistributedMode mode, Device device) {
+  if (mode == DistributedMode::off) return single_process_context(device);
+  const dist::LaunchEnv env = dist::detect_launch_env();
+  if (!env.distributed()) return single_process_context(device);
+  DistributedContext context{.rank = env.rank,
+                             .world_size = env.world_size,
+                             .local_rank = env.local_rank,
+                             .launcher = env.launcher,
+                             .comm = dist::make_communicator(env, device, dist::collective_timeout())};
+  return context;
+}
+
+void broadcast_indices(dist::Communicator& comm, std::vector<int64_t>& indices) {
+  std::vector<uint8_t> bytes(indices.size() * sizeof(int64_t));
+  if (!bytes.empty()) std::memcpy(bytes.data(), indices.data(), bytes.size());
+  comm.broadcast_bytes(bytes, 0);
+  TPP_CHECK(bytes.size() % sizeof(int64_t) == 0, "broadcast_indices: received {} bytes, not whole int64 values",
+            bytes.size());
+  indices.resize(bytes.size() / sizeof(int64_t));
+  if (!bytes.empty()) std::memcpy(indices.data(), bytes.data(), bytes.size());
+}
+
+void broadcast_text(dist::Communicator& comm, std::string& text) {
+  std::vector<uint8_t> bytes(text.begin(), text.end());
+  comm.broadcast_bytes(bytes, 0);
+  text.assign(bytes.begin(), bytes.end());
+}
+
+void run_on_root(dist::Communicator& comm, const std::function<void()>& work) {
+  std::string error;
+  if (comm.rank() == 0) {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    }
+  }
+  if (comm.world_size() > 1) broadcast_text(comm, error);
+  if (!error.empty()) fail("{}", error);
+}
+
+void average_buffers(dist::Communicator& comm, const Module& model) {
+  for (const auto& [name, buffer] : model.named_buffers())
+    if (is_floating(buffer.dtype())) comm.all_reduce(buffer, dist::ReduceOp::avg);
+}
+
+int set_sync_batch_norm(Module& model, const std::shared_ptr<dist::Communicator>& comm) {
+  int changed = 0;
+  for (auto& [name, module] : model.named_modules())
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(module)) {
+      bn->sync = comm;
+      ++changed;
+    }
+  return changed;
+}
 
 std::vector<GradBucket> plan_grad_buckets(const ParameterArena& arena, int64_t bucket_bytes) {
   TPP_CHECK(bucket_bytes > 0, "plan_grad_buckets: the bucket size must be positive but is {} bytes", bucket_bytes);

@@ -74,8 +74,32 @@ BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_) : eps(
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   if (is_training()) num_batches_tracked.fill_(num_batches_tracked.item() + 1);
-  return ops::batch_norm2d(x, weight, bias, running_mean, running_var,
-                           {.training = is_training(), .momentum = momentum, .eps = eps});
+  const ops::BatchNormOptions options{.training = is_training(), .momentum = momentum, .eps = eps};
+  if (sync) return ops::sync_batch_norm2d(x, weight, bias, running_mean, running_var, sync, options);
+  return ops::batch_norm2d(x, weight, bias, running_mean, running_var, options);
+}
+
+void reset_parameters(Linear& layer) {
+  const bool previous = skip_init;
+  skip_init = false;
+  init_like_pytorch(layer.weight, layer.bias);
+  skip_init = previous;
+}
+
+void reset_parameters(Conv2d& layer) {
+  const bool previous = skip_init;
+  skip_init = false;
+  init_like_pytorch(layer.weight, layer.bias);
+  skip_init = previous;
+}
+
+void reset_parameters(BatchNorm2d& layer) {
+  const NoGradGuard no_grad;
+  layer.weight.fill_(1);
+  layer.bias.fill_(0);
+  layer.running_mean.fill_(0);
+  layer.running_var.fill_(1);
+  layer.num_batches_tracked.fill_(0);
 }
 
 Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }

@@ -59,7 +59,16 @@ class BatchNorm2d : public Module {
   std::string type_name() const override { return "BatchNorm2d"; }
   double eps, momentum;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+  // When set, training uses statistics over every rank of `sync`
+  // (ops::sync_batch_norm2d; see models::set_sync_batch_norm).
+  std::shared_ptr<dist::Communicator> sync;
 };
+
+// PyTorch's reset_parameters(): Linear and Conv2d kaiming_uniform(a=√5) and a
+// uniform bias; BatchNorm2d γ = 1, β = 0, running statistics reset.
+void reset_parameters(Linear& layer);
+void reset_parameters(Conv2d& layer);
+void reset_parameters(BatchNorm2d& layer);
 
 class ReLU : public Module {
  public:

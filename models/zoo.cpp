@@ -6,10 +6,14 @@
 #include <algorithm>
 #include <functional>
 
+#include "engine/autograd.h"
+#include "engine/init.h"
+#include "models/layers.h"
 #include "models/mlp.h"
 #include "models/resnet_cifar.h"
 #include "models/resnet_imagenet.h"
 #include "models/vgg_cifar.h"
+#include "models/widths.h"
 
 namespace tpp::models {
 
@@ -38,6 +42,9 @@ const std::vector<Arch>& archs() {
       t.push_back({fmt::format("vgg{}", depth), [depth](int64_t classes, int64_t channels) {
                      return std::make_shared<CifarVgg>(CifarVgg::config(depth), classes, channels);
                    }});
+    t.push_back({"vgg_small", [](int64_t classes, int64_t channels) {
+                   return std::make_shared<CifarVgg>(CifarVgg::small_config(), classes, channels);
+                 }});
     t.push_back({"resnet18", [](int64_t classes, int64_t channels) {
                    return std::make_shared<ImageNetResNet>(BlockKind::basic, std::array<int64_t, 4>{2, 2, 2, 2},
                                                            classes, channels);
@@ -78,6 +85,39 @@ std::shared_ptr<Module> make_model(const std::string& arch, int64_t num_classes,
   TPP_CHECK(num_classes > 0 && in_channels > 0, "make_model: {} needs positive num_classes and in_channels, got {} and {}",
             arch, num_classes, in_channels);
   return a.make(num_classes, in_channels);
+}
+
+void initialize_weights(Module& model, const std::string& arch) {
+  find_arch(arch);
+  const bool vgg = arch.starts_with("vgg");
+  const bool torchvision = arch == "resnet18" || arch == "resnet34" || arch == "resnet50";
+  const NoGradGuard no_grad;
+  for (auto& [name, module] : model.named_modules()) {
+    if (auto* linear = dynamic_cast<Linear*>(module)) {
+      reset_parameters(*linear);
+      if (vgg) {
+        kaiming_normal_(linear->weight, FanMode::fan_in, "relu");
+        linear->bias.fill_(0);
+      }
+    } else if (auto* conv = dynamic_cast<Conv2d*>(module)) {
+      reset_parameters(*conv);
+      if (vgg) kaiming_normal_(conv->weight, FanMode::fan_in, "relu");
+      if (torchvision) kaiming_normal_(conv->weight, FanMode::fan_out, "relu");
+    } else if (auto* bn = dynamic_cast<BatchNorm2d*>(module)) {
+      reset_parameters(*bn);
+    }
+  }
+}
+
+std::shared_ptr<Module> make_model_with_widths(const std::string& arch, int64_t num_classes, int64_t in_channels,
+                                               const std::map<std::string, int64_t>& widths) {
+  const std::shared_ptr<Module> model = [&] {
+    const SkipInit values_come_later;
+    return make_model(arch, num_classes, in_channels);
+  }();
+  apply_widths(*model, widths);
+  initialize_weights(*model, arch);
+  return model;
 }
 
 Shape model_input_shape(const std::string& arch, int64_t channels, int64_t resolution) {

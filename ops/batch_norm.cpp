@@ -2,9 +2,11 @@
 // gradient right below the forward.
 #include "ops/batch_norm.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/distributed.h"
 #include "ops/checks.h"
 #include "ops/cpu/batch_norm.h"
 
@@ -83,6 +85,110 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
                 Tensor dx = need_x ? empty_like(xc) : Tensor();
                 Tensor dw = per_channel(need_w), db = per_channel(need_b);
                 cpu::batch_norm_backward(xc, dy.contiguous(), shape, w, stats, batch_stats, dx, dw, db);
+                return Grads{dx, dw, db};
+              });
+  return y;
+}
+
+namespace {
+
+// Combines the ranks' (count, mean, squared deviations) per channel, in rank
+// order (Chan et al.'s pairwise update): `gathered` is f64 [W, 3, C].
+struct GlobalMoments {
+  double count = 0;
+  std::vector<double> mean, squared_deviations;
+};
+
+GlobalMoments combine_moments(const Tensor& gathered, int64_t channels) {
+  const double* g = gathered.data<double>();
+  GlobalMoments out{0, std::vector<double>(channels, 0.0), std::vector<double>(channels, 0.0)};
+  for (int64_t r = 0; r < gathered.size(0); ++r) {
+    const double* row = g + r * 3 * channels;
+    const double n_b = row[0];
+    if (n_b == 0) continue;
+    const double n_a = out.count, n = n_a + n_b;
+    for (int64_t c = 0; c < channels; ++c) {
+      const double delta = row[channels + c] - out.mean[c];
+      out.mean[c] += delta * n_b / n;
+      out.squared_deviations[c] += row[2 * channels + c] + delta * delta * n_a * n_b / n;
+    }
+    out.count = n;
+  }
+  return out;
+}
+
+// This rank's [3, C]: count, mean, sum of squared deviations per channel.
+Tensor local_moments(const Tensor& xc, const cpu::BatchNormShape& shape) {
+  std::vector<double> mean, squared_deviations;
+  cpu::batch_norm_local_moments(xc, shape, mean, squared_deviations);
+  Tensor local = empty({3, shape.c}, {.dtype = DType::f64});
+  double* l = local.data<double>();
+  for (int64_t c = 0; c < shape.c; ++c) {
+    l[c] = static_cast<double>(shape.per_channel());
+    l[shape.c + c] = mean[c];
+    l[2 * shape.c + c] = squared_deviations[c];
+  }
+  return local;
+}
+
+}  // namespace
+
+Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, const std::shared_ptr<dist::Communicator>& comm,
+                         const BatchNormOptions& opts) {
+  TPP_CHECK(comm != nullptr, "sync_batch_norm2d: no communicator (x has shape {})", shape_str(x.sizes()));
+  if (!opts.training) return batch_norm2d(x, weight, bias, running_mean, running_var, opts);
+  check_inputs(x, weight, bias, running_mean, running_var, opts);
+  const Tensor xc = x.detach().contiguous();
+  const cpu::BatchNormShape shape{x.size(0), x.size(1), x.size(2) * x.size(3)};
+  const Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
+  const Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+
+  const GlobalMoments global = combine_moments(comm->all_gather(local_moments(xc, shape)), shape.c);
+  TPP_CHECK(global.count > 1,
+            "sync_batch_norm2d: expected more than 1 value per channel over all {} ranks when training but got x of "
+            "shape {}",
+            comm->world_size(), shape_str(x.sizes()));
+  cpu::ChannelStats stats{global.mean, std::vector<double>(shape.c)};
+  std::vector<double> unbiased_var(shape.c);
+  for (int64_t c = 0; c < shape.c; ++c) {
+    stats.invstd[c] = 1.0 / std::sqrt(global.squared_deviations[c] / global.count + opts.eps);
+    unbiased_var[c] = global.squared_deviations[c] / (global.count - 1);
+  }
+  Tensor y = empty_like(xc);
+  cpu::batch_norm_forward_eval(xc, shape, w, b, stats, y);
+  if (running_mean.defined()) {
+    cpu::update_running_stat(running_mean, stats.mean, opts.momentum);
+    cpu::update_running_stat(running_var, unbiased_var, opts.momentum);
+  }
+
+  const bool need_x = x.requires_grad(), need_w = weight.defined() && weight.requires_grad(),
+             need_b = bias.defined() && bias.requires_grad();
+  record_grad(y, "sync_batch_norm2d", {x, weight, bias},
+              [xc, w, shape, stats = std::move(stats), comm, count = global.count, need_x, need_w,
+               need_b](const Tensor& dy_in) {
+                const Tensor dy = dy_in.contiguous();
+                std::vector<double> sum_dy, sum_dy_centred;
+                cpu::batch_norm_backward_sums(xc, dy, shape, stats, sum_dy, sum_dy_centred);
+                Tensor dw, db;  // this rank's sums of dy * xhat and dy
+                if (need_w) {
+                  std::vector<double> sum_dy_xhat(sum_dy_centred);
+                  for (int64_t c = 0; c < shape.c; ++c) sum_dy_xhat[c] *= stats.invstd[c];
+                  dw = from_vector<double>(sum_dy_xhat, {shape.c}).to(xc.dtype());
+                }
+                if (need_b) db = from_vector<double>(sum_dy, {shape.c}).to(xc.dtype());
+                Tensor dx;
+                if (need_x) {  // the same on every rank (one model): all ranks join the all-reduce or none
+                  Tensor sums = empty({2, shape.c}, {.dtype = DType::f64});
+                  double* s = sums.data<double>();
+                  std::copy(sum_dy.begin(), sum_dy.end(), s);
+                  std::copy(sum_dy_centred.begin(), sum_dy_centred.end(), s + shape.c);
+                  comm->all_reduce(sums, dist::ReduceOp::sum);
+                  std::copy(s, s + shape.c, sum_dy.begin());
+                  std::copy(s + shape.c, s + 2 * shape.c, sum_dy_centred.begin());
+                  dx = empty_like(xc);
+                  cpu::batch_norm_backward_input(xc, dy, shape, w, stats, sum_dy, sum_dy_centred, count, dx);
+                }
                 return Grads{dx, dw, db};
               });
   return y;

@@ -1,7 +1,13 @@
 // Batch normalisation over the channels of an NCHW tensor.
 #pragma once
 
+#include <memory>
+
 #include "engine/tensor.h"
+
+namespace tpp::dist {
+class Communicator;
+}
 
 namespace tpp::ops {
 
@@ -20,5 +26,20 @@ struct BatchNormOptions {
 // weight and bias may each be undefined (no affine transform).
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                     const Tensor& running_var, const BatchNormOptions& opts = {});
+
+// Synchronised batch norm for data-parallel training: in training mode the
+// statistics are those of the batches of every rank of `comm` together, as if
+// one process normalised their concatenation (eval mode is batch_norm2d).
+// Forward gathers each rank's per-channel count, mean and sum of squared
+// deviations and combines them in rank order (the same numbers on every
+// rank); the running statistics get the global mean and unbiased variance.
+// Backward all-reduces the per-channel sums of dy and dy·(x − mean), so dx
+// is the gradient of the SUM of the ranks' losses; weight and bias get this
+// rank's share, which the gradient average over ranks completes. Every rank
+// must call it (and its backward) in the same order; `comm` is kept alive by
+// the graph.
+Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, const std::shared_ptr<dist::Communicator>& comm,
+                         const BatchNormOptions& opts = {});
 
 }  // namespace tpp::ops

@@ -105,6 +105,7 @@ VGG_CONFIGS = {
     "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
+    "vgg_small": [32, "M", 64, "M", 128],
 }
 
 
@@ -211,6 +212,7 @@ ARCHS = {
     "vgg13": (lambda k, c: CifarVGG(VGG_CONFIGS["vgg13"], k, c), CIFAR),
     "vgg16": (lambda k, c: CifarVGG(VGG_CONFIGS["vgg16"], k, c), CIFAR),
     "vgg19": (lambda k, c: CifarVGG(VGG_CONFIGS["vgg19"], k, c), ([3, 32, 32], 100)),
+    "vgg_small": (lambda k, c: CifarVGG(VGG_CONFIGS["vgg_small"], k, c), ([1, 28, 28], 10)),
     "resnet18": (lambda k, c: ImageNetResNet(BasicBlock, [2, 2, 2, 2], k, c), ([3, 224, 224], 1000)),
     "resnet34": (lambda k, c: ImageNetResNet(BasicBlock, [3, 4, 6, 3], k, c), ([3, 224, 224], 1000)),
     "resnet50": (lambda k, c: ImageNetResNet(Bottleneck, [3, 4, 6, 3], k, c), ([3, 224, 224], 1000)),

@@ -128,7 +128,89 @@ void backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const 
   }
 }
 
+template <class T>
+void local_moments(const Tensor& x, const BatchNormShape& s, std::vector<double>& mean, std::vector<double>& m2) {
+  mean.assign(s.c, 0);
+  m2.assign(s.c, 0);
+  if (s.per_channel() == 0) return;
+  const T* px = x.data<T>();
+  const double count = static_cast<double>(s.per_channel());
+#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
+  for (int64_t c = 0; c < s.c; ++c) {
+    const auto [channel_mean, var] = channel_moments(px, s, c);
+    mean[c] = channel_mean;
+    m2[c] = var * count;
+  }
+}
+
+template <class T>
+void backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const ChannelStats& stats,
+                   std::vector<double>& sum_dy, std::vector<double>& sum_dy_centred) {
+  const T* px = x.data<T>();
+  const T* g = dy.data<T>();
+  sum_dy.assign(s.c, 0);
+  sum_dy_centred.assign(s.c, 0);
+#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
+  for (int64_t c = 0; c < s.c; ++c) {
+    const double mean = stats.mean[c];
+    double a = 0, b = 0;
+    for (int64_t n = 0; n < s.n; ++n) {
+      const int64_t base = (n * s.c + c) * s.hw;
+#pragma omp simd reduction(+ : a, b)
+      for (int64_t i = 0; i < s.hw; ++i) {
+        a += g[base + i];
+        b += static_cast<double>(g[base + i]) * (static_cast<double>(px[base + i]) - mean);
+      }
+    }
+    sum_dy[c] = a;
+    sum_dy_centred[c] = b;
+  }
+}
+
+template <class T>
+void backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                    const ChannelStats& stats, const std::vector<double>& sum_dy,
+                    const std::vector<double>& sum_dy_centred, double count, const Tensor& dx) {
+  const T* px = x.data<T>();
+  const T* g = dy.data<T>();
+  const T* w = optional_data<T>(weight);
+  T* pdx = dx.data<T>();
+#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
+  for (int64_t c = 0; c < s.c; ++c) {
+    const double invstd = stats.invstd[c];
+    const double a = (w ? w[c] : 1.0) * invstd;
+    const double k = -a * sum_dy_centred[c] * invstd * invstd / count;  // sum dy*xhat = sum_dy_centred * invstd
+    const double k0 = -a * sum_dy[c] / count;
+    const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0), tm = static_cast<T>(stats.mean[c]);
+    for (int64_t n = 0; n < s.n; ++n) {
+      const int64_t base = (n * s.c + c) * s.hw;
+#pragma omp simd
+      for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * (px[base + i] - tm) + tk0;
+    }
+  }
+}
+
 }  // namespace
+
+void batch_norm_local_moments(const Tensor& x, const BatchNormShape& s, std::vector<double>& mean,
+                              std::vector<double>& squared_deviations) {
+  dispatch_floating(x.dtype(), "sync_batch_norm2d",
+                    [&](auto type) { local_moments<decltype(type)>(x, s, mean, squared_deviations); });
+}
+
+void batch_norm_backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const ChannelStats& stats,
+                              std::vector<double>& sum_dy, std::vector<double>& sum_dy_centred) {
+  dispatch_floating(x.dtype(), "sync_batch_norm2d backward",
+                    [&](auto type) { backward_sums<decltype(type)>(x, dy, s, stats, sum_dy, sum_dy_centred); });
+}
+
+void batch_norm_backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                               const ChannelStats& stats, const std::vector<double>& sum_dy,
+                               const std::vector<double>& sum_dy_centred, double count, const Tensor& dx) {
+  dispatch_floating(x.dtype(), "sync_batch_norm2d backward", [&](auto type) {
+    backward_input<decltype(type)>(x, dy, s, weight, stats, sum_dy, sum_dy_centred, count, dx);
+  });
+}
 
 void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
                               double eps, const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var) {

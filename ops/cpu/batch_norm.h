@@ -33,6 +33,23 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape
                          const ChannelStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dweight,
                          const Tensor& dbias);
 
+// Pieces of synchronised batch norm, whose statistics span the batches of
+// several processes (ops::sync_batch_norm2d combines them in between).
+//
+// This process's per-channel mean and sum of squared deviations from it
+// (both 0 for a channel without values).
+void batch_norm_local_moments(const Tensor& x, const BatchNormShape& s, std::vector<double>& mean,
+                              std::vector<double>& squared_deviations);
+// Per channel: sum dy and sum dy * (x - stats.mean) over this process's values.
+void batch_norm_backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const ChannelStats& stats,
+                              std::vector<double>& sum_dy, std::vector<double>& sum_dy_centred);
+// dx of batch statistics over `count` values in all, given the sums of
+// batch_norm_backward_sums() over all of them:
+//   dx = w * invstd * (dy - [sum dy + xhat * sum dy * xhat] / count).
+void batch_norm_backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                               const ChannelStats& stats, const std::vector<double>& sum_dy,
+                               const std::vector<double>& sum_dy_centred, double count, const Tensor& dx);
+
 // r = (1 - momentum) * r + momentum * value, in place on contiguous [C] tensors.
 void update_running_stat(const Tensor& running, const std::vector<double>& value, double momentum);
 

@@ -424,7 +424,7 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, c
 
 void conv2d_backward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
                      const Tensor& dw, const Tensor& db) {
-  dispatch_floating(x.dtype(), "conv2d backward", [&](auto type) {
+  dispatch_floating(w.dtype(), "conv2d backward", [&](auto type) {
     using T = decltype(type);
     backward_impl<T>(g, data_or_null<T>(x), w.data<T>(), dy.data<T>(), data_or_null<T>(dx), data_or_null<T>(dw),
                      data_or_null<T>(db));

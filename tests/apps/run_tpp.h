@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <string>
 
+#include "data/catalog.h"
+
 namespace tpp::testing {
 
 struct TppRun {
@@ -31,4 +33,20 @@ inline TppRun run_tpp(const std::string& args, const std::string& env = "") {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
+// Whether Fashion-MNIST (Debian's dataset-fashion-mnist, or $TPP_DATA) is there.
+inline bool have_fashion_mnist() {
+  try {
+    tpp::data::locate_dataset("fashion-mnist", tpp::data::resolve_data_root(""));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 }  // namespace tpp::testing
+
+#define REQUIRE_FASHION_MNIST()                                                               \
+  if (!tpp::testing::have_fashion_mnist()) {                                                  \
+    MESSAGE("skipped: no Fashion-MNIST (install dataset-fashion-mnist or set TPP_DATA)");     \
+    return;                                                                                   \
+  }

@@ -32,6 +32,34 @@ TEST_CASE("tpp info: the table ends with the totals; mlp7_linear on MNIST runs a
   CHECK(run.output.find("flops                   306,800  (0.307 MFLOPs") != std::string::npos);
 }
 
+TEST_CASE("tpp info --buckets --json: resnet56's gradients per step are its 853,018 parameters (with BN) in buckets") {
+  const Run run = run_tpp("info --arch resnet56 --dataset cifar10 --buckets --bucket-mb 1 --json");
+  REQUIRE_MESSAGE(run.status == 0, run.output);
+  const auto out = nlohmann::json::parse(run.output);
+  const int64_t bytes = out["gradient_bytes_per_step"];
+  const int64_t tensors = out["parameter_tensors"];
+  CHECK(tensors == 3 + 27 * 6 + 2);  // conv1 + bn1 (weight, bias), 27 blocks of two convs and two BNs, fc
+  CHECK(bytes >= 853018 * 4);
+  CHECK(bytes < (853018 + 16 * tensors) * 4);  // at most the 64-byte alignment between tensors
+  CHECK(out["bucket_bytes"] == 1 << 20);
+  int64_t sum = 0;
+  for (const auto& b : out["buckets"]) {
+    sum += b["bytes"].get<int64_t>();
+    CHECK(b["bytes"].get<int64_t>() <= 1 << 20);
+  }
+  CHECK(sum == bytes);
+  CHECK(out["buckets"][0]["first"] == "fc.bias");  // backward's first gradients
+  CHECK(out["buckets"].back()["last"] == "conv1.weight");
+}
+
+TEST_CASE("tpp info --buckets: the table names the bytes per step and each bucket") {
+  const Run run = run_tpp("info --arch mlp7_linear --dataset mnist --buckets");
+  REQUIRE_MESSAGE(run.status == 0, run.output);
+  CHECK(run.output.find("gradients all-reduced per step: ") != std::string::npos);
+  CHECK(run.output.find("buckets of up to 16 MiB, in the order backward fills them: 1") != std::string::npos);
+  CHECK(run.output.find("net.12.bias .. net.0.weight") != std::string::npos);
+}
+
 TEST_CASE("tpp info: an unknown dataset is a one-line error listing the known ones") {
   const Run run = run_tpp("info --arch resnet56 --dataset svhn");
   CHECK(run.status == 1);

@@ -39,21 +39,6 @@ struct Scratch {
 // inherit this (a setting given by the caller stays).
 const bool kPassiveOpenMp = ::setenv("OMP_WAIT_POLICY", "passive", 0) == 0;
 
-bool have_fashion_mnist() {
-  try {
-    tpp::data::locate_dataset("fashion-mnist", tpp::data::resolve_data_root(""));
-    return true;
-  } catch (const tpp::Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_DATA()                                                                         \
-  if (!have_fashion_mnist()) {                                                                 \
-    MESSAGE("skipped: no Fashion-MNIST (install dataset-fashion-mnist or set TPP_DATA)");       \
-    return;                                                                                    \
-  }
-
 // mlp7_linear (no BN) on 200 images, epochs of 4 steps: a fraction of a second each.
 std::string tiny_mlp(int epochs, const std::string& lr_schedule = "0:0.05,1:0.01") {
   return "train --arch mlp7_linear --dataset fashion-mnist --batch-size 50 --limit 200 --test-limit 100 --workers 0 "
@@ -99,7 +84,7 @@ std::vector<std::string> differing_tensors(const fs::path& a, const fs::path& b)
 TEST_SUITE("apps") {
 
 TEST_CASE("tpp train: a tiny run writes config.toml, log.jsonl, checkpoints, summary.json and report.html") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("files");
   const fs::path run_dir = scratch / "run";
   const Run run = run_tpp(kTinyMlp + " --out " + run_dir.string());
@@ -191,7 +176,7 @@ TEST_CASE("tpp train: CIFAR-10 (files in the binary format) trains a 3-channel R
 }
 
 TEST_CASE("tpp train: the run's config.toml read back with --config gives the same config and the same weights") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("roundtrip");
   const Run first = run_tpp(kTinyMlp + " --seed 7 --momentum 0.8 --nesterov --out " + scratch / "a");
   REQUIRE_MESSAGE(first.status == 0, first.output);
@@ -203,7 +188,7 @@ TEST_CASE("tpp train: the run's config.toml read back with --config gives the sa
 }
 
 TEST_CASE("tpp train: flags override the --config file") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("override");
   {
     std::ofstream toml(scratch.dir / "x.toml");
@@ -221,7 +206,7 @@ TEST_CASE("tpp train: flags override the --config file") {
 }
 
 TEST_CASE("tpp train: an existing run directory is refused without --overwrite, and nothing in it changes") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("exists");
   const fs::path run_dir = scratch / "run";
   REQUIRE(run_tpp(kTinyMlp + " --out " + run_dir.string()).status == 0);
@@ -311,7 +296,7 @@ TEST_CASE("tpp train: --device cuda says this build has no CUDA backend; a bad d
 }
 
 TEST_CASE("tpp train: a loss that turns NaN stops the run with one line naming the step, and summary.json says so") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("diverge");
   const Run run = run_tpp(tiny_mlp(2, "0:1000") + " --out " + scratch / "run");
   CHECK(run.status == 1);
@@ -327,7 +312,7 @@ TEST_CASE("tpp train: a loss that turns NaN stops the run with one line naming t
 }
 
 TEST_CASE("tpp train: with TPP_SYNC_DEBUG=1 the message names the op that produced the first non-finite value") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("sync_debug");
   const Run run = run_tpp(tiny_mlp(2, "0:1000") + " --out " + scratch / "run", "TPP_SYNC_DEBUG=1");
   CHECK(run.status == 1);
@@ -338,7 +323,7 @@ TEST_CASE("tpp train: with TPP_SYNC_DEBUG=1 the message names the op that produc
 }
 
 TEST_CASE("tpp train: --on-nan goes into config.toml, log.jsonl counts skipped steps, and a bad value is refused") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("on_nan");
   const Run run = run_tpp(tiny_mlp(1) + " --on-nan skip --out " + scratch / "run");
   REQUIRE_MESSAGE(run.status == 0, run.output);
@@ -353,7 +338,7 @@ TEST_CASE("tpp train: --on-nan goes into config.toml, log.jsonl counts skipped s
 }
 
 TEST_CASE("tpp train: --resume needs a run directory and takes no --out or --overwrite") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("resume_bad");
   const Run missing = run_tpp("train --resume " + scratch / "nothing");
   CHECK(missing.status != 0);
@@ -370,7 +355,7 @@ TEST_CASE("tpp train: --resume needs a run directory and takes no --out or --ove
 }
 
 TEST_CASE("tpp train: --resume refuses a checkpoint of another arch, and leaves the run as it was") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("resume_arch");
   const std::string dir = scratch / "run";
   REQUIRE(run_tpp(tiny_mlp(1) + " --out " + dir).status == 0);
@@ -385,7 +370,7 @@ TEST_CASE("tpp train: --resume refuses a checkpoint of another arch, and leaves 
 }
 
 TEST_CASE("tpp train: --resume after 2 of 4 epochs ends with the same bits as 4 epochs straight (BN, momentum, LR)") {
-  REQUIRE_DATA();
+  REQUIRE_FASHION_MNIST();
   const Scratch scratch("resume");
   // resnet20 has BN running statistics; the LR drops at epoch 3, after the resume.
   const std::string recipe =

@@ -2,6 +2,8 @@
 // `mpirun -np 2` (tests/CMakeLists.txt; only in builds with MPI).
 //   tpp_mpi_selftest collectives   every collective, checked on every rank
 //   tpp_mpi_selftest data-parallel mlp7_linear SGD steps on a split batch = one process on the whole batch
+//   tpp_mpi_selftest sync-bn       synchronised BN = one process on the concatenated batch (mpi_training.cpp)
+//   tpp_mpi_selftest tpp-step      the Trainer with TPP's hooks = one process with the doubled batch (mpi_training.cpp)
 //   tpp_mpi_selftest exit-early    the last rank exits before the first collective
 //   tpp_mpi_selftest stall         the last rank sleeps instead (the others time out)
 //   tpp_mpi_selftest throw         the last rank fails with an error
@@ -22,6 +24,7 @@
 #include "models/data_parallel.h"
 #include "models/zoo.h"
 #include "ops/loss.h"
+#include "tests/dist/mpi_training.h"
 
 using namespace tpp;
 
@@ -224,11 +227,13 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "collectives";
   const dist::LaunchEnv env = dist::detect_launch_env();
   try {
-    const auto comm = dist::make_communicator(Device::cpu());
+    const std::shared_ptr<dist::Communicator> comm = dist::make_communicator(Device::cpu());
     if (mode == "collectives") return run_collectives(*comm);
     if (mode == "data-parallel") return run_data_parallel(*comm);
+    if (mode == "sync-bn") return testing::run_sync_batch_norm(comm);
+    if (mode == "tpp-step") return testing::run_tpp_step(comm);
     if (mode == "exit-early" || mode == "stall" || mode == "throw") return run_failure(*comm, mode);
-    fail("unknown mode '{}' (collectives, data-parallel, exit-early, stall, throw)", mode);
+    fail("unknown mode '{}' (collectives, data-parallel, sync-bn, tpp-step, exit-early, stall, throw)", mode);
   } catch (const std::exception& e) {
     dist::abort_job(fmt::format("mpi_selftest: rank {} of {}: error: {}", env.rank, env.world_size, e.what()), 1);
   }

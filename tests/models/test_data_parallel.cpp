@@ -4,8 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "models/data_parallel.h"
+#include "models/layers.h"
 #include "models/zoo.h"
 
 using namespace tpp;
@@ -59,6 +61,66 @@ TEST_CASE("in one process, averaging gradients and broadcasting the model change
   const auto before = arena.params.to_vector<float>();
   broadcast_model(*comm, *model);
   CHECK(arena.params.to_vector<float>() == before);
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("data_parallel") {
+
+TEST_CASE("--distributed off, or no launcher: one process, rank 0 of 1, the single-process backend") {
+  const DistributedContext off = init_distributed(parse_distributed_mode("off"));
+  CHECK(off.world_size == 1);
+  CHECK(off.is_root());
+  CHECK_FALSE(off.distributed());
+  CHECK(off.comm->backend() == "single");
+  CHECK(parse_distributed_mode("auto") == DistributedMode::automatic);
+  CHECK_THROWS_WITH(parse_distributed_mode("on"), "--distributed: expected auto or off but got 'on'");
+}
+
+TEST_CASE("in one process, broadcast_indices and broadcast_text keep rank 0's values") {
+  const auto comm = dist::make_single_process_communicator();
+  std::vector<int64_t> indices{5, 0, 1LL << 40};
+  broadcast_indices(*comm, indices);
+  CHECK(indices == std::vector<int64_t>{5, 0, 1LL << 40});
+  std::vector<int64_t> none;
+  broadcast_indices(*comm, none);
+  CHECK(none.empty());
+  std::string text = "runs/x";
+  broadcast_text(*comm, text);
+  CHECK(text == "runs/x");
+}
+
+TEST_CASE("run_on_root runs the work on rank 0 and turns its failure into every rank's error") {
+  const auto comm = dist::make_single_process_communicator();
+  int runs = 0;
+  run_on_root(*comm, [&] { ++runs; });
+  CHECK(runs == 1);
+  CHECK_THROWS_WITH(run_on_root(*comm, [] { throw std::runtime_error("runs/x is not empty"); }), "runs/x is not empty");
+}
+
+TEST_CASE("set_sync_batch_norm switches every BatchNorm2d, and back") {
+  auto model = make_model("resnet20", 10);
+  const std::shared_ptr<dist::Communicator> comm = dist::make_single_process_communicator();
+  CHECK(set_sync_batch_norm(*model, comm) == 19);
+  int synced = 0;
+  for (auto& [name, m] : model->named_modules())
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(m)) synced += bn->sync == comm;
+  CHECK(synced == 19);
+  CHECK(set_sync_batch_norm(*model, nullptr) == 19);
+  for (auto& [name, m] : model->named_modules())
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(m)) CHECK(bn->sync == nullptr);
+}
+
+TEST_CASE("in one process, average_buffers leaves the BN statistics as they are") {
+  auto model = make_model("resnet20", 10);
+  const auto comm = dist::make_single_process_communicator();
+  std::vector<std::vector<float>> before;
+  for (const auto& [name, b] : model->named_buffers())
+    if (b.dtype() == DType::f32) before.push_back(b.to_vector<float>());
+  average_buffers(*comm, *model);
+  size_t i = 0;
+  for (const auto& [name, b] : model->named_buffers())
+    if (b.dtype() == DType::f32) CHECK(b.to_vector<float>() == before[i++]);
 }
 
 }  // TEST_SUITE

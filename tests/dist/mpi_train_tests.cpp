@@ -1,0 +1,257 @@
+// `tpp train` under `mpirun -np 2` (built with MPI only; ctest labels unit
+// and mpi): two ranks with batch B give the run of one process with batch 2B;
+// a rank that dies or fails ends the whole job, with an error, soon.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "data/catalog.h"
+#include "engine/safetensors.h"
+#include "tests/apps/run_tpp.h"
+
+namespace fs = std::filesystem;
+using Run = tpp::testing::TppRun;
+
+namespace {
+
+// OpenMPI as root (CI containers), two ranks on fewer cores, shared-memory
+// copies without cross-process reads; one OpenMP thread per rank. A setting
+// given by the caller (ctest's ENVIRONMENT) stays.
+const bool kMpiEnvironment = [] {
+  for (const auto& [name, value] : {std::pair{"OMPI_ALLOW_RUN_AS_ROOT", "1"}, {"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"},
+                                    {"OMPI_MCA_rmaps_base_oversubscribe", "1"},
+                                    {"OMPI_MCA_btl_vader_single_copy_mechanism", "none"}, {"OMP_NUM_THREADS", "1"},
+                                    {"OMP_WAIT_POLICY", "passive"}})
+    ::setenv(name, value, 0);
+  return true;
+}();
+
+const std::string kTpp = (fs::path(TPP_BINARY_DIR) / "tpp").string();
+
+// A shell command's exit code, output and wall time; `timeout` guards against a hang.
+struct Shell {
+  int status;
+  std::string output;
+  double seconds;
+};
+
+Shell shell(const std::string& command, int max_seconds = 240) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string guarded = "timeout --kill-after=5 " + std::to_string(max_seconds) + " " + command + " 2>&1";
+  FILE* pipe = popen(guarded.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buffer[4096];
+  while (const size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output, seconds};
+}
+
+std::string mpirun(int ranks, const std::string& args) {
+  return std::string(TPP_MPIEXEC) + " -n " + std::to_string(ranks) + " " + kTpp + " " + args;
+}
+
+struct Scratch {
+  fs::path dir;
+  explicit Scratch(const std::string& name)
+      : dir(fs::temp_directory_path() / ("tpp_test_mpi_train_" + std::to_string(::getpid()) + "_" + name)) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  ~Scratch() { fs::remove_all(dir); }
+  std::string operator/(const std::string& name) const { return (dir / name).string(); }
+};
+
+bool have_fashion_mnist() {
+  try {
+    tpp::data::locate_dataset("fashion-mnist", tpp::data::resolve_data_root(""));
+    return true;
+  } catch (const tpp::Error&) {
+    return false;
+  }
+}
+
+#define REQUIRE_DATA()                                                                   \
+  if (!have_fashion_mnist()) {                                                           \
+    MESSAGE("skipped: no Fashion-MNIST (install dataset-fashion-mnist or set TPP_DATA)"); \
+    return;                                                                              \
+  }
+
+// mlp7_linear on 200 Fashion-MNIST images, momentum and weight decay; B is per rank.
+std::string mlp_run(int64_t batch, int epochs, const std::string& out,
+                    const std::string& lr_schedule = "0:0.05,1:0.01") {
+  return "train --arch mlp7_linear --dataset fashion-mnist --limit 200 --test-limit 100 --workers 0 --seed 3 "
+         "--momentum 0.9 --weight-decay 5e-4 --lr-schedule " +
+         lr_schedule + " --batch-size " + std::to_string(batch) + " --epochs " + std::to_string(epochs) +
+         " --out " + out;
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// The largest |a - b| / (1 + |b|) over every tensor of two checkpoints
+// (weights, BN statistics, momentum buffers): an absolute difference for
+// values up to 1, relative above; infinite when their tensors differ in names
+// or shapes. `where` names the tensor.
+double max_difference(const fs::path& a, const fs::path& b, std::string* where = nullptr) {
+  const auto fa = tpp::load_safetensors(a), fb = tpp::load_safetensors(b);
+  if (fa.tensors.size() != fb.tensors.size()) return INFINITY;
+  double worst = 0;
+  for (const auto& [name, t] : fa.tensors) {
+    const auto it = fb.tensors.find(name);
+    if (it == fb.tensors.end() || it->second.sizes() != t.sizes() || it->second.dtype() != t.dtype())
+      return INFINITY;
+    if (!tpp::is_floating(t.dtype()) || name == "train.best_test_acc") continue;
+    const auto x = t.to(tpp::DType::f64).to_vector<double>(), y = it->second.to(tpp::DType::f64).to_vector<double>();
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double diff = std::abs(x[i] - y[i]) / (1 + std::abs(y[i]));
+      if (diff > worst && where) *where = name;
+      worst = std::max(worst, diff);
+    }
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_SUITE("mpi") {
+
+TEST_CASE("mpirun -np 2 tpp train with batch 25 gives the weights of one process with batch 50") {
+  REQUIRE_DATA();
+  const Scratch scratch("equal");
+  const Shell two = shell(mpirun(2, mlp_run(25, 2, scratch / "two")));
+  REQUIRE_MESSAGE(two.status == 0, two.output);
+  const Run one = tpp::testing::run_tpp(mlp_run(50, 2, scratch / "one"));
+  REQUIRE_MESSAGE(one.status == 0, one.output);
+
+  std::string where;
+  const double diff = max_difference(scratch.dir / "two/last.safetensors", scratch.dir / "one/last.safetensors", &where);
+  MESSAGE("max |two ranks - one process| over weights and momentum after 2 epochs: " << diff << " at " << where);
+  CHECK(diff <= 1e-5);
+
+  // Rank 0 speaks and writes for the job; the global numbers are one process's.
+  CHECK(two.output.find("data-parallel over 2 ranks (OpenMPI, mpi backend): batch 25 per rank, global batch 50") !=
+        std::string::npos);
+  CHECK(count(two.output, "epoch 2/2  train loss") == 1);
+  CHECK(count(two.output, "train: final test accuracy") == 1);
+  const auto log_two = read_jsonl(scratch.dir / "two/log.jsonl"), log_one = read_jsonl(scratch.dir / "one/log.jsonl");
+  REQUIRE(log_two.size() == 2);
+  REQUIRE(log_one.size() == 2);
+  for (size_t e = 0; e < 2; ++e) {
+    CHECK(log_two[e]["test_acc"] == log_one[e]["test_acc"]);
+    CHECK(log_two[e]["train_acc"] == log_one[e]["train_acc"]);
+    CHECK(log_two[e]["train_loss"].get<double>() == doctest::Approx(log_one[e]["train_loss"].get<double>()).epsilon(1e-5));
+    CHECK(log_two[e]["test_loss"].get<double>() == doctest::Approx(log_one[e]["test_loss"].get<double>()).epsilon(1e-5));
+  }
+  std::ifstream summary_file(scratch.dir / "two/summary.json");
+  const auto summary = nlohmann::json::parse(summary_file);
+  CHECK(summary["status"] == "finished");
+  CHECK(summary["world_size"] == 2);
+  CHECK(summary["global_batch_size"] == 50);
+}
+
+TEST_CASE("mpirun -np 2 tpp train --resume continues the two-rank run exactly") {
+  REQUIRE_DATA();
+  const Scratch scratch("resume");
+  const Shell straight = shell(mpirun(2, mlp_run(25, 2, scratch / "straight")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  const Shell first = shell(mpirun(2, mlp_run(25, 1, scratch / "resumed")));
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  const Shell second = shell(mpirun(2, "train --resume " + (scratch / "resumed") + " --epochs 2"));
+  REQUIRE_MESSAGE(second.status == 0, second.output);
+  CHECK(second.output.find("resuming after epoch 1") != std::string::npos);
+  CHECK(max_difference(scratch.dir / "straight/last.safetensors", scratch.dir / "resumed/last.safetensors") == 0);
+}
+
+TEST_CASE("mpirun -np 2 tpp train --sync-bn: ResNet-20's weights and BN statistics are one process's") {
+  REQUIRE_DATA();
+  const Scratch scratch("sync_bn");
+  const auto run = [&](int64_t batch, const std::string& out) {
+    return "train --arch resnet20 --dataset fashion-mnist --limit 32 --test-limit 16 --workers 0 --seed 5 --epochs 1 "
+           "--lr-schedule 0:0.05 --batch-size " +
+           std::to_string(batch) + " --out " + out;
+  };
+  const Shell two = shell(mpirun(2, run(8, scratch / "two") + " --sync-bn"));
+  REQUIRE_MESSAGE(two.status == 0, two.output);
+  CHECK(two.output.find("synchronised BN") != std::string::npos);
+  const Run one = tpp::testing::run_tpp(run(16, scratch / "one"));
+  REQUIRE_MESSAGE(one.status == 0, one.output);
+  std::string where;
+  const double diff = max_difference(scratch.dir / "two/last.safetensors", scratch.dir / "one/last.safetensors", &where);
+  MESSAGE("ResNet-20, sync BN, 2 steps: max |two ranks - one process| / (1 + |one process|) = " << diff << " at "
+                                                                                              << where);
+  // f32 through 19 batch-statistics backward passes: one process with two
+  // BLAS threads instead of one differs from itself by 4e-4 here (measured);
+  // per-rank BN differs by 0.3.
+  CHECK(diff <= 1e-3);
+}
+
+TEST_CASE("a loss that turns NaN stops both ranks at the same step, and rank 0's summary.json says so") {
+  REQUIRE_DATA();
+  const Scratch scratch("diverge");
+  const Shell job = shell(mpirun(2, mlp_run(25, 2, scratch / "run", "0:1000")), 90);
+  CHECK(job.status != 0);
+  CHECK(job.seconds < 60);
+  CHECK(job.output.find("did not complete") == std::string::npos);  // no rank was left waiting
+  CHECK(count(job.output, "; stopping (--on-nan stop): lower the learning rate") >= 1);
+  std::ifstream summary_file(scratch.dir / "run/summary.json");
+  REQUIRE(summary_file.good());
+  const auto summary = nlohmann::json::parse(summary_file);
+  CHECK(summary["status"] == "failed");
+  CHECK(summary["error"].get<std::string>().starts_with("train: non-finite loss ("));
+}
+
+TEST_CASE("a rank killed mid-training: the other exits with an error within the collective timeout") {
+  REQUIRE_DATA();
+  const Scratch scratch("killed");
+  const std::string out = scratch / "run";
+  const std::string args = mlp_run(25, 100, out);
+  // Rank 1 is a shell that starts tpp, kills it once rank 0 has logged an
+  // epoch, and lives on: only the collective timeout can free rank 0.
+  const std::string rank1 = "bash -c '" + kTpp + " " + args + " & pid=$!; while [ ! -s " + out +
+                            "/log.jsonl ]; do sleep 0.05; done; kill -9 $pid; sleep 120'";
+  const Shell job = shell("env TPP_COLLECTIVE_TIMEOUT=5 " + std::string(TPP_MPIEXEC) + " -n 1 " + kTpp + " " + args +
+                              " : -n 1 " + rank1,
+                          90);
+  MESSAGE(job.output);
+  CHECK(job.status != 0);
+  CHECK(job.seconds < 60);  // the job ended by itself, long before the guard's 90 s
+  CHECK(job.output.find("tpp: rank 0 of 2: ") != std::string::npos);
+  CHECK(job.output.find("did not complete within 5 s (TPP_COLLECTIVE_TIMEOUT)") != std::string::npos);
+}
+
+TEST_CASE("a rank that fails with an error ends every rank at once, with its message") {
+  REQUIRE_DATA();
+  const Scratch scratch("throws");
+  // Rank 1 alone gets an LR schedule it refuses, after the job has started.
+  const Shell job = shell("env TPP_COLLECTIVE_TIMEOUT=120 " + std::string(TPP_MPIEXEC) + " -n 1 " + kTpp + " " +
+                              mlp_run(25, 2, scratch / "run") + " : -n 1 " + kTpp + " " +
+                              mlp_run(25, 2, scratch / "run", "0:-1"),
+                          90);
+  MESSAGE(job.output);
+  CHECK(job.status != 0);
+  CHECK(job.seconds < 60);  // far below the collective timeout
+  CHECK(job.output.find("tpp: error on rank 1: lr schedule '0:-1': epoch and lr must be >= 0 in '0:-1'") !=
+        std::string::npos);
+}
+
+}  // TEST_SUITE
