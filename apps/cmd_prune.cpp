@@ -200,25 +200,7 @@ CLI::App* add_prune_command(CLI::App& app) {
                 "sparsity, sparsity_with_bn, speedup")
       ->configurable(false);
   add_pipeline_options(sub, *c);
-  CLI::Option* out =
-      sub->add_option("--out", c->out, "Run directory (default: runs/prune-<method>-<time>)")->configurable(false);
-  CLI::Option* overwrite =
-      sub->add_flag("--overwrite", c->overwrite, "Replace the run in an existing --out directory")->configurable(false);
-  sub->add_option_function<std::string>(
-         "--resume",
-         [c, config](const std::string& dir) {
-           c->resume = dir;
-           const fs::path file = fs::path(dir) / "config.toml";
-           if (!fs::is_regular_file(file))
-             throw CLI::ValidationError("--resume", fmt::format("{} has no config.toml (not a run directory)", dir));
-           config->add_result(file.string());
-         },
-         "Continue the pruning run in RUN_DIR from its last checkpoint")
-      ->type_name("RUN_DIR")
-      ->configurable(false)
-      ->trigger_on_parse()
-      ->excludes(out)
-      ->excludes(overwrite);
+  add_run_dir_options(sub, config, c->out, c->overwrite, c->resume, "runs/prune-<method>-<time>");
   register_command(sub, [o, c, sub, config] {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "prune: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);

@@ -328,27 +328,7 @@ CLI::App* add_train_command(CLI::App& app) {
                   "(counted in log.jsonl); TPP_SYNC_DEBUG=1 names the op that produced it")
       ->capture_default_str()
       ->check(CLI::IsMember({"stop", "skip"}));
-  CLI::Option* out =
-      sub->add_option("--out", c->out, "Run directory (default: runs/<arch>-<dataset>-<time>)")->configurable(false);
-  CLI::Option* overwrite =
-      sub->add_flag("--overwrite", c->overwrite, "Replace the run in an existing --out directory")->configurable(false);
-  // The run's own config.toml is read as if given with --config, so the
-  // options are the run's and flags still override them (--epochs to extend).
-  sub->add_option_function<std::string>(
-         "--resume",
-         [c, config](const std::string& dir) {
-           c->resume = dir;
-           const fs::path file = fs::path(dir) / "config.toml";
-           if (!fs::is_regular_file(file))
-             throw CLI::ValidationError("--resume", fmt::format("{} has no config.toml (not a run directory)", dir));
-           config->add_result(file.string());
-         },
-         "Continue the run in RUN_DIR from its last checkpoint")
-      ->type_name("RUN_DIR")
-      ->configurable(false)
-      ->trigger_on_parse()
-      ->excludes(out)
-      ->excludes(overwrite);
+  add_run_dir_options(sub, config, c->out, c->overwrite, c->resume, "runs/<arch>-<dataset>-<time>");
   register_command(sub, [c, sub, config] {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "train: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);

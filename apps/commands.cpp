@@ -1,5 +1,7 @@
 #include "apps/commands.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -82,6 +84,29 @@ int run_selected(CLI::App& app) {
     return it->second();
   }
   return 0;
+}
+
+void add_run_dir_options(CLI::App* sub, CLI::Option* config, std::string& out, bool& overwrite, std::string& resume,
+                         const std::string& default_out) {
+  CLI::Option* out_option =
+      sub->add_option("--out", out, fmt::format("Run directory (default: {})", default_out))->configurable(false);
+  CLI::Option* overwrite_option =
+      sub->add_flag("--overwrite", overwrite, "Replace the run in an existing --out directory")->configurable(false);
+  sub->add_option_function<std::string>(
+         "--resume",
+         [&resume, config](const std::string& dir) {
+           resume = dir;
+           const std::filesystem::path file = std::filesystem::path(dir) / "config.toml";
+           if (!std::filesystem::is_regular_file(file))
+             throw CLI::ValidationError("--resume", fmt::format("{} has no config.toml (not a run directory)", dir));
+           config->add_result(file.string());
+         },
+         "Continue the run in RUN_DIR from its last checkpoint")
+      ->type_name("RUN_DIR")
+      ->configurable(false)
+      ->trigger_on_parse()
+      ->excludes(out_option)
+      ->excludes(overwrite_option);
 }
 
 }  // namespace tpp::apps

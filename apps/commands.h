@@ -35,6 +35,14 @@ void apply_config_files(CLI::App& sub);
 // The same for the TOML text of one file; `source` names it in errors.
 void apply_config_text(CLI::App& sub, const std::string& text, const std::string& source);
 
+// --out RUN_DIR, --overwrite and --resume RUN_DIR of a command that writes a
+// run directory (train, prune). --resume reads RUN_DIR/config.toml as if it
+// were given with --config (`config`, from add_config_option), so flags
+// still override the run's options (--epochs to extend it); it excludes the
+// other two. The strings must outlive the parse (a command's options struct).
+void add_run_dir_options(CLI::App* sub, CLI::Option* config, std::string& out, bool& overwrite, std::string& resume,
+                         const std::string& default_out);
+
 CLI::App* add_demo_command(CLI::App& app);
 CLI::App* add_data_command(CLI::App& app);  // apps/cmd_data.cpp
 CLI::App* add_info_command(CLI::App& app);  // apps/cmd_info.cpp

@@ -193,6 +193,9 @@ class Pipeline {
   std::shared_ptr<models::Module> model_;
   models::CheckpointInfo info_;
   std::optional<prune::PrunePlan> plan_;
+  // The pruned filters of each layer once chosen: kept in every checkpoint,
+  // also after removal (when the plan no longer fits the model).
+  std::map<std::string, std::vector<int64_t>> chosen_;
   Phase phase_ = Phase::remove;
   int64_t log_lines_ = 0;
   std::map<std::string, Tensor> resumed_trainer_state_;  // for the phase in progress at the checkpoint
@@ -259,6 +262,7 @@ void Pipeline::open_resumed() {
     phase_ = Phase::retrain;
   // Before removal the model is at full width and the plan's structure is
   // rebuilt around the filters chosen when the run began.
+  chosen_ = pruned;
   if (!pruned.empty() && phase_ < Phase::retrain) plan_ = plan_with_pruned(*model_, plan_spec(), pruned);
 }
 
@@ -497,9 +501,12 @@ void Pipeline::save_state(const Trainer* trainer) {
                                                       {2}));
   if (plan_)
     for (const prune::LayerPlan& l : plan_->layers)
-      if (!l.pruned.empty()) extras.emplace(kPlanPrefix + l.name, from_vector<int64_t>(l.pruned, {l.total - l.width()}));
+      if (!l.pruned.empty()) chosen_[l.name] = l.pruned;
+  for (const auto& [layer, pruned] : chosen_)
+    extras.emplace(kPlanPrefix + layer, from_vector<int64_t>(pruned, {static_cast<int64_t>(pruned.size())}));
   models::CheckpointInfo info = info_;
   info.extra = {{"phase", phase_name(phase_)}, {"prune.method", method_.name}, {"prune.base", c_.base}};
+  if (trainer) info.extra["epoch"] = std::to_string(trainer->state().epochs_done);
   models::save_checkpoint(run_->last_checkpoint(), *model_, info, extras);
 }
 

@@ -152,4 +152,19 @@ TEST_SUITE("apps") {
     CHECK(y.to_vector<float>() == eval_forward(*pruned, x).to_vector<float>());
   }
 
+  TEST_CASE("configs/prune: every paper setting is a valid config whose plan the dry run counts") {
+    int checked = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(TPP_SOURCE_DIR) / "configs/prune")) {
+      const std::string file = entry.path().filename().string();
+      const std::string arch = file.substr(0, file.find('-'));
+      const Run run = run_tpp(fmt::format("prune --dry-run --json --config {} --arch {}", entry.path().string(), arch));
+      INFO(file, ": ", run.output);
+      REQUIRE(run.status == 0);
+      const auto report = nlohmann::json::parse(run.output);
+      CHECK(report["speedup"].get<double>() > 1.0);
+      ++checked;
+    }
+    CHECK(checked == 16);
+  }
+
 }  // TEST_SUITE
