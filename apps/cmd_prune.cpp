@@ -108,7 +108,8 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
   sub->add_option("--epochs", c.epochs, "Retraining epochs (0: stop after removal)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--batch-size", c.batch_size, "Samples per step and per rank in every phase (global batch: ranks x this)")
+  sub->add_option("--batch-size", c.batch_size,
+                  "Samples per step and per rank in every phase (global batch: ranks x this)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   sub->add_option("--lr-schedule", c.lr_schedule, "Retraining step schedule epoch:lr,...")->capture_default_str();

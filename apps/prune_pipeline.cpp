@@ -439,7 +439,8 @@ void Pipeline::remove() {
        {"sparsity", counts.sparsity},
        {"sparsity_with_bn", counts.sparsity_with_bn},
        {"speedup", counts.speedup},
-       {"inference_images_per_s", {{"dense", dense_speed}, {"pruned", pruned_speed}, {"batch", root() ? speed_batch.size(0) : 0}}},
+       {"inference_images_per_s",
+        {{"dense", dense_speed}, {"pruned", pruned_speed}, {"batch", root() ? speed_batch.size(0) : 0}}},
        {"layers", layers}});
   say("prune: removed filters of {} layers: params {} -> {} (sparsity {:.2f}%), FLOPs {:.2f}x fewer; test accuracy "
       "{:.2f}% before, {:.2f}% after{}\n",

@@ -30,8 +30,9 @@ fs::path save_base(const Scratch& scratch) {
   tpp::manual_seed(11);
   const auto net = tpp::models::make_model("mlp7_linear", 10, 1);
   const fs::path path = scratch.dir / "base.safetensors";
-  tpp::models::save_checkpoint(path, *net,
-                               {.arch = "mlp7_linear", .dataset = "fashion-mnist", .num_classes = 10, .in_channels = 1});
+  const tpp::models::CheckpointInfo info{
+      .arch = "mlp7_linear", .dataset = "fashion-mnist", .num_classes = 10, .in_channels = 1};
+  tpp::models::save_checkpoint(path, *net, info);
   return path;
 }
 
@@ -126,7 +127,8 @@ TEST_CASE("mpirun -np 2 tpp prune --resume continues the two-rank run exactly") 
   const fs::path base = save_base(scratch);
   const Shell straight = shell(mpirun(2, tpp_prune(base, 50, 2, scratch / "straight")));
   REQUIRE_MESSAGE(straight.status == 0, straight.output);
-  // Stopped after one epoch of retraining; both ranks read last.safetensors (the pruned model, momentum, data position).
+  // Stopped after one epoch of retraining; both ranks read last.safetensors (the pruned model, momentum,
+  // data position).
   const Shell first = shell(mpirun(2, tpp_prune(base, 50, 1, scratch / "resumed")));
   REQUIRE_MESSAGE(first.status == 0, first.output);
   const Shell second = shell(mpirun(2, "prune --resume " + (scratch / "resumed") + " --epochs 2"));
@@ -149,6 +151,7 @@ TEST_CASE("a tpp prune run that diverges stops both ranks at the same step, and 
   const Json summary = read_json(scratch.dir / "run/summary.json");
   CHECK(summary["status"] == "failed");
   CHECK(summary["error"].get<std::string>().starts_with("train: non-finite"));
+  CHECK(summary["error"].get<std::string>().find("at phase regularize") != std::string::npos);
 }
 
 TEST_CASE("tpp prune: rank 0's refusal of an existing --out stops both ranks with its message") {
