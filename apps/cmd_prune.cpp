@@ -7,6 +7,7 @@
 //   tpp prune --resume RUN_DIR
 //       the pipeline of method M (apps/prune_pipeline.h): regularise, remove,
 //       retrain, in a run directory. Options may come from --config files.
+//       Under mpirun/srun the pipeline is data-parallel (--batch-size per rank).
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -107,7 +108,10 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
   sub->add_option("--epochs", c.epochs, "Retraining epochs (0: stop after removal)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--batch-size", c.batch_size, "Batch size of every phase")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--batch-size", c.batch_size,
+                  "Samples per step and per rank in every phase (global batch: ranks x this)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--lr-schedule", c.lr_schedule, "Retraining step schedule epoch:lr,...")->capture_default_str();
   sub->add_option("--momentum", c.momentum)->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--weight-decay", c.weight_decay, "In every phase, on every parameter")
@@ -120,6 +124,13 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
   sub->add_option("--on-nan", c.on_nan, "A step whose loss or gradients are not finite: stop the run, or skip the step")
       ->capture_default_str()
       ->check(CLI::IsMember({"stop", "skip"}));
+  sub->add_flag("--sync-bn", c.sync_bn,
+                "Data-parallel runs: batch-norm statistics over the global batch (default: each rank's own)");
+  sub->add_option("--distributed", c.distributed,
+                  "auto: data-parallel when launched as several processes (mpirun, srun, torchrun); off: one process")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->configurable(false);
   sub->add_option("--limit", c.limit, "Train on the first N training samples only (0: all)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

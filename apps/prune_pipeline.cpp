@@ -17,10 +17,12 @@
 #include "apps/trainer.h"
 #include "engine/autograd.h"
 #include "engine/build_info.h"
+#include "engine/device.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "ops/elementwise.h"
 #include "models/checkpoint.h"
+#include "models/data_parallel.h"
 #include "models/layers.h"
 #include "models/summary.h"
 #include "models/widths.h"
@@ -72,6 +74,19 @@ int64_t read_i64(const std::map<std::string, Tensor>& extras, const std::string&
   return it->second.to_vector<int64_t>()[0];
 }
 
+// `layer` loses the filters `pruned` (sorted) and keeps the others.
+void set_pruned(prune::LayerPlan& layer, std::vector<int64_t> pruned) {
+  layer.pruned = std::move(pruned);
+  layer.kept.clear();
+  for (int64_t i = 0, p = 0; i < layer.total; ++i) {
+    if (p < static_cast<int64_t>(layer.pruned.size()) && layer.pruned[static_cast<size_t>(p)] == i) {
+      ++p;
+      continue;
+    }
+    layer.kept.push_back(i);
+  }
+}
+
 // The plan's layer structure for `model` at full width, with the pruned
 // filters given (those chosen when the run began, read back on resume).
 prune::PrunePlan plan_with_pruned(models::Module& model, const prune::PlanSpec& spec,
@@ -79,17 +94,21 @@ prune::PrunePlan plan_with_pruned(models::Module& model, const prune::PlanSpec& 
   prune::PrunePlan plan = prune::make_plan(model, spec);
   for (prune::LayerPlan& l : plan.layers) {
     const auto it = pruned.find(l.name);
-    l.pruned = it == pruned.end() ? std::vector<int64_t>{} : it->second;
-    l.kept.clear();
-    for (int64_t i = 0, p = 0; i < l.total; ++i) {
-      if (p < static_cast<int64_t>(l.pruned.size()) && l.pruned[static_cast<size_t>(p)] == i) {
-        ++p;
-        continue;
-      }
-      l.kept.push_back(i);
-    }
+    set_pruned(l, it == pruned.end() ? std::vector<int64_t>{} : it->second);
   }
   return plan;
+}
+
+// Rank 0's choice of filters on every rank: all ranks then regularise and
+// cut the same ones, whatever their weights' last bits say. Every rank's plan
+// has the same layers (the same model and --stage-pr).
+void broadcast_plan(const models::DistributedContext& dist, prune::PrunePlan& plan) {
+  if (!dist.distributed()) return;
+  for (prune::LayerPlan& l : plan.layers) {
+    std::vector<int64_t> pruned = l.pruned;
+    models::broadcast_indices(*dist.comm, pruned);
+    set_pruned(l, std::move(pruned));
+  }
 }
 
 // Images per second of eval-mode forward passes over `images` (best of a few).
@@ -120,6 +139,25 @@ class Pipeline {
   int run();
 
  private:
+  bool root() const { return dist_.is_root(); }
+  // Rank 0 speaks for the job.
+  template <class... Args>
+  void say(fmt::format_string<Args...> format, Args&&... args) const {
+    if (!root()) return;
+    fmt::print(format, std::forward<Args>(args)...);
+    std::fflush(stdout);
+  }
+  // Batches of --batch-size per rank, each rank its shard.
+  LoaderSpec loader_spec() const {
+    return {.batch_size = c_.batch_size,
+            .workers = c_.workers,
+            .seed = c_.seed,
+            .rank = dist_.rank,
+            .world_size = dist_.world_size};
+  }
+  // Every rank's model_ synchronises its BN statistics when asked to.
+  void adopt_sync_batch_norm();
+
   // Set-up (everything that can be wrong with the input is found before the
   // run directory is touched).
   void open_base();
@@ -147,8 +185,9 @@ class Pipeline {
   const PipelineConfig& c_;
   const prune::Method& method_;
   const CLI::App& command_;
+  models::DistributedContext dist_;
   fs::path dir_;
-  std::optional<RunDir> run_;
+  std::optional<RunDir> run_;  // rank 0 only: the other ranks write nothing
   RunData data_;
   std::unique_ptr<data::DataLoader> test_loader_, jsv_loader_;
   std::shared_ptr<models::Module> model_;
@@ -235,9 +274,11 @@ std::unique_ptr<Trainer> Pipeline::make_trainer(const char* phase, const LrSched
                                                           .weight_decay = c_.weight_decay,
                                                           .nesterov = c_.nesterov,
                                                           .epochs = epochs,
-                                                          .live_progress = stdout_is_terminal(),
+                                                          // One plain line per epoch under a launcher (cmd_train.cpp).
+                                                          .live_progress = stdout_is_terminal() && !dist_.distributed(),
                                                           .phase = phase,
-                                                          .on_nan = parse_on_nan(c_.on_nan)},
+                                                          .on_nan = parse_on_nan(c_.on_nan),
+                                                          .distributed = dist_},
                                            std::move(hooks));
   if (!resumed_trainer_state_.empty()) {
     trainer->load_state_tensors(resumed_trainer_state_);
@@ -264,22 +305,22 @@ Json epoch_line(const char* phase, const EpochStats& stats) {
 }
 
 void Pipeline::orth_regularize() {
-  const auto train_loader = make_train_loader(data_, {.batch_size = c_.batch_size, .workers = c_.workers, .seed = c_.seed});
+  const auto train_loader = make_train_loader(data_, loader_spec());
   const prune::OrthRegMethod which = orth_method(method_.before);
   TrainHooks hooks;
   hooks.extra_loss = [&](const StepContext&) { return prune::orth_regularization(*model_, which) * c_.orth_weight; };
   const int64_t per_epoch = train_loader->num_batches();
   const auto trainer = make_trainer("orth-regularize", LrSchedule::parse_milestones(fmt::format("0:{}", c_.reg_lr)),
                                     (c_.orth_reg_iters + per_epoch - 1) / per_epoch, std::move(hooks), *train_loader);
-  fmt::print("prune: orthogonality-regularised training of the dense model, {} iterations at LR {:g}\n",
-             c_.orth_reg_iters, c_.reg_lr);
+  say("prune: orthogonality-regularised training of the dense model, {} iterations at LR {:g}\n", c_.orth_reg_iters,
+      c_.reg_lr);
   run_iterations(*trainer, c_.orth_reg_iters, [&](const EpochStats& s) { log(epoch_line("orth-regularize", s)); });
   phase_ = Phase::remove;
   save_state(nullptr);
 }
 
 void Pipeline::regularize() {
-  const auto train_loader = make_train_loader(data_, {.batch_size = c_.batch_size, .workers = c_.workers, .seed = c_.seed});
+  const auto train_loader = make_train_loader(data_, loader_spec());
   TPP_CHECK(c_.reg_target == "decorrelate" || c_.reg_target == "diagonal",
             "prune: --reg-target must be decorrelate or diagonal, got '{}'", c_.reg_target);
   const prune::TppRegularizer reg(*model_, *plan_,
@@ -322,10 +363,9 @@ void Pipeline::regularize() {
   const int64_t total = reg.iterations(), per_epoch = train_loader->num_batches();
   const auto trainer = make_trainer("regularize", LrSchedule::parse_milestones(fmt::format("0:{}", c_.reg_lr)),
                                     (total + per_epoch - 1) / per_epoch, std::move(hooks), *train_loader);
-  fmt::print("prune: TPP regularisation, {} iterations (lambda reaches {:g} at {}, then {} to stabilise) at LR {:g}\n",
-             total, c_.reg_ceiling, c_.reg_interval * static_cast<int64_t>(std::ceil(c_.reg_ceiling / c_.reg_granularity)),
-             c_.stabilize_iters, c_.reg_lr);
-  std::fflush(stdout);
+  say("prune: TPP regularisation, {} iterations (lambda reaches {:g} at {}, then {} to stabilise) at LR {:g}\n", total,
+      c_.reg_ceiling, c_.reg_interval * static_cast<int64_t>(std::ceil(c_.reg_ceiling / c_.reg_granularity)),
+      c_.stabilize_iters, c_.reg_lr);
   run_iterations(*trainer, total, [&](const EpochStats& s) { log(epoch_line("regularize", s)); });
   phase_ = Phase::remove;
   save_state(nullptr);
@@ -352,23 +392,35 @@ std::optional<prune::JsvStats> Pipeline::mean_jsv() {
 
 void Pipeline::remove() {
   if (!plan_) plan_ = prune::make_plan(*model_, plan_spec());
+  broadcast_plan(dist_, *plan_);
   check_plan(*plan_);
-  test_loader_->start_epoch(0);
-  const Tensor speed_batch = test_loader_->next()->images;
-  const EvalResult before = evaluate_model(*model_, *test_loader_);
-  const double dense_speed = inference_speed(*model_, speed_batch);
+  // Collectives (evaluation, broadcasts) run on every rank; the speed and the
+  // JSV are rank 0's alone: they touch neither the default generator nor the
+  // model's state (eval mode, no BN updates), so the ranks stay alike.
+  dist::Communicator* comm = dist_.comm.get();
+  Tensor speed_batch;
+  if (root()) {
+    test_loader_->start_epoch(0);
+    speed_batch = test_loader_->next()->images;
+  }
+  const EvalResult before = evaluate_model(*model_, *test_loader_, comm);
+  const double dense_speed = root() ? inference_speed(*model_, speed_batch) : 0.0;
   const models::ModelSummary dense = models::summarize(*model_, data_.input);
 
   if (method_.scratch) {
     model_ = models::make_model_with_widths(info_.arch, data_.num_classes, data_.in_channels, plan_->widths());
+    adopt_sync_batch_norm();
   } else {
-    models::keep_filters(*model_, plan_->kept_indices());
+    models::keep_filters(*model_, plan_->kept_indices());  // BN layers keep their sync setting
   }
   const double gain = c_.orthp_gain > 0 ? c_.orthp_gain : prune::orthp_gain(info_.arch);
   if (method_.orthp) prune::orthogonalize_weights(*model_, gain);
-  const EvalResult after = evaluate_model(*model_, *test_loader_);
-  const std::optional<prune::JsvStats> jsv = mean_jsv();
-  const double pruned_speed = inference_speed(*model_, speed_batch);
+  // Scratch's fresh weights are rank 0's; OrthP's are the same everywhere, but
+  // cheap to make sure of.
+  if (dist_.distributed() && (method_.scratch || method_.orthp)) models::broadcast_model(*dist_.comm, *model_);
+  const EvalResult after = evaluate_model(*model_, *test_loader_, comm);
+  const std::optional<prune::JsvStats> jsv = root() ? mean_jsv() : std::nullopt;
+  const double pruned_speed = root() ? inference_speed(*model_, speed_batch) : 0.0;
   const prune::PruneAnalysis counts =
       prune::compare_counts(prune::counts_of(dense), prune::counts_of(models::summarize(*model_, data_.input)));
 
@@ -387,22 +439,24 @@ void Pipeline::remove() {
        {"sparsity", counts.sparsity},
        {"sparsity_with_bn", counts.sparsity_with_bn},
        {"speedup", counts.speedup},
-       {"inference_images_per_s", {{"dense", dense_speed}, {"pruned", pruned_speed}, {"batch", speed_batch.size(0)}}},
+       {"inference_images_per_s",
+        {{"dense", dense_speed}, {"pruned", pruned_speed}, {"batch", root() ? speed_batch.size(0) : 0}}},
        {"layers", layers}});
-  fmt::print("prune: removed filters of {} layers: params {} -> {} (sparsity {:.2f}%), FLOPs {:.2f}x fewer; test "
-             "accuracy {:.2f}% before, {:.2f}% after{}\n",
-             plan_->pruned_layers(), counts.dense.params, counts.pruned.params, 100 * counts.sparsity, counts.speedup,
-             before.accuracy, after.accuracy, jsv ? fmt::format(", mean JSV {:.4g}", jsv->mean) : "");
-  std::fflush(stdout);
-  models::CheckpointInfo pruned_info = info_;
-  pruned_info.extra = {{"phase", "remove"}, {"prune.method", method_.name}, {"prune.base", c_.base}};
-  models::save_checkpoint(run_->path() / "pruned.safetensors", *model_, pruned_info);
+  say("prune: removed filters of {} layers: params {} -> {} (sparsity {:.2f}%), FLOPs {:.2f}x fewer; test accuracy "
+      "{:.2f}% before, {:.2f}% after{}\n",
+      plan_->pruned_layers(), counts.dense.params, counts.pruned.params, 100 * counts.sparsity, counts.speedup,
+      before.accuracy, after.accuracy, jsv ? fmt::format(", mean JSV {:.4g}", jsv->mean) : "");
+  if (run_) {
+    models::CheckpointInfo pruned_info = info_;
+    pruned_info.extra = {{"phase", "remove"}, {"prune.method", method_.name}, {"prune.base", c_.base}};
+    models::save_checkpoint(run_->path() / "pruned.safetensors", *model_, pruned_info);
+  }
   phase_ = Phase::retrain;
   save_state(nullptr);
 }
 
 void Pipeline::retrain() {
-  const auto train_loader = make_train_loader(data_, {.batch_size = c_.batch_size, .workers = c_.workers, .seed = c_.seed});
+  const auto train_loader = make_train_loader(data_, loader_spec());
   TrainHooks hooks;
   if (method_.retrain != prune::OrthReg::none) {
     const prune::OrthRegMethod which = orth_method(method_.retrain);
@@ -415,9 +469,9 @@ void Pipeline::retrain() {
   const int64_t total = c_.epochs * train_loader->num_batches();
   run_iterations(*trainer, total, [&](const EpochStats& s) {
     Json line = epoch_line("retrain", s);
-    line["jsv"] = jsv_or_null(mean_jsv());
+    line["jsv"] = root() ? jsv_or_null(mean_jsv()) : Json();
     log(std::move(line));
-    if (trainer->improved()) {
+    if (trainer->improved() && run_) {
       models::CheckpointInfo best = info_;
       best.extra = {{"phase", "retrain"},
                     {"epoch", std::to_string(s.epoch)},
@@ -433,11 +487,12 @@ void Pipeline::retrain() {
 }
 
 void Pipeline::log(Json line) {
-  run_->append_log(line);
+  if (run_) run_->append_log(line);
   ++log_lines_;
 }
 
 void Pipeline::save_state(const Trainer* trainer) {
+  if (!run_) return;
   std::map<std::string, Tensor> extras = trainer ? trainer->state_tensors() : std::map<std::string, Tensor>{};
   extras.emplace("pipeline.phase", scalar_i64(static_cast<int64_t>(phase_)));
   extras.emplace("pipeline.log_lines", scalar_i64(log_lines_));
@@ -457,6 +512,7 @@ void Pipeline::save_state(const Trainer* trainer) {
 }
 
 void Pipeline::write_outcome(const std::string& error) {
+  if (!run_) return;
   const std::vector<Json> lines = run_->read_log();
   Json summary = prune_summary_json(lines, {.method = method_.name,
                                             .arch = info_.arch,
@@ -468,9 +524,24 @@ void Pipeline::write_outcome(const std::string& error) {
                                             .epochs = c_.epochs,
                                             .input = data_.input,
                                             .run_dir = run_->path().string()});
+  summary["world_size"] = dist_.world_size;
+  summary["global_batch_size"] = c_.batch_size * dist_.world_size;
+  summary["sync_bn"] = c_.sync_bn && dist_.distributed();
   if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
   run_->write_summary(summary);
   run_->write_report(prune_report_html(summary, lines, config_toml_));
+}
+
+void Pipeline::adopt_sync_batch_norm() {
+  if (c_.sync_bn && dist_.distributed()) models::set_sync_batch_norm(*model_, dist_.comm);
+}
+
+// The ranks' story on rank 0's terminal: the global batch.
+void print_distributed(const models::DistributedContext& dist, const PipelineConfig& c) {
+  if (!dist.distributed()) return;
+  fmt::print("prune: data-parallel over {} ranks ({}, {} backend): batch {} per rank, global batch {}{}\n",
+             dist.world_size, dist.launcher, dist.comm->backend(), c.batch_size, c.batch_size * dist.world_size,
+             c.sync_bn ? "; synchronised BN" : "");
 }
 
 int Pipeline::run() {
@@ -479,14 +550,22 @@ int Pipeline::run() {
                             : c_.overwrite ? RunDir::Mode::overwrite
                                            : RunDir::Mode::create;
   check_device(c_.device, "prune");
+  // Early, so that any later error on one rank ends every rank (main.cpp).
+  dist_ = models::init_distributed(models::parse_distributed_mode(c_.distributed), Device::parse(c_.device));
   LrSchedule::parse_milestones(c_.lr_schedule);
   TPP_CHECK(c_.log_interval > 0 && c_.checkpoint_interval > 0,
             "prune: --log-interval and --checkpoint-interval must be positive");
-  dir_ = resuming ? fs::path(c_.resume)
-                  : !c_.out.empty() ? fs::path(c_.out)
-                                    : fs::path("runs") / fmt::format("prune-{}-{}", c_.method, std::time(nullptr));
-  RunDir::check_usable(dir_, mode);
+  // Several ranks must agree on the default run directory's time stamp.
+  std::string dir_text = resuming ? c_.resume
+                         : !c_.out.empty()
+                             ? c_.out
+                             : (fs::path("runs") / fmt::format("prune-{}-{}", c_.method, std::time(nullptr))).string();
+  models::broadcast_text(*dist_.comm, dir_text);
+  dir_ = dir_text;
+  models::run_on_root(*dist_.comm, [&] { RunDir::check_usable(dir_, mode); });
   manual_seed(c_.seed);
+  // Every rank reads the same checkpoint (base or last): the same weights,
+  // phase, plan, trainer state and RNG.
   if (resuming) {
     open_resumed();
   } else {
@@ -496,38 +575,44 @@ int Pipeline::run() {
     // choose at removal (after their own regularised training, if any).
     if (method_.tpp) {
       plan_ = prune::make_plan(*model_, plan_spec());
+      broadcast_plan(dist_, *plan_);  // the penalties and the zeroing act on rank 0's filters everywhere
       check_plan(*plan_);
     } else {
       check_plan(prune::make_plan(*model_, plan_spec()));
     }
   }
+  adopt_sync_batch_norm();
   data_ = open_run_data({.arch = info_.arch, .limit = c_.limit, .test_limit = c_.test_limit},
                         data::locate_dataset(info_.dataset, data::resolve_data_root(c_.data_dir)), "prune");
   TPP_CHECK(data_.num_classes == info_.num_classes,
             "prune: the model has {} classes but {} has {}; pass the dataset it was trained on", info_.num_classes,
             data_.where.name, data_.num_classes);
-  const LoaderSpec loaders{.batch_size = c_.batch_size, .workers = c_.workers, .seed = c_.seed};
-  test_loader_ = make_test_loader(data_, loaders);
-  jsv_loader_ = std::make_unique<data::DataLoader>(
-      data_.train, transforms_for(data_, false),
-      data::DataLoaderOptions{.batch_size = c_.batch_size, .num_workers = c_.workers, .seed = c_.seed});
+  test_loader_ = make_test_loader(data_, loader_spec());
+  if (root())  // the mean JSV is rank 0's
+    jsv_loader_ = std::make_unique<data::DataLoader>(
+        data_.train, transforms_for(data_, false),
+        data::DataLoaderOptions{.batch_size = c_.batch_size, .num_workers = c_.workers, .seed = c_.seed});
 
-  run_.emplace(dir_, mode);
-  if (resuming) {
-    std::vector<Json> lines = run_->read_log();
-    TPP_CHECK(static_cast<int64_t>(lines.size()) >= log_lines_, "--resume: {} has {} log lines, the checkpoint {}",
-              run_->log_file().string(), lines.size(), log_lines_);
-    lines.resize(static_cast<size_t>(log_lines_));
-    run_->rewrite_log(lines);
-  }
+  // Rank 0 alone owns the run directory; other ranks only compute.
   config_toml_ = command_.config_to_str(true, true);
-  run_->write_config(config_toml_);
-  fmt::print("prune: {} of {} on {} ({} train / {} test images), stage-pr '{}'\n", method_.name, info_.arch,
-             data_.where.name, data_.train->size(), data_.test->size(), c_.stage_pr);
-  fmt::print("prune: run directory {}{}\n", run_->path().string(),
-             resuming ? fmt::format(" (resuming in phase {})", phase_name(phase_)) : "");
-  std::fflush(stdout);
-  if (!resuming) save_state(nullptr);
+  models::run_on_root(*dist_.comm, [&] {
+    run_.emplace(dir_, mode);
+    if (resuming) {
+      std::vector<Json> lines = run_->read_log();
+      TPP_CHECK(static_cast<int64_t>(lines.size()) >= log_lines_, "--resume: {} has {} log lines, the checkpoint {}",
+                run_->log_file().string(), lines.size(), log_lines_);
+      lines.resize(static_cast<size_t>(log_lines_));
+      run_->rewrite_log(lines);
+    }
+    run_->write_config(config_toml_);
+    fmt::print("prune: {} of {} on {} ({} train / {} test images), stage-pr '{}'\n", method_.name, info_.arch,
+               data_.where.name, data_.train->size(), data_.test->size(), c_.stage_pr);
+    print_distributed(dist_, c_);
+    fmt::print("prune: run directory {}{}\n", run_->path().string(),
+               resuming ? fmt::format(" (resuming in phase {})", phase_name(phase_)) : "");
+    std::fflush(stdout);
+    if (!resuming) save_state(nullptr);
+  });
 
   try {
     if (phase_ == Phase::orth_regularize) orth_regularize();
@@ -535,12 +620,19 @@ int Pipeline::run() {
     if (phase_ == Phase::remove) remove();
     write_outcome();
     if (phase_ == Phase::retrain) retrain();
-  } catch (const Error& e) {
+  } catch (const TrainingDiverged& e) {  // on every rank at once: the others wait for rank 0's files
+    write_outcome(e.what());
+    if (dist_.distributed()) dist_.comm->barrier();
+    throw;
+  } catch (const Error& e) {  // perhaps on this rank alone: no waiting for the others
     write_outcome(e.what());
     throw;
   }
   write_outcome();
-  print_prune_outcome(run_->read_log(), run_->path().string());
+  // The others leave when rank 0's files are complete: a launcher may stop
+  // the job as soon as one rank exits.
+  if (dist_.distributed()) dist_.comm->barrier();
+  if (root()) print_prune_outcome(run_->read_log(), run_->path().string());
   return 0;
 }
 

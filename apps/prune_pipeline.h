@@ -21,6 +21,15 @@
 // It is written every --checkpoint-interval iterations and at every phase
 // and epoch end; --resume truncates the log to the checkpoint's lines and
 // goes on from exactly there.
+//
+// Under a multi-process launcher (mpirun, srun, torchrun on GPUs) every phase
+// is data-parallel, as `tpp train` is (apps/trainer.h, models/data_parallel.h):
+// --batch-size is per rank; each rank trains and evaluates on its shard;
+// which filters go is decided on rank 0 and broadcast (before regularisation
+// for tpp, at removal for the baselines), and scratch's fresh weights are
+// rank 0's; the JSV and the inference speed are measured on rank 0 alone.
+// Rank 0 alone writes the run directory; every rank reads --base and, with
+// --resume, last.safetensors (a shared file system across nodes).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -42,6 +51,7 @@ struct PipelineConfig {
   std::string device = "cpu";
   int workers = 2;
   std::string on_nan = "stop";  // or "skip": what a step with a NaN/Inf loss or gradient does
+  bool sync_bn = false;  // data-parallel: batch-norm statistics over the global batch
   // TPP (§3, §4): Δ, τ, K_u, S, zero-out spacing, the phase's LR, α.
   double reg_granularity = 1e-4, reg_ceiling = 1.0;
   int64_t reg_interval = 10, stabilize_iters = 10000, zero_out_interval = 100;
@@ -54,9 +64,10 @@ struct PipelineConfig {
   double orthp_gain = 0;
   // Bookkeeping.
   int64_t log_interval = 100, checkpoint_interval = 2000, jsv_batches = 1;
-  // Where the run goes; not part of config.toml.
+  // Where and how the run goes; not part of config.toml.
   std::string out, resume;
   bool overwrite = false;
+  std::string distributed = "auto";  // or "off" (models::DistributedMode)
 };
 
 // Runs (or resumes) the pipeline; `command` writes the resolved config.toml.
