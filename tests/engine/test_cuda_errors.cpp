@@ -50,7 +50,8 @@ TEST_SUITE("cuda errors") {
                                    .error_name = "CUDNN_STATUS_NOT_INITIALIZED",
                                    .error_text = "CUDNN_STATUS_NOT_INITIALIZED"}) ==
           "b.cpp:3: cudnnCreate(&handle) failed: CUDNN_STATUS_NOT_INITIALIZED");
-    CHECK(format_gpu_call_failure({.file = "b.cpp", .line = 4, .call = "f()", .error_name = "cudaErrorUnknown", .error_text = ""}) ==
+    CHECK(format_gpu_call_failure(
+              {.file = "b.cpp", .line = 4, .call = "f()", .error_name = "cudaErrorUnknown", .error_text = ""}) ==
           "b.cpp:4: f() failed: cudaErrorUnknown");
   }
 
@@ -69,6 +70,7 @@ TEST_SUITE("cuda errors") {
 
   TEST_CASE("NCCL failures of other ranks point to NCCL_DEBUG") {
     CHECK(gpu_error_hint("ncclRemoteError") == "another rank or the network failed: rerun with NCCL_DEBUG=WARN");
-    CHECK(gpu_error_hint("ncclInvalidUsage") == "the library was handed invalid arguments: a tpp bug, please report it");
+    CHECK(gpu_error_hint("ncclInvalidUsage") ==
+          "the library was handed invalid arguments: a tpp bug, please report it");
   }
 }
