@@ -123,13 +123,7 @@ void BlockCache::give_back(CachedBlock block) noexcept {
   try {
     free_.emplace(Key{block.size, stream_key(block.stream)}, block);
   } catch (...) {  // no memory for the bookkeeping: return the block to the driver instead
-    if (block.ready) {
-      source_->wait_event(block.ready);
-      source_->release_event(block.ready);
-    }
-    source_->release(block.ptr);
-    ++stats_.driver_releases;
-    stats_.reserved_bytes -= block.size;
+    release_block(block);
   }
 }
 
@@ -138,18 +132,33 @@ void BlockCache::empty_cache() {
   release_cached();
 }
 
+void BlockCache::forget_stream(StreamHandle stream) {
+  const std::lock_guard lock(mutex_);
+  for (auto it = free_.begin(); it != free_.end();) {
+    if (it->first.second != stream_key(stream)) {
+      ++it;
+      continue;
+    }
+    release_block(it->second);
+    it = free_.erase(it);
+  }
+}
+
 // Under the lock.
 void BlockCache::release_cached() {
-  for (auto& [key, block] : free_) {
-    if (block.ready) {
-      source_->wait_event(block.ready);
-      source_->release_event(block.ready);
-    }
-    source_->release(block.ptr);
-    ++stats_.driver_releases;
-    stats_.reserved_bytes -= block.size;
-  }
+  for (auto& [key, block] : free_) release_block(block);
   free_.clear();
+}
+
+// Under the lock; the caller drops the block from free_.
+void BlockCache::release_block(CachedBlock& block) {
+  if (block.ready) {
+    source_->wait_event(block.ready);
+    source_->release_event(block.ready);
+  }
+  source_->release(block.ptr);
+  ++stats_.driver_releases;
+  stats_.reserved_bytes -= block.size;
 }
 
 BlockCacheStats BlockCache::stats() const {

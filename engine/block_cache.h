@@ -124,6 +124,9 @@ class BlockCache {
   CachedBuffer allocate(size_t bytes, StreamHandle stream);
   // Returns every cached block to the driver (waiting for their events).
   void empty_cache();
+  // Call before destroying a stream whose work has completed: its cached
+  // blocks go back to the driver, so that no event is ever recorded on it.
+  void forget_stream(StreamHandle stream);
   BlockCacheStats stats() const;
   void reset_peak();
   const BlockCacheOptions& options() const { return options_; }
@@ -135,6 +138,7 @@ class BlockCache {
   void give_back(CachedBlock block) noexcept;
   bool take_cached(size_t size, StreamHandle stream, CachedBlock& out);
   void release_cached();
+  void release_block(CachedBlock& block);
 
   std::unique_ptr<MemorySource> source_;
   const BlockCacheOptions options_;

@@ -4,6 +4,9 @@
 //
 //   DeviceBuffer grads = device_allocate(bytes, stream);   // back to the cache when it goes
 //
+// A buffer belongs to the stream it was allocated for. Before destroying a
+// stream, drop its buffers, synchronize it and call forget_stream on the cache.
+//
 // TPP_CUDA_ALLOC=direct turns caching off (every buffer is its own exact-size
 // cudaMalloc, freed at once) so that compute-sanitizer sees every overrun.
 #pragma once

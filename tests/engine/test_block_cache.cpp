@@ -240,6 +240,18 @@ TEST_SUITE("block cache") {
     CHECK(driver.live == std::set<void*>{live.data()});
   }
 
+  TEST_CASE("forget_stream returns that stream's cached blocks only") {
+    FakeDriver driver;
+    auto cache = make_cache(driver);
+    cache->allocate(1000, stream(1)).reset();
+    cache->allocate(1000, stream(2)).reset();
+    cache->forget_stream(stream(1));
+    CHECK(cache->stats().driver_releases == 1);
+    CHECK(driver.live_events == 0);
+    const CachedBuffer again = cache->allocate(1000, stream(2));
+    CHECK(cache->stats().cache_hits == 1);
+  }
+
   TEST_CASE("moving a buffer hands over its block, which goes back once") {
     FakeDriver driver;
     auto cache = make_cache(driver);

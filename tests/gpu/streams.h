@@ -7,12 +7,20 @@
 #include <atomic>
 #include <thread>
 
+#include "engine/cuda/caching_allocator.h"
 #include "engine/cuda/check.h"
+#include "engine/cuda/pinned_pool.h"
 
 struct TestStream {
   cudaStream_t handle = nullptr;
   TestStream() { TPP_CUDA_CHECK(cudaStreamCreateWithFlags(&handle, cudaStreamNonBlocking)); }
-  ~TestStream() { cudaStreamDestroy(handle); }
+  // As every stream's owner must: the process-wide caches forget it first.
+  ~TestStream() {
+    cudaStreamSynchronize(handle);
+    tpp::cuda::device_allocator(tpp::cuda::current_device()).forget_stream(handle);
+    tpp::cuda::pinned_pool().forget_stream(handle);
+    cudaStreamDestroy(handle);
+  }
   TestStream(const TestStream&) = delete;
   TestStream& operator=(const TestStream&) = delete;
 };
