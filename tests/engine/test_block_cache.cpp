@@ -243,8 +243,10 @@ TEST_SUITE("block cache") {
   TEST_CASE("forget_stream returns that stream's cached blocks only") {
     FakeDriver driver;
     auto cache = make_cache(driver);
-    cache->allocate(1000, stream(1)).reset();
-    cache->allocate(1000, stream(2)).reset();
+    {
+      const CachedBuffer on_one = cache->allocate(1000, stream(1));
+      const CachedBuffer on_two = cache->allocate(1000, stream(2));
+    }
     cache->forget_stream(stream(1));
     CHECK(cache->stats().driver_releases == 1);
     CHECK(driver.live_events == 0);
