@@ -18,6 +18,7 @@
 #include <exception>
 #include <thread>
 
+#include "engine/cuda/check.h"
 #include "engine/rendezvous.h"
 
 #if NCCL_VERSION_CODE < NCCL_VERSION(2, 14, 0)
@@ -26,27 +27,6 @@
 
 namespace tpp::dist {
 namespace {
-
-std::string_view file_name(const char* path) {
-  const std::string_view text(path);
-  return text.substr(text.rfind('/') + 1);
-}
-
-void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
-  if (status == cudaSuccess) return;
-  fail("{}:{}: {} failed: {} ({})", file_name(file), line, call, cudaGetErrorName(status),
-       cudaGetErrorString(status));
-}
-
-void check_nccl(ncclResult_t status, const char* call, const char* file, int line) {
-  if (status == ncclSuccess || status == ncclInProgress) return;  // in progress: awaited by the caller
-  const char* detail = ncclGetLastError(nullptr);
-  fail("{}:{}: {} failed: {}{}", file_name(file), line, call, ncclGetErrorString(status),
-       detail && *detail ? fmt::format(" ({})", detail) : std::string());
-}
-
-#define TPP_CUDA_CHECK(call) check_cuda((call), #call, __FILE__, __LINE__)
-#define TPP_NCCL_CHECK(call) check_nccl((call), #call, __FILE__, __LINE__)
 
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
