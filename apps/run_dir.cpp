@@ -113,8 +113,9 @@ void write_file_atomic(const fs::path& path, std::string_view contents) {
 }
 
 const std::vector<std::string>& RunDir::run_files() {
-  static const std::vector<std::string> names = {"config.toml",      "log.jsonl",    "last.safetensors",
-                                                 "best.safetensors", "summary.json", "report.html"};
+  // pruned.safetensors: `tpp prune`'s model right after the removal, before retraining.
+  static const std::vector<std::string> names = {"config.toml",  "log.jsonl",   "last.safetensors", "best.safetensors",
+                                                 "summary.json", "report.html", "pruned.safetensors"};
   return names;
 }
 

@@ -4,6 +4,7 @@
 //   log.jsonl          one JSON object per line (per epoch or phase)
 //   last.safetensors   the latest checkpoint, with the state to resume from
 //   best.safetensors   the weights with the best test accuracy so far
+//   pruned.safetensors `tpp prune`: the model right after the removal
 //   summary.json       the outcome
 //   report.html        curves (inline SVG) and tables; no outside files
 //

@@ -42,7 +42,8 @@ TEST_SUITE("apps.run_dir") {
     const Scratch scratch;
     const std::string dead = std::to_string(dead_pid()), alive = std::to_string(::getpid());
     const std::vector<std::string> stale = {".last.safetensors.tmp." + dead + ".0",
-                                            ".best.safetensors.tmp." + dead + ".3", ".summary.json.tmp." + dead + ".1"};
+                                            ".best.safetensors.tmp." + dead + ".3", ".summary.json.tmp." + dead + ".1",
+                                            ".pruned.safetensors.tmp." + dead + ".4"};
     const std::vector<std::string> kept = {".last.safetensors.tmp." + alive + ".2",  // a writer still running
                                            ".notes.txt.tmp." + dead + ".0",          // not a run file
                                            ".last.safetensors.tmp.x.0", "keep.txt"};
