@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -18,6 +17,7 @@
 #include "apps/report.h"
 #include "apps/run_data.h"
 #include "apps/run_dir.h"
+#include "apps/trainer.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/rng.h"
@@ -53,36 +53,13 @@ Json read_json(const fs::path& file) {
   return j;
 }
 
-// Eval-mode forward passes of one random batch: the best of a few.
-double measure_speed(models::Module& model, const Shape& input, int64_t batch) {
-  using Clock = std::chrono::steady_clock;
-  const NoGradGuard no_grad;
-  model.eval();
-  Shape shape = {batch};
-  shape.insert(shape.end(), input.begin(), input.end());
-  const Tensor images = randn(shape);
-  model(images);
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto start = Clock::now();
-    model(images);
-    best = std::max(best, static_cast<double>(batch) / std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  return best;
-}
-
 double dense_jsv(models::Module& model, const models::Checkpoint& ckpt, const CompareOptions& o) {
-  if (prune::is_linear_chain(model)) return prune::linear_chain_jsv(model).mean;
+  if (prune::is_linear_chain(model)) return prune::model_jsv(model, nullptr, 0).mean;
   const RunData data = open_run_data({.arch = ckpt.info.arch},
                                      data::locate_dataset(ckpt.info.dataset, data::resolve_data_root(o.data_dir)),
                                      "compare");
   data::DataLoader loader(data.train, transforms_for(data, false), {.batch_size = 100});
-  model.eval();
-  prune::JsvAccumulator jsv;
-  loader.start_epoch(0);
-  for (int64_t b = 0; b < o.jsv_batches; ++b)
-    if (const auto batch = loader.next()) jsv.add_batch(model, batch->images);
-  return jsv.stats().mean;
+  return prune::model_jsv(model, &loader, o.jsv_batches).mean;
 }
 
 Row row_of(const fs::path& dir, const CompareOptions& o) {
@@ -112,7 +89,9 @@ Row row_of(const fs::path& dir, const CompareOptions& o) {
   TPP_CHECK(summary.contains("input"), "compare: {} names no model input shape", (dir / "summary.json").string());
   const Shape sample = summary.at("input").get<Shape>();
   if (!pruning) row.jsv = dense_jsv(*model, ckpt, o);
-  row.images_per_second = measure_speed(*model, sample, o.speed_batch);
+  Shape batch = {o.speed_batch};
+  batch.insert(batch.end(), sample.begin(), sample.end());
+  row.images_per_second = inference_images_per_second(*model, randn(batch));  // never time on zeros
   return row;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "apps/trainer.h"
 #include "data/catalog.h"
 #include "data/loader.h"
 #include "engine/autograd.h"
@@ -59,27 +60,6 @@ std::shared_ptr<Sequential> build_model(const std::string& arch, const Shape& im
   return net;
 }
 
-int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const std::vector<int64_t> predicted = ops::max(logits.detach(), 1).indices.to_vector<int64_t>();
-  const std::vector<int64_t> truth = labels.to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
-  return correct;
-}
-
-double evaluate(Sequential& net, data::DataLoader& loader) {
-  NoGradGuard no_grad;
-  net.eval();
-  int64_t correct = 0, seen = 0;
-  loader.start_epoch(0);
-  while (auto batch = loader.next()) {
-    correct += count_correct(net(batch->images), batch->labels);
-    seen += batch->labels.numel();
-  }
-  net.train();
-  return 100.0 * static_cast<double>(correct) / static_cast<double>(seen);
-}
-
 int run_demo(const DemoOptions& o) {
   manual_seed(o.seed);
   const auto where = data::locate_dataset(o.dataset, data::resolve_data_root(o.data_dir));
@@ -121,7 +101,7 @@ int run_demo(const DemoOptions& o) {
       seen += batch->labels.numel();
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double test_acc = evaluate(*net, test_loader);
+    const double test_acc = evaluate_model(*net, test_loader).accuracy;
     fmt::print("epoch {}/{}  loss {:.4f}  train acc {:.2f}%  test acc {:.2f}%  {:.0f} img/s  {:.1f} s\n", epoch + 1,
                o.epochs, loss_sum / static_cast<double>(seen), 100.0 * static_cast<double>(correct) / static_cast<double>(seen),
                test_acc, static_cast<double>(seen) / seconds, seconds);

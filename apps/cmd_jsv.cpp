@@ -62,14 +62,7 @@ SampledRun sample_jacobians(const JsvOptions& o, const models::Checkpoint& ckpt,
   data::DataLoader loader(images, jsv_transform(where.name, *images, input),
                           {.batch_size = o.batch_size, .shuffle = true, .num_workers = o.workers, .seed = o.seed});
   model.train(o.mode == "train");
-  SampledRun run{where.name, o.split, 0};
-  loader.start_epoch(0);
-  while (run.batches < o.batches) {
-    const std::optional<data::Batch> batch = loader.next();
-    if (!batch) break;
-    acc.add_batch(model, batch->images);
-    ++run.batches;
-  }
+  const SampledRun run{where.name, o.split, acc.add_batches(model, loader, o.batches)};
   TPP_CHECK(run.batches > 0, "jsv: the {} split of {} is empty", o.split, where.name);
   return run;
 }

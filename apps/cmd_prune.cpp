@@ -15,15 +15,11 @@
 
 #include "apps/commands.h"
 #include "apps/dataset_shapes.h"
-#include "apps/model_input.h"
 #include "apps/prune_pipeline.h"
 #include "engine/error.h"
-#include "models/checkpoint.h"
 #include "models/layers.h"
-#include "models/widths.h"
 #include "models/zoo.h"
 #include "prune/analysis.h"
-#include "prune/oneshot.h"
 #include "prune/plan.h"
 
 namespace tpp::apps {
@@ -32,11 +28,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The options --dry-run shares with the pipeline (PipelineConfig has the rest).
-struct PruneOptions {
+// The switches of --dry-run; the plan it counts is the pipeline's (arch, dataset, stage-pr, skip-layers).
+struct DryRunOptions {
   bool dry_run = false, json = false;
-  std::string arch, dataset, stage_pr, skip_layers;
-  std::string method = "tpp";
 };
 
 std::string with_commas(int64_t value) {
@@ -74,7 +68,7 @@ std::string report_table(const prune::PrunePlan& plan, const prune::PruneAnalysi
   return out;
 }
 
-int run_dry_run(const PruneOptions& o) {
+int run_dry_run(const PipelineConfig& o, bool json) {
   TPP_CHECK(!o.arch.empty() && !o.dataset.empty(), "prune --dry-run: needs --arch and --dataset");
   const DatasetShape& data = find_dataset_shape(o.dataset);
   const auto model = [&] {
@@ -85,7 +79,7 @@ int run_dry_run(const PruneOptions& o) {
   const Shape input = models::model_input_shape(o.arch, data.channels, data.resolution);
   const prune::PruneAnalysis analysis =
       prune::analyze_widths(o.arch, data.num_classes, data.channels, input, plan.widths());
-  if (o.json) {
+  if (json) {
     fmt::print("{}\n", report_json(plan, analysis).dump(2));
   } else {
     fmt::print("{} on {}: stage-pr '{}'{}, {} of {} layers pruned\n\n{}", o.arch, o.dataset, o.stage_pr,
@@ -95,8 +89,8 @@ int run_dry_run(const PruneOptions& o) {
   return 0;
 }
 
-int run_prune(const PruneOptions& o, const PipelineConfig& pipeline, const CLI::App& command) {
-  if (o.dry_run) return run_dry_run(o);
+int run_prune(const DryRunOptions& o, const PipelineConfig& pipeline, const CLI::App& command) {
+  if (o.dry_run) return run_dry_run(pipeline, o.json);
   return run_prune_pipeline(pipeline, command);
 }
 
@@ -180,22 +174,22 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
 }
 
 CLI::App* add_prune_command(CLI::App& app) {
-  auto o = std::make_shared<PruneOptions>();
+  auto o = std::make_shared<DryRunOptions>();
   auto c = std::make_shared<PipelineConfig>();
   CLI::App* sub = app.add_subcommand("prune", "Structured filter pruning: plans and counts (--dry-run), or the whole "
                                               "pipeline of a method on a trained checkpoint");
   CLI::Option* config = add_config_option(sub);
   sub->add_flag("--dry-run", o->dry_run, "Print the plan's widths, params, FLOPs, sparsity and speedup; no training")
       ->configurable(false);
-  sub->add_option("--arch", o->arch, "Architecture (for --dry-run, or a --base without metadata)");
-  sub->add_option("--dataset", o->dataset,
+  sub->add_option("--arch", c->arch, "Architecture (for --dry-run, or a --base without metadata)");
+  sub->add_option("--dataset", c->dataset,
                   "mnist, fashion-mnist, cifar10, cifar100 or imagenet (for --dry-run; default for --base: its own)");
-  sub->add_option("--method", o->method,
+  sub->add_option("--method", c->method,
                   "tpp, l1, l1+orthp, l1+kernorth, l1+orthconv, kernorth+l1, orthconv+l1 or scratch")
       ->capture_default_str();
-  sub->add_option("--stage-pr", o->stage_pr,
+  sub->add_option("--stage-pr", c->stage_pr,
                   "Comma list of glob:ratio over layer names, last match wins (e.g. '*layer*.conv1:0.9')");
-  sub->add_option("--skip-layers", o->skip_layers, "Comma list of globs whose layers keep every filter");
+  sub->add_option("--skip-layers", c->skip_layers, "Comma list of globs whose layers keep every filter");
   sub->add_flag("--json", o->json,
                 "--dry-run: print JSON: layers[] (name, total, kept), dense and pruned {params, params_with_bn, flops}, "
                 "sparsity, sparsity_with_bn, speedup")
@@ -206,9 +200,7 @@ CLI::App* add_prune_command(CLI::App& app) {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "prune: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
     apply_config_files(*sub);
-    TPP_CHECK(!o->stage_pr.empty(), "prune: --stage-pr is required (as a flag or in the --config file)");
-    c->arch = o->arch, c->dataset = o->dataset, c->method = o->method;
-    c->stage_pr = o->stage_pr, c->skip_layers = o->skip_layers;
+    TPP_CHECK(!c->stage_pr.empty(), "prune: --stage-pr is required (as a flag or in the --config file)");
     return run_prune(*o, *c, *sub);
   });
   return sub;

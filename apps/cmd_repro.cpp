@@ -155,8 +155,9 @@ struct Cell {
     return s / static_cast<double>(values.size());
   }
   double std() const {
+    const double m = mean();
     double s = 0;
-    for (const double v : values) s += (v - mean()) * (v - mean());
+    for (const double v : values) s += (v - m) * (v - m);
     return values.size() > 1 ? std::sqrt(s / static_cast<double>(values.size() - 1)) : 0.0;
   }
   std::string text(int decimals) const {

@@ -250,18 +250,7 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
     run->write_report(training_report_html(report_of(summary, history, config)));
   };
   while (trainer.state().epochs_done < c.epochs) {
-    const EpochStats stats = [&] {
-      try {
-        return trainer.run_epoch();
-      } catch (const TrainingDiverged& e) {  // on every rank at once: the others wait for rank 0's files
-        write_outcome(e.what());
-        if (dist.distributed()) dist.comm->barrier();
-        throw;
-      } catch (const Error& e) {  // perhaps on this rank alone: no waiting for the others
-        write_outcome(e.what());
-        throw;
-      }
-    }();
+    const EpochStats stats = recording_failure([&] { return trainer.run_epoch(); }, write_outcome, dist);
     if (!run) continue;
     history.push_back(stats);
     run->append_log(epoch_json(stats));

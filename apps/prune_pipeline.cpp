@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -109,24 +108,6 @@ void broadcast_plan(const models::DistributedContext& dist, prune::PrunePlan& pl
     models::broadcast_indices(*dist.comm, pruned);
     set_pruned(l, std::move(pruned));
   }
-}
-
-// Images per second of eval-mode forward passes over `images` (best of a few).
-double inference_speed(models::Module& model, const Tensor& images) {
-  using Clock = std::chrono::steady_clock;
-  const NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  model(images);  // warm-up
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto start = Clock::now();
-    model(images);
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    best = std::max(best, static_cast<double>(images.size(0)) / seconds);
-  }
-  model.train(was_training);
-  return best;
 }
 
 Json jsv_or_null(const std::optional<prune::JsvStats>& s) { return s ? prune::jsv_json(*s) : Json(); }
@@ -371,23 +352,11 @@ void Pipeline::regularize() {
   save_state(nullptr);
 }
 
+// The training images without augmentation (the reference takes shuffled
+// training batches in train mode, which also moves BN's running statistics).
 std::optional<prune::JsvStats> Pipeline::mean_jsv() {
   if (c_.jsv_batches <= 0) return std::nullopt;
-  if (info_.arch == "mlp7_linear") return prune::linear_chain_jsv(*model_);
-  // CNNs: per-sample Jacobians in eval mode on the first batches of the
-  // training images without augmentation (the reference takes shuffled
-  // training batches in train mode, which also moves BN's running statistics).
-  const bool was_training = model_->is_training();
-  model_->eval();
-  prune::JsvAccumulator jsv;
-  jsv_loader_->start_epoch(0);
-  for (int64_t b = 0; b < c_.jsv_batches; ++b) {
-    const auto batch = jsv_loader_->next();
-    if (!batch) break;
-    jsv.add_batch(*model_, batch->images);
-  }
-  model_->train(was_training);
-  return jsv.stats();
+  return prune::model_jsv(*model_, jsv_loader_.get(), c_.jsv_batches);
 }
 
 void Pipeline::remove() {
@@ -404,7 +373,7 @@ void Pipeline::remove() {
     speed_batch = test_loader_->next()->images;
   }
   const EvalResult before = evaluate_model(*model_, *test_loader_, comm);
-  const double dense_speed = root() ? inference_speed(*model_, speed_batch) : 0.0;
+  const double dense_speed = root() ? inference_images_per_second(*model_, speed_batch) : 0.0;
   const models::ModelSummary dense = models::summarize(*model_, data_.input);
 
   if (method_.scratch) {
@@ -420,7 +389,7 @@ void Pipeline::remove() {
   if (dist_.distributed() && (method_.scratch || method_.orthp)) models::broadcast_model(*dist_.comm, *model_);
   const EvalResult after = evaluate_model(*model_, *test_loader_, comm);
   const std::optional<prune::JsvStats> jsv = root() ? mean_jsv() : std::nullopt;
-  const double pruned_speed = root() ? inference_speed(*model_, speed_batch) : 0.0;
+  const double pruned_speed = root() ? inference_images_per_second(*model_, speed_batch) : 0.0;
   const prune::PruneAnalysis counts =
       prune::compare_counts(prune::counts_of(dense), prune::counts_of(models::summarize(*model_, data_.input)));
 
@@ -614,20 +583,15 @@ int Pipeline::run() {
     if (!resuming) save_state(nullptr);
   });
 
-  try {
-    if (phase_ == Phase::orth_regularize) orth_regularize();
-    if (phase_ == Phase::regularize) regularize();
-    if (phase_ == Phase::remove) remove();
-    write_outcome();
-    if (phase_ == Phase::retrain) retrain();
-  } catch (const TrainingDiverged& e) {  // on every rank at once: the others wait for rank 0's files
-    write_outcome(e.what());
-    if (dist_.distributed()) dist_.comm->barrier();
-    throw;
-  } catch (const Error& e) {  // perhaps on this rank alone: no waiting for the others
-    write_outcome(e.what());
-    throw;
-  }
+  recording_failure(
+      [&] {
+        if (phase_ == Phase::orth_regularize) orth_regularize();
+        if (phase_ == Phase::regularize) regularize();
+        if (phase_ == Phase::remove) remove();
+        write_outcome();
+        if (phase_ == Phase::retrain) retrain();
+      },
+      [this](const std::string& error) { write_outcome(error); }, dist_);
   write_outcome();
   // The others leave when rank 0's files are complete: a launcher may stop
   // the job as soon as one rank exits.

@@ -35,14 +35,6 @@ std::vector<Tensor> tensors_of(const models::NamedTensors& named) {
   return tensors;
 }
 
-int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const std::vector<int64_t> predicted = ops::max(logits.detach(), 1).indices.to_vector<int64_t>();
-  const std::vector<int64_t> truth = labels.to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
-  return correct;
-}
-
 double percent(int64_t part, int64_t whole) {
   return whole > 0 ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
 }
@@ -131,8 +123,7 @@ Trainer::StepResult Trainer::step(const data::Batch& batch, StepContext context)
   sgd_.set_lr(context.lr);
   // A bad step leaves the BN running statistics as they were, too (a few
   // values per channel: cheap next to the step).
-  std::vector<Tensor> saved_buffers;
-  for (const auto& [name, buffer] : model_.named_buffers()) saved_buffers.push_back(buffer.clone());
+  snapshot_buffers();
 
   const auto samples = static_cast<double>(batch.labels.numel());
   Tensor logits, loss;
@@ -179,10 +170,23 @@ Trainer::StepResult Trainer::step(const data::Batch& batch, StepContext context)
   }
   // An update now would turn every weight to NaN. Undo the forward's BN updates, then stop or skip.
   models::NamedTensors buffers = model_.named_buffers();
-  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(saved_buffers[i]);
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(buffer_snapshot_[i]);
   sgd_.zero_grad();
   handle_non_finite(what, detail, context);
   return {.skipped = true, .samples = t[2]};
+}
+
+void Trainer::snapshot_buffers() {
+  const models::NamedTensors buffers = model_.named_buffers();
+  buffer_snapshot_.resize(buffers.size());
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    const Tensor& buffer = buffers[i].second;
+    Tensor& copy = buffer_snapshot_[i];
+    if (copy.defined() && copy.sizes() == buffer.sizes() && copy.dtype() == buffer.dtype())
+      copy.copy_(buffer);  // the usual case: no allocation on the step's path
+    else
+      copy = buffer.clone();
+  }
 }
 
 std::string Trainer::non_finite_part(const Tensor& loss) const {
@@ -306,6 +310,14 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
   return stats;
 }
 
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  const std::vector<int64_t> predicted = ops::max(logits.detach(), 1).indices.to_vector<int64_t>();
+  const std::vector<int64_t> truth = labels.to_vector<int64_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
+  return correct;
+}
+
 EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist::Communicator* comm) {
   const NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -327,6 +339,23 @@ EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist:
   }
   const auto correct = static_cast<int64_t>(totals[1]), seen = static_cast<int64_t>(totals[2]);
   return {.loss = seen > 0 ? totals[0] / totals[2] : 0.0, .accuracy = percent(correct, seen), .samples = seen};
+}
+
+double inference_images_per_second(models::Module& model, const Tensor& images) {
+  using Clock = std::chrono::steady_clock;
+  const NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  model(images);  // warm-up
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto start = Clock::now();
+    model(images);
+    best = std::max(best, static_cast<double>(images.size(0)) /
+                              std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  model.train(was_training);
+  return best;
 }
 
 EvalResult Trainer::evaluate() { return evaluate_model(model_, test_loader_, options_.distributed.comm.get()); }

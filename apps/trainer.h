@@ -78,10 +78,33 @@ struct TrainingDiverged : Error {
   using Error::Error;
 };
 
+// Runs `work` and returns what it returns. A tpp::Error from it is first
+// recorded with `record` (so the run's summary.json says why it failed).
+// After a TrainingDiverged, which every rank throws at the same step, the
+// ranks meet at a barrier so that none leaves before rank 0's files are
+// written; any other error may be on one rank alone and is rethrown at once.
+template <class Work>
+auto recording_failure(Work&& work, const std::function<void(const std::string&)>& record,
+                       const models::DistributedContext& dist) -> decltype(work()) {
+  try {
+    return work();
+  } catch (const TrainingDiverged& e) {
+    record(e.what());
+    if (dist.distributed()) dist.comm->barrier();
+    throw;
+  } catch (const Error& e) {
+    record(e.what());
+    throw;
+  }
+}
+
 struct EvalResult {
   double loss = 0, accuracy = 0;  // mean cross-entropy, %
   int64_t samples = 0;
 };
+
+// How many rows of `logits` [N, C] have their maximum at `labels` [N].
+int64_t count_correct(const Tensor& logits, const Tensor& labels);
 
 // Accuracy and loss of `model` over one pass of `loader` in eval mode; the
 // model's mode is restored. With `comm`, each rank passes over its shard
@@ -97,6 +120,10 @@ enum class OnNan {
 // "stop" or "skip"; anything else throws tpp::Error.
 OnNan parse_on_nan(const std::string& text);
 const char* on_nan_name(OnNan on_nan);
+
+// Images per second of eval-mode forward passes over `images`: the best of
+// three after a warm-up (the model's mode is restored).
+double inference_images_per_second(models::Module& model, const Tensor& images);
 
 struct TrainerOptions {
   LrSchedule schedule;
@@ -198,6 +225,7 @@ class Trainer {
   StepResult step(const data::Batch& batch, StepContext context);
   // "" when the loss and every gradient are finite, else what was not.
   std::string non_finite_part(const Tensor& loss) const;
+  void snapshot_buffers();
   void handle_non_finite(const std::string& what, const std::string& detail, const StepContext& context);
   bool speaks() const { return options_.distributed.is_root(); }
 
@@ -213,6 +241,9 @@ class Trainer {
   TrainState state_;
   bool improved_ = false;
   int64_t skips_in_a_row_ = 0;  // not checkpointed: a resume starts counting afresh
+  // The model's buffers (BN statistics) before the step in progress, put back
+  // if the step turns out non-finite; the same tensors from step to step.
+  std::vector<Tensor> buffer_snapshot_;
 };
 
 }  // namespace tpp::apps

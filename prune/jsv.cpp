@@ -133,6 +133,30 @@ void JsvAccumulator::add_batch(models::Module& model, const Tensor& images) {
   }
 }
 
+int64_t JsvAccumulator::add_batches(models::Module& model, data::DataLoader& loader, int64_t max_batches) {
+  int64_t added = 0;
+  loader.start_epoch(0);
+  while (added < max_batches) {
+    const std::optional<data::Batch> batch = loader.next();
+    if (!batch) break;
+    add_batch(model, batch->images);
+    ++added;
+  }
+  return added;
+}
+
+JsvStats model_jsv(models::Module& model, data::DataLoader* loader, int64_t batches) {
+  if (is_linear_chain(model)) return linear_chain_jsv(model);
+  TPP_CHECK(loader != nullptr, "model_jsv: a model that is not a linear chain needs data for its Jacobians");
+  const bool was_training = model.is_training();
+  model.eval();
+  JsvAccumulator jsv;
+  const int64_t used = jsv.add_batches(model, *loader, batches);
+  model.train(was_training);
+  TPP_CHECK(used > 0, "model_jsv: the data loader has no batch");
+  return jsv.stats();
+}
+
 void JsvAccumulator::add_sample(std::vector<double> singular_values) {
   TPP_CHECK(!singular_values.empty(), "JsvAccumulator: a sample without singular values");
   const auto [lo, hi] = std::minmax_element(singular_values.begin(), singular_values.end());

@@ -23,6 +23,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <vector>
 
+#include "data/loader.h"
 #include "engine/tensor.h"
 #include "models/module.h"
 
@@ -54,6 +55,9 @@ Tensor batch_jacobians(models::Module& model, const Tensor& images);
 class JsvAccumulator {
  public:
   void add_batch(models::Module& model, const Tensor& images);
+  // add_batch() over the first `max_batches` batches of epoch 0 of `loader`;
+  // returns how many there were.
+  int64_t add_batches(models::Module& model, data::DataLoader& loader, int64_t max_batches);
   // Adds the singular values of one sample's Jacobian.
   void add_sample(std::vector<double> singular_values);
   JsvStats stats() const;
@@ -68,6 +72,12 @@ class JsvAccumulator {
 JsvStats jsv_stats(const std::vector<std::vector<double>>& per_sample);
 
 // {"mean", "std", "min", "max", "condition", "mean_sq_dev_from_1", "samples"}
+// The measure of the pruning pipeline and `tpp compare`: exact for a linear
+// chain (`loader` unused, may be null); otherwise per-sample Jacobians over
+// the first `batches` batches of `loader`, with the model in eval mode (so
+// that BN's running statistics stay as they are; the mode is restored).
+JsvStats model_jsv(models::Module& model, data::DataLoader* loader, int64_t batches);
+
 nlohmann::ordered_json jsv_json(const JsvStats& stats);
 
 }  // namespace tpp::prune

@@ -305,17 +305,24 @@ def make_sgd(out_dir):
 GENERATORS = [make_conv2d, make_batch_norm2d, make_pool2d, make_linear, make_cross_entropy, make_sgd]
 
 
-def main():
+def run_generators(description, seeded_generators):
+    """The command line of every fixture script: --out DIR (default tests/fixtures), one thread,
+    deterministic algorithms, and each generator(out_dir) after torch.manual_seed(its seed)."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", default=os.path.join(repo, "tests", "fixtures"), help="output directory")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    for seed, generate in enumerate(GENERATORS):
-        torch.manual_seed(1000 + seed)  # each file independent of the others
+    for seed, generate in seeded_generators:
+        torch.manual_seed(seed)
         generate(args.out)
+
+
+def main():
+    # Each file is independent of the others: a seed of its own.
+    run_generators(__doc__.splitlines()[0], [(1000 + i, generate) for i, generate in enumerate(GENERATORS)])
 
 
 if __name__ == "__main__":

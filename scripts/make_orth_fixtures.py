@@ -14,7 +14,6 @@ as float32 (the writer of scripts/make_fixtures.py). Re-running gives
 byte-identical files.
 """
 
-import argparse
 import math
 import os
 import sys
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import Fixture, leaf64, randn32  # noqa: E402
+from make_fixtures import Fixture, leaf64, randn32, run_generators  # noqa: E402
 
 KERNORTH_CASES = [  # name, weight shape
     ("wide_conv", (4, 3, 3, 3)),
@@ -102,15 +101,7 @@ def make_orth(out_dir):
 
 
 def main():
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(repo, "tests", "fixtures"), help="output directory")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(2000)
-    make_orth(args.out)
+    run_generators(__doc__.splitlines()[0], [(2000, make_orth)])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,16 @@
 #include "engine/error.h"
 
 namespace tpp::cuda {
+
+bool CudaEventSource::event_done(EventHandle event) {
+  const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
+  if (status == cudaSuccess) return true;
+  if (status != cudaErrorNotReady) cudaGetLastError();  // not ours to report: clear it
+  return false;
+}
+
+void CudaEventSource::wait_event(EventHandle event) { cudaEventSynchronize(static_cast<cudaEvent_t>(event)); }
+
 namespace {
 
 // Runs the calls of a scope on `device`, and puts the caller's device back.
@@ -30,7 +40,7 @@ class DeviceScope {
 };
 
 // Called by the BlockCache under its lock, so the spare events need no lock of their own.
-class DeviceMemorySource final : public MemorySource {
+class DeviceMemorySource final : public CudaEventSource {
  public:
   explicit DeviceMemorySource(int device) : device_(device) {}
   ~DeviceMemorySource() override {
@@ -71,15 +81,6 @@ class DeviceMemorySource final : public MemorySource {
     }
     return event;
   }
-
-  bool event_done(EventHandle event) override {
-    const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
-    if (status == cudaSuccess) return true;
-    if (status != cudaErrorNotReady) cudaGetLastError();
-    return false;
-  }
-
-  void wait_event(EventHandle event) override { cudaEventSynchronize(static_cast<cudaEvent_t>(event)); }
 
   void release_event(EventHandle event) override {
     try {

@@ -27,6 +27,14 @@ class DeviceBuffer : public CachedBuffer {
   cudaStream_t stream() const { return static_cast<cudaStream_t>(CachedBuffer::stream()); }
 };
 
+// The CUDA-event half of a MemorySource, shared by the device and the pinned
+// host sources: whether an event has completed, and waiting for it.
+class CudaEventSource : public MemorySource {
+ public:
+  bool event_done(EventHandle event) override;
+  void wait_event(EventHandle event) override;
+};
+
 // The allocator of GPU `device`, made on first use with the TPP_CUDA_ALLOC
 // mode and kept until the process ends (buffers may outlive main's locals).
 BlockCache& device_allocator(int device);

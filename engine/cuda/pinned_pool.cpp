@@ -23,7 +23,7 @@ size_t available_host_bytes() {
 
 // Staging is per batch, not per op: events are made and destroyed each time,
 // on the device of the stream they mark.
-class PinnedMemorySource final : public MemorySource {
+class PinnedMemorySource final : public CudaEventSource {
  public:
   void* allocate(size_t bytes) override {
     void* ptr = nullptr;
@@ -57,14 +57,6 @@ class PinnedMemorySource final : public MemorySource {
     return event;
   }
 
-  bool event_done(EventHandle event) override {
-    const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
-    if (status == cudaSuccess) return true;
-    if (status != cudaErrorNotReady) cudaGetLastError();
-    return false;
-  }
-
-  void wait_event(EventHandle event) override { cudaEventSynchronize(static_cast<cudaEvent_t>(event)); }
   void release_event(EventHandle event) override { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
 
   std::string out_of_memory_message(size_t requested, size_t reserved) override {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 namespace tpp::ops::cpu {
 
@@ -84,6 +86,33 @@ void forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight
   }
 }
 
+// Σ dy and Σ dy·(x − mean) over channel c.
+template <class T>
+std::pair<double, double> channel_dy_sums(const T* px, const T* g, const BatchNormShape& s, int64_t c, double mean) {
+  double sum_dy = 0, sum_dy_centred = 0;
+  for (int64_t n = 0; n < s.n; ++n) {
+    const int64_t base = (n * s.c + c) * s.hw;
+#pragma omp simd reduction(+ : sum_dy, sum_dy_centred)
+    for (int64_t i = 0; i < s.hw; ++i) {
+      sum_dy += g[base + i];
+      sum_dy_centred += static_cast<double>(g[base + i]) * (static_cast<double>(px[base + i]) - mean);
+    }
+  }
+  return {sum_dy, sum_dy_centred};
+}
+
+// dx = a·dy + k·(x − mean) + k0 over channel c.
+template <class T>
+void write_channel_dx(T* pdx, const T* px, const T* g, const BatchNormShape& s, int64_t c, double a, double k,
+                      double k0, double mean) {
+  const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0), tm = static_cast<T>(mean);
+  for (int64_t n = 0; n < s.n; ++n) {
+    const int64_t base = (n * s.c + c) * s.hw;
+#pragma omp simd
+    for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * (px[base + i] - tm) + tk0;
+  }
+}
+
 // With xhat = (x - mean) * invstd and M values per channel:
 //   dbias = sum dy, dweight = sum dy * xhat,
 //   dx = w * invstd * (dy - [sum dy + xhat * sum dy * xhat] / M)   (batch statistics)
@@ -102,15 +131,7 @@ void backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const 
 #pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
   for (int64_t c = 0; c < s.c; ++c) {
     const double mean = stats.mean[c], invstd = stats.invstd[c];
-    double sum_dy = 0, sum_dy_centred = 0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const int64_t base = (n * s.c + c) * s.hw;
-#pragma omp simd reduction(+ : sum_dy, sum_dy_centred)
-      for (int64_t i = 0; i < s.hw; ++i) {
-        sum_dy += g[base + i];
-        sum_dy_centred += static_cast<double>(g[base + i]) * (static_cast<double>(px[base + i]) - mean);
-      }
-    }
+    const auto [sum_dy, sum_dy_centred] = channel_dy_sums(px, g, s, c, mean);
     const double sum_dy_xhat = sum_dy_centred * invstd;
     if (pdw) pdw[c] = static_cast<T>(sum_dy_xhat);
     if (pdb) pdb[c] = static_cast<T>(sum_dy);
@@ -119,12 +140,7 @@ void backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const 
     // dx = a * dy + k * (x - mean) + k0
     const double k = batch_stats ? -a * sum_dy_xhat * invstd / count : 0.0;
     const double k0 = batch_stats ? -a * sum_dy / count : 0.0;
-    const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0), tm = static_cast<T>(mean);
-    for (int64_t n = 0; n < s.n; ++n) {
-      const int64_t base = (n * s.c + c) * s.hw;
-#pragma omp simd
-      for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * (px[base + i] - tm) + tk0;
-    }
+    write_channel_dx(pdx, px, g, s, c, a, k, k0, mean);
   }
 }
 
@@ -152,18 +168,7 @@ void backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, c
   sum_dy_centred.assign(s.c, 0);
 #pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
   for (int64_t c = 0; c < s.c; ++c) {
-    const double mean = stats.mean[c];
-    double a = 0, b = 0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const int64_t base = (n * s.c + c) * s.hw;
-#pragma omp simd reduction(+ : a, b)
-      for (int64_t i = 0; i < s.hw; ++i) {
-        a += g[base + i];
-        b += static_cast<double>(g[base + i]) * (static_cast<double>(px[base + i]) - mean);
-      }
-    }
-    sum_dy[c] = a;
-    sum_dy_centred[c] = b;
+    std::tie(sum_dy[c], sum_dy_centred[c]) = channel_dy_sums(px, g, s, c, stats.mean[c]);
   }
 }
 
@@ -181,12 +186,7 @@ void backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, 
     const double a = (w ? w[c] : 1.0) * invstd;
     const double k = -a * sum_dy_centred[c] * invstd * invstd / count;  // sum dy*xhat = sum_dy_centred * invstd
     const double k0 = -a * sum_dy[c] / count;
-    const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0), tm = static_cast<T>(stats.mean[c]);
-    for (int64_t n = 0; n < s.n; ++n) {
-      const int64_t base = (n * s.c + c) * s.hw;
-#pragma omp simd
-      for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * (px[base + i] - tm) + tk0;
-    }
+    write_channel_dx(pdx, px, g, s, c, a, k, k0, stats.mean[c]);
   }
 }
 

@@ -17,6 +17,7 @@
 #include "models/checkpoint.h"
 #include "models/widths.h"
 #include "models/zoo.h"
+#include "prune/jsv.h"
 #include "tests/apps/run_tpp.h"
 #include "tests/data/data_test_util.h"
 
@@ -68,7 +69,7 @@ const std::string kMlpPlan = "--stage-pr 'net.*:0.5' --skip-layers net.12";
 const std::string kShortTpp =
     "--reg-granularity 0.25 --reg-interval 2 --stabilize-iters 14 --zero-out-interval 2 --log-interval 1";
 
-Run prune(const std::filesystem::path& base, const std::filesystem::path& out, const std::string& args) {
+Run run_prune(const std::filesystem::path& base, const std::filesystem::path& out, const std::string& args) {
   return run_tpp(fmt::format("prune --base {} --out {} {} {}", base.string(), out.string(), kTinyData, args));
 }
 
@@ -95,7 +96,7 @@ TEST_SUITE("apps") {
     const TempDir dir;
     const auto base = save_base(dir, "mlp7_linear");
     const auto out = dir / "run";
-    const Run run = prune(base, out, fmt::format("--method tpp {} {} --epochs 2 --lr-schedule 0:0.01", kMlpPlan, kShortTpp));
+    const Run run = run_prune(base, out, fmt::format("--method tpp {} {} --epochs 2 --lr-schedule 0:0.01", kMlpPlan, kShortTpp));
     REQUIRE_MESSAGE(run.status == 0, run.output);
     for (const char* file : {"config.toml", "log.jsonl", "last.safetensors", "best.safetensors", "pruned.safetensors",
                              "summary.json", "report.html"})
@@ -142,8 +143,8 @@ TEST_SUITE("apps") {
     const TempDir dir;
     const auto base = save_base(dir, "mlp7_linear");
     const std::string args = fmt::format("--method tpp {} {} --lr-schedule 0:0.01,2:0.001", kMlpPlan, kShortTpp);
-    REQUIRE(prune(base, dir / "straight", args + " --epochs 3").status == 0);
-    REQUIRE(prune(base, dir / "split", args + " --epochs 1").status == 0);
+    REQUIRE(run_prune(base, dir / "straight", args + " --epochs 3").status == 0);
+    REQUIRE(run_prune(base, dir / "split", args + " --epochs 1").status == 0);
     const Run resumed = run_tpp(fmt::format("prune --resume {} --epochs 3", (dir / "split").string()));
     REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
     CHECK(contains(resumed.output, "resuming in phase"));
@@ -155,7 +156,7 @@ TEST_SUITE("apps") {
   TEST_CASE("tpp prune --method l1+orthp: every singular value of the pruned linear MLP is 1") {
     REQUIRE_FASHION_MNIST();
     const TempDir dir;
-    const Run run = prune(save_base(dir, "mlp7_linear"), dir / "run", "--method l1+orthp --epochs 0 " + kMlpPlan);
+    const Run run = run_prune(save_base(dir, "mlp7_linear"), dir / "run", "--method l1+orthp --epochs 0 " + kMlpPlan);
     REQUIRE_MESSAGE(run.status == 0, run.output);
     const Json removal = removal_of(read_log(dir / "run" / "log.jsonl"));
     CHECK(removal["jsv"]["mean"].get<double>() == doctest::Approx(1.0).epsilon(1e-6));
@@ -166,18 +167,25 @@ TEST_SUITE("apps") {
   TEST_CASE("tpp prune --method l1: L1 pruning of the linear MLP shrinks the mean JSV") {
     REQUIRE_FASHION_MNIST();
     const TempDir dir;
-    const Run run = prune(save_base(dir, "mlp7_linear"), dir / "run", "--method l1 --epochs 0 " + kMlpPlan);
+    const auto base = save_base(dir, "mlp7_linear");
+    const Run run = run_prune(base, dir / "run", "--method l1 --epochs 0 " + kMlpPlan);
     REQUIRE_MESSAGE(run.status == 0, run.output);
     const Json removal = removal_of(read_log(dir / "run" / "log.jsonl"));
-    CHECK(removal["jsv"]["mean"].get<double>() > 0);
-    CHECK(removal["jsv"]["mean"].get<double>() < 1);
+    const double dense = prune::linear_chain_jsv(*models::build_model(models::read_checkpoint(base))).mean;
+    const double pruned = removal["jsv"]["mean"].get<double>();
+    CHECK(pruned > 0);
+    CHECK(pruned < 0.5 * dense);
+    // The logged value is the pruned checkpoint's own exact JSV.
+    const double reloaded =
+        prune::linear_chain_jsv(*models::build_model(models::read_checkpoint(dir / "run" / "pruned.safetensors"))).mean;
+    CHECK(pruned == doctest::Approx(reloaded).epsilon(1e-9));
   }
 
   TEST_CASE("tpp prune --method scratch: the pruned widths with fresh weights") {
     REQUIRE_FASHION_MNIST();
     const TempDir dir;
     const auto base = save_base(dir, "mlp7_linear");
-    const Run run = prune(base, dir / "run", "--method scratch --epochs 1 --lr-schedule 0:0.01 " + kMlpPlan);
+    const Run run = run_prune(base, dir / "run", "--method scratch --epochs 1 --lr-schedule 0:0.01 " + kMlpPlan);
     REQUIRE_MESSAGE(run.status == 0, run.output);
     const auto pruned = model_tensors(dir / "run" / "pruned.safetensors");
     const auto dense = model_tensors(base);
@@ -192,12 +200,12 @@ TEST_SUITE("apps") {
     REQUIRE_FASHION_MNIST();
     const TempDir dir;
     const auto base = save_base(dir, "mlp7_linear");
-    Run run = prune(base, dir / "before", "--method kernorth+l1 --orth-reg-iters 6 --epochs 0 " + kMlpPlan);
+    Run run = run_prune(base, dir / "before", "--method kernorth+l1 --orth-reg-iters 6 --epochs 0 " + kMlpPlan);
     REQUIRE_MESSAGE(run.status == 0, run.output);
     const auto passes = lines_where(read_log(dir / "before" / "log.jsonl"),
                                     [](const Json& l) { return l["phase"] == "orth-regularize"; });
     CHECK(passes.size() == 1);  // 6 iterations: one whole pass of 4, then 2
-    run = prune(base, dir / "after", "--method l1+kernorth --epochs 1 --lr-schedule 0:0.01 " + kMlpPlan);
+    run = run_prune(base, dir / "after", "--method l1+kernorth --epochs 1 --lr-schedule 0:0.01 " + kMlpPlan);
     REQUIRE_MESSAGE(run.status == 0, run.output);
   }
 
@@ -208,16 +216,16 @@ TEST_SUITE("apps") {
     const std::string plan = "--stage-pr '*layer*.conv1:0.5' --epochs 0";
     // resnet20 has 20 conv/linear layers: S ≥ 20 zero-out intervals.
     const std::string tpp = "--reg-granularity 0.5 --reg-interval 1 --stabilize-iters 20 --zero-out-interval 1";
-    Run run = prune(base, dir / "tpp", fmt::format("--method tpp {} {}", plan, tpp));
+    Run run = run_prune(base, dir / "tpp", fmt::format("--method tpp {} {}", plan, tpp));
     REQUIRE_MESSAGE(run.status == 0, run.output);
     const Json removal = removal_of(read_log(dir / "tpp" / "log.jsonl"));
     CHECK(removal["test_acc"] == removal["test_acc_before"]);
     CHECK(removal["jsv"]["mean"].get<double>() > 0);
     for (const char* ablation : {"--reg-target diagonal", "--no-bn-reg", "--no-gram"}) {
-      run = prune(base, dir / "ablation", fmt::format("--method tpp {} {} {} --overwrite", plan, tpp, ablation));
+      run = run_prune(base, dir / "ablation", fmt::format("--method tpp {} {} {} --overwrite", plan, tpp, ablation));
       CHECK_MESSAGE(run.status == 0, run.output);
     }
-    run = prune(base, dir / "orthconv", "--method l1+orthconv --stage-pr '*layer*.conv1:0.5' --epochs 1");
+    run = run_prune(base, dir / "orthconv", "--method l1+orthconv --stage-pr '*layer*.conv1:0.5' --epochs 1");
     CHECK_MESSAGE(run.status == 0, run.output);
   }
 
@@ -226,7 +234,7 @@ TEST_SUITE("apps") {
     const auto base = save_base(dir, "mlp7_linear");
     const auto out = dir / "run";
     const auto error = [&](const std::string& args) {
-      const Run run = prune(base, out, args);
+      const Run run = run_prune(base, out, args);
       CHECK(run.status == 1);
       CHECK_FALSE(std::filesystem::exists(out));
       return run.output;
