@@ -28,7 +28,8 @@ if(TPP_WITH_CUDA)
     endif()
   endif()
   enable_language(CUDA)
-  set(CMAKE_CUDA_STANDARD 20)
+  # Kernel files (.cu) are C++17: the CMake here knows no C++20 flag for nvcc, and kernels need none.
+  set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   find_package(CUDAToolkit REQUIRED)
 

@@ -4,26 +4,20 @@
 
 #include "engine/finite.h"
 #include "engine/strided.h"
+#if TPP_WITH_CUDA
+#include "engine/cuda/tensor_transfer.h"
+#endif
 
 namespace tpp {
 
 namespace {
 thread_local bool g_grad_enabled = true;
 
-// acc += g, elementwise over equal shapes.
+// acc += g, elementwise over equal shapes, on acc's device.
 void add_into(const Tensor& acc, const Tensor& g) {
-  dispatch_floating(acc.dtype(), "backward", [&](auto t) {
-    using T = decltype(t);
-    T* out = acc.data<T>();
-    const Tensor src = g.dtype() == acc.dtype() ? g : g.to(acc.dtype());
-    const T* in = src.data<T>();
-    if (acc.is_contiguous() && src.is_contiguous()) {
-      const int64_t n = acc.numel();
-      for (int64_t i = 0; i < n; ++i) out[i] += in[i];
-      return;
-    }
-    StridedLoop<2>(acc.sizes(), {&acc.strides(), &src.strides()}).run([&](const auto& o) { out[o[0]] += in[o[1]]; });
-  });
+  TPP_CHECK(acc.device() == g.device(), "backward: a gradient on {} for a tensor on {}", g.device().str(),
+            acc.device().str());
+  accumulate_(acc, g);
 }
 
 void check_grad_shape(const Tensor& g, const Shape& expected, const std::string& where) {
@@ -34,7 +28,7 @@ void check_grad_shape(const Tensor& g, const Shape& expected, const std::string&
 void accumulate_leaf(TensorImpl& leaf, const Tensor& g, const std::string& from) {
   check_grad_shape(g, leaf.sizes, from);
   if (!leaf.grad) {
-    Tensor fresh = empty(leaf.sizes, {.dtype = leaf.dtype});
+    Tensor fresh = empty(leaf.sizes, {.dtype = leaf.dtype, .device = leaf.storage->device()});
     fresh.copy_(g);
     leaf.grad = fresh.impl_ptr();
   } else {
@@ -91,6 +85,7 @@ void record_grad(Tensor& output, std::string name, const std::vector<Tensor>& in
   node->backward = std::move(backward);
   node->output_sizes = output.sizes();
   node->output_dtype = output.dtype();
+  node->output_device = output.device();
   node->inputs.reserve(inputs.size());
   for (const Tensor& t : inputs) {
     Edge e;
@@ -112,7 +107,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   if (!seed.defined()) {
     TPP_CHECK(root.numel() == 1, "backward: a gradient is needed for a non-scalar output of shape {}",
               shape_str(root.sizes()));
-    seed = ones(root.sizes(), {.dtype = root.dtype()});
+    seed = ones(root.sizes(), {.dtype = root.dtype(), .device = root.device()});
   }
   check_grad_shape(seed, root.sizes(), "the seed gradient");
   NoGradGuard no_grad;
@@ -153,7 +148,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       check_grad_shape(g, next->output_sizes, node->name);
       auto [it, inserted] = pending.try_emplace(next, g);
       if (!inserted) {  // out of place: g or the earlier gradient may alias saved tensors
-        Tensor sum = empty(next->output_sizes, {.dtype = next->output_dtype});
+        Tensor sum = empty(next->output_sizes, {.dtype = next->output_dtype, .device = next->output_device});
         sum.copy_(it->second);
         add_into(sum, g);
         it->second = sum;
@@ -167,7 +162,13 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
   if (grad.sizes() == shape) return grad;
   TPP_CHECK(grad.dim() >= static_cast<int64_t>(shape.size()), "sum_to_shape: cannot reduce {} to {}",
             shape_str(grad.sizes()), shape_str(shape));
-  Tensor out = zeros(shape, {.dtype = grad.dtype()});
+  Tensor out = zeros(shape, {.dtype = grad.dtype(), .device = grad.device()});
+#if TPP_WITH_CUDA
+  if (grad.device().is_cuda()) {
+    cuda::sum_to(out, grad);
+    return out;
+  }
+#endif
   // Strides of `out` seen from grad's shape: 0 on broadcast dims.
   const size_t lead = grad.sizes().size() - shape.size();
   Shape out_strides(grad.sizes().size(), 0);

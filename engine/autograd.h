@@ -28,6 +28,7 @@ struct Node {
   BackwardFn backward;
   Shape output_sizes;
   DType output_dtype = DType::f32;
+  Device output_device;
 };
 
 // Whether ops record graphs (thread-local; on by default).

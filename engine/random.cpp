@@ -38,6 +38,8 @@ T unit(const PhiloxBlock& r, int64_t lane) {
 }  // namespace
 
 Tensor uniform(const Shape& shape, double low, double high, TensorOptions opts, Generator* gen) {
+  // GPU tensors take the numbers the CPU draws: one seed, one stream, on every device.
+  if (opts.device.is_cuda()) return uniform(shape, low, high, {.dtype = opts.dtype}, gen).to(opts.device);
   Tensor out = empty(shape, opts);
   dispatch_floating(opts.dtype, "uniform", [&](auto t) {
     using T = decltype(t);
@@ -51,6 +53,7 @@ Tensor uniform(const Shape& shape, double low, double high, TensorOptions opts, 
 Tensor rand(const Shape& shape, TensorOptions opts, Generator* gen) { return uniform(shape, 0, 1, opts, gen); }
 
 Tensor randn(const Shape& shape, TensorOptions opts, Generator* gen) {
+  if (opts.device.is_cuda()) return randn(shape, {.dtype = opts.dtype}, gen).to(opts.device);
   Tensor out = empty(shape, opts);
   dispatch_floating(opts.dtype, "randn", [&](auto t) {
     using T = decltype(t);

@@ -7,6 +7,9 @@
 
 #include "engine/autograd.h"
 #include "engine/strided.h"
+#if TPP_WITH_CUDA
+#include "engine/cuda/tensor_transfer.h"
+#endif
 
 namespace tpp {
 
@@ -72,8 +75,15 @@ Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset)
   return Tensor(std::move(impl));
 }
 
+#if TPP_WITH_CUDA
+bool on_gpu(const Tensor& a, const Tensor& b) { return a.device().is_cuda() || b.device().is_cuda(); }
+#endif
+
 // Strided copy with dtype conversion; shapes must already match.
 void copy_elements(const Tensor& dst, const Tensor& src) {
+#if TPP_WITH_CUDA
+  if (on_gpu(dst, src)) return cuda::copy(dst, src);
+#endif
   dispatch_all(dst.dtype(), [&](auto d) {
     using D = decltype(d);
     dispatch_all(src.dtype(), [&](auto s) {
@@ -146,9 +156,9 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   st[d] *= step;
   Tensor out = make_view(*this, s, st, offset() + start * strides()[d]);
   const Shape in_sizes = sizes();
-  const DType dt = dtype();
-  record_grad(out, "slice", {*this}, [in_sizes, dt, d, start, end, step](const Tensor& dy) {
-    Tensor dx = zeros(in_sizes, {.dtype = dt});
+  const TensorOptions where{.dtype = dtype(), .device = device()};
+  record_grad(out, "slice", {*this}, [in_sizes, where, d, start, end, step](const Tensor& dy) {
+    Tensor dx = zeros(in_sizes, where);
     dx.slice(d, start, end, step).copy_(dy);
     return Grads{dx};
   });
@@ -166,9 +176,9 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   st.erase(st.begin() + d);
   Tensor out = make_view(*this, s, st, offset() + index * strides()[d]);
   const Shape in_sizes = sizes();
-  const DType dt = dtype();
-  record_grad(out, "select", {*this}, [in_sizes, dt, d, index](const Tensor& dy) {
-    Tensor dx = zeros(in_sizes, {.dtype = dt});
+  const TensorOptions where{.dtype = dtype(), .device = device()};
+  record_grad(out, "select", {*this}, [in_sizes, where, d, index](const Tensor& dy) {
+    Tensor dx = zeros(in_sizes, where);
     dx.select(d, index).copy_(dy);
     return Grads{dx};
   });
@@ -269,12 +279,21 @@ Tensor Tensor::to(DType target) const {
   return out;
 }
 
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  Tensor out = empty(sizes(), {.dtype = dtype(), .device = target});
+  copy_elements(out, *this);
+  const Device source = device();
+  record_grad(out, "to_device", {*this}, [source](const Tensor& dy) { return Grads{dy.to(source)}; });
+  return out;
+}
+
 Tensor Tensor::index_select(int64_t d, const Tensor& index) const {
   d = wrap_dim(d, dim(), "index_select");
   TPP_CHECK(index.dtype() == DType::i64 && index.dim() == 1,
             "index_select: index must be a 1-d i64 tensor but got {} of shape {}", dtype_name(index.dtype()),
             shape_str(index.sizes()));
-  const Tensor idx = index.contiguous();
+  const Tensor idx = index.to(Device::cpu()).contiguous();  // read on the host: one row copy per index
   const int64_t* ids = idx.data<int64_t>();
   const int64_t n = sizes()[d], count = idx.numel();
   for (int64_t i = 0; i < count; ++i)
@@ -288,23 +307,12 @@ Tensor Tensor::index_select(int64_t d, const Tensor& index) const {
     for (int64_t i = 0; i < count; ++i) out.select(d, i).copy_(select(d, ids[i]));
   }
   const Shape in_sizes = sizes();
-  const DType dt = dtype();
-  record_grad(out, "index_select", {*this}, [in_sizes, dt, d, idx](const Tensor& dy) {
+  const TensorOptions where{.dtype = dtype(), .device = device()};
+  record_grad(out, "index_select", {*this}, [in_sizes, where, d, idx](const Tensor& dy) {
     NoGradGuard no_grad;
-    Tensor dx = zeros(in_sizes, {.dtype = dt});
+    Tensor dx = zeros(in_sizes, where);
     const int64_t* ids = idx.data<int64_t>();
-    for (int64_t i = 0; i < idx.numel(); ++i) {
-      Tensor dst = dx.select(d, ids[i]);
-      const Tensor add = dy.select(d, i);
-      dispatch_floating(dt, "index_select backward", [&](auto t) {
-        using T = decltype(t);
-        T* out = dst.data<T>();
-        const T* in = add.data<T>();
-        StridedLoop<2>(dst.sizes(), {&dst.strides(), &add.strides()}).run([&](const auto& o) {
-          out[o[0]] += in[o[1]];
-        });
-      });
-    }
+    for (int64_t i = 0; i < idx.numel(); ++i) accumulate_(dx.select(d, ids[i]), dy.select(d, i));
     return Grads{dx};
   });
   return out;
@@ -331,6 +339,12 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const { run_bac
 // ---- in place ----
 
 Tensor& Tensor::fill_(double value) {
+#if TPP_WITH_CUDA
+  if (device().is_cuda()) {
+    cuda::fill(*this, value);
+    return *this;
+  }
+#endif
   dispatch_all(dtype(), [&](auto t) {
     using T = decltype(t);
     T* out = data<T>();
@@ -342,6 +356,29 @@ Tensor& Tensor::fill_(double value) {
     }
   });
   return *this;
+}
+
+void accumulate_(const Tensor& dst, const Tensor& src) {
+  TPP_CHECK(src.sizes() == dst.sizes(), "accumulate_: source shape {} does not match destination shape {}",
+            shape_str(src.sizes()), shape_str(dst.sizes()));
+  TPP_CHECK(src.device() == dst.device(), "accumulate_: source on {} but destination on {}", src.device().str(),
+            dst.device().str());
+#if TPP_WITH_CUDA
+  if (dst.device().is_cuda()) return cuda::copy(dst, src, /*accumulate=*/true);
+#endif
+  const Tensor same_type = src.dtype() == dst.dtype() ? src : src.to(dst.dtype());
+  dispatch_floating(dst.dtype(), "accumulate_", [&](auto t) {
+    using T = decltype(t);
+    T* out = dst.data<T>();
+    const T* in = same_type.data<T>();
+    if (dst.is_contiguous() && same_type.is_contiguous()) {
+      for (int64_t i = 0; i < dst.numel(); ++i) out[i] += in[i];
+      return;
+    }
+    StridedLoop<2>(dst.sizes(), {&dst.strides(), &same_type.strides()}).run([&](const auto& o) {
+      out[o[0]] += in[o[1]];
+    });
+  });
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {
@@ -356,6 +393,9 @@ void Tensor::copy_from_host(const void* src, size_t nbytes) {
   TPP_CHECK(nbytes == expected, "copy_from_host: {} bytes given for a {} tensor of shape {} ({} bytes)", nbytes,
             dtype_name(dtype()), shape_str(sizes()), expected);
   TPP_CHECK(is_contiguous(), "copy_from_host: destination of shape {} is not contiguous", shape_str(sizes()));
+#if TPP_WITH_CUDA
+  if (device().is_cuda()) return cuda::upload_bytes(raw_data(), src, nbytes, device().index);
+#endif
   if (nbytes > 0) std::memcpy(raw_data(), src, nbytes);  // empty tensors and vectors may have null data
 }
 
@@ -364,11 +404,14 @@ void Tensor::copy_to_host(void* dst, size_t nbytes) const {
   TPP_CHECK(nbytes == expected, "copy_to_host: {} bytes requested from a {} tensor of shape {} ({} bytes)", nbytes,
             dtype_name(dtype()), shape_str(sizes()), expected);
   const Tensor src = contiguous();
+#if TPP_WITH_CUDA
+  if (device().is_cuda()) return cuda::download_bytes(dst, src.raw_data(), nbytes, device().index);
+#endif
   if (nbytes > 0) std::memcpy(dst, src.raw_data(), nbytes);
 }
 
 template <class T> std::vector<T> Tensor::to_vector() const {
-  const Tensor src = to(dtype_of<T>()).contiguous();
+  const Tensor src = to(Device::cpu()).to(dtype_of<T>()).contiguous();
   const T* p = src.data<T>();
   return std::vector<T>(p, p + src.numel());
 }
@@ -379,6 +422,7 @@ template std::vector<uint8_t> Tensor::to_vector<uint8_t>() const;
 
 double Tensor::item() const {
   TPP_CHECK(numel() == 1, "item: tensor of shape {} has {} elements, not 1", shape_str(sizes()), numel());
+  if (device().is_cuda()) return to(Device::cpu()).item();
   return dispatch_all(dtype(), [&](auto t) { return static_cast<double>(*data<decltype(t)>()); });
 }
 
@@ -404,6 +448,7 @@ Tensor arange(double start, double end, double step, TensorOptions opts) {
   TPP_CHECK(step != 0 && (end - start) / step >= 0, "arange: empty or infinite range start={} end={} step={}",
             start, end, step);
   const auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  if (opts.device.is_cuda()) return arange(start, end, step, {.dtype = opts.dtype}).to(opts.device);
   Tensor out = empty({n}, opts);
   dispatch_all(opts.dtype, [&](auto t) {
     using T = decltype(t);

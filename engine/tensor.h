@@ -71,6 +71,9 @@ class Tensor {
   Tensor index_select(int64_t dim, const Tensor& index) const;
   Tensor clone() const;
   Tensor to(DType dtype) const;
+  // The same values on `device` (this tensor itself when already there); the
+  // gradient flows back to the source device.
+  Tensor to(Device device) const;
 
   // Autograd.
   bool requires_grad() const { return impl().requires_grad; }
@@ -102,6 +105,10 @@ class Tensor {
  private:
   std::shared_ptr<TensorImpl> impl_;
 };
+
+// dst += src outside autograd: same shape, one device, floating dst; src of
+// any dtype (converted). Gradient accumulation and scatter-adds use it.
+void accumulate_(const Tensor& dst, const Tensor& src);
 
 // Creation. Every random creator takes its numbers from the global Philox
 // generator (engine/rng.h) unless a generator is given.

@@ -1,0 +1,103 @@
+#include "engine/cuda/tensor_kernels.h"
+
+#include <cstdint>
+#include <type_traits>
+
+namespace tpp::cuda {
+
+namespace {
+
+template <class T>
+__global__ void fill_kernel(T* data, StridedOffsets<1> at, int64_t n, T value) {
+  TPP_GRID_STRIDE_LOOP(i, n) {
+    int64_t off[1];
+    at.offsets_of(i, off);
+    data[off[0]] = value;
+  }
+}
+
+template <class D, class S>
+__global__ void copy_kernel(D* dst, const S* src, StridedOffsets<2> at, int64_t n, bool accumulate) {
+  TPP_GRID_STRIDE_LOOP(i, n) {
+    int64_t off[2];
+    at.offsets_of(i, off);
+    const D value = static_cast<D>(src[off[1]]);
+    dst[off[0]] = accumulate ? static_cast<D>(dst[off[0]] + value) : value;
+  }
+}
+
+template <class T>
+__global__ void sum_reduce_kernel(T* dst, const T* src, StridedOffsets<2> kept, StridedOffsets<1> reduced,
+                                  int64_t outputs, int64_t count, double scale) {
+  __shared__ double partial[kThreadsPerBlock];
+  for (int64_t j = blockIdx.x; j < outputs; j += gridDim.x) {
+    int64_t base[2];
+    kept.offsets_of(j, base);
+    double acc = 0;
+    for (int64_t r = threadIdx.x; r < count; r += blockDim.x) {
+      int64_t off[1];
+      reduced.offsets_of(r, off);
+      acc += static_cast<double>(src[base[1] + off[0]]);
+    }
+    partial[threadIdx.x] = acc;
+    __syncthreads();
+    for (int width = blockDim.x / 2; width > 0; width /= 2) {
+      if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) dst[base[0]] = static_cast<T>(scale * partial[0]);
+    __syncthreads();  // partial is reused by the next output
+  }
+}
+
+// Calls fn(T{}) with the C++ type of dtype.
+template <class Fn>
+void with_type(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::f32: fn(float{}); break;
+    case DType::f64: fn(double{}); break;
+    case DType::i64: fn(int64_t{}); break;
+    case DType::u8: fn(uint8_t{}); break;
+  }
+}
+
+}  // namespace
+
+void launch_fill(void* data, DType dtype, const StridedOffsets<1>& at, int64_t n, double value, cudaStream_t stream) {
+  if (n == 0) return;
+  with_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    fill_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<T*>(data), at, n, static_cast<T>(value));
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+void launch_copy(void* dst, DType dst_dtype, const void* src, DType src_dtype, const StridedOffsets<2>& at, int64_t n,
+                 bool accumulate, cudaStream_t stream) {
+  if (n == 0) return;
+  with_type(dst_dtype, [&](auto d) {
+    using D = decltype(d);
+    with_type(src_dtype, [&](auto s) {
+      using S = decltype(s);
+      copy_kernel<D, S><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<D*>(dst),
+                                                                       static_cast<const S*>(src), at, n, accumulate);
+    });
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+void launch_sum_reduce(void* dst, const void* src, DType dtype, const StridedOffsets<2>& kept,
+                       const StridedOffsets<1>& reduced, int64_t outputs, int64_t count, double scale,
+                       cudaStream_t stream) {
+  if (outputs == 0) return;
+  const unsigned blocks = static_cast<unsigned>(outputs < 65535 * 8 ? outputs : 65535 * 8);
+  with_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    if constexpr (std::is_floating_point_v<T>)
+      sum_reduce_kernel<T><<<blocks, kThreadsPerBlock, 0, stream>>>(static_cast<T*>(dst), static_cast<const T*>(src),
+                                                                   kept, reduced, outputs, count, scale);
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace tpp::cuda
