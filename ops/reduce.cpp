@@ -7,7 +7,12 @@
 #include "engine/autograd.h"
 #include "ops/checks.h"
 #include "ops/cpu/reduce.h"
+#include "ops/dispatch.h"
 #include "ops/elementwise.h"
+#if TPP_WITH_CUDA
+#include "engine/cuda/tensor_transfer.h"
+#include "ops/cuda/reduce.h"
+#endif
 
 namespace tpp::ops {
 
@@ -38,8 +43,8 @@ Shape reduced_shape(const Shape& sizes, const std::vector<int64_t>& dims, bool k
 }
 
 // Dims [first, last] seen as the middle extent of [outer, reduce, inner].
-cpu::ReduceLayout run_layout(const Shape& s, int64_t first, int64_t last) {
-  cpu::ReduceLayout l;
+ReduceLayout run_layout(const Shape& s, int64_t first, int64_t last) {
+  ReduceLayout l;
   for (int64_t d = 0; d < static_cast<int64_t>(s.size()); ++d) {
     if (d < first) l.outer *= s[d];
     else if (d <= last) l.reduce *= s[d];
@@ -67,17 +72,32 @@ std::vector<std::pair<int64_t, int64_t>> reduced_runs(const Shape& s, const std:
   return runs;
 }
 
+#if TPP_WITH_CUDA
+// On a GPU: a reduction to one element by the two-pass tree, any other in one
+// pass reading x in place (one block per output).
+void sum_over_cuda(const Tensor& x, const std::vector<int64_t>& dims, double scale, const Tensor& y) {
+  if (y.numel() == 1) return cuda::sum_all(x.detach().contiguous(), scale, y);
+  std::vector<bool> reduced(x.sizes().size(), false);
+  for (const int64_t d : dims)
+    if (d < x.dim()) reduced[d] = true;
+  ::tpp::cuda::reduce_sum(y, x.detach(), reduced, scale);
+}
+#endif
+
 // y = scale * the sum of x over dims, one pass per run of adjacent reduced
 // dims, last run first so that each pass reads less. Between passes the
 // partial sums are kept in f64.
 void sum_over(const Tensor& x, const std::vector<int64_t>& dims, double scale, const Tensor& y) {
+#if TPP_WITH_CUDA
+  if (x.device().is_cuda()) return sum_over_cuda(x, dims, scale, y);
+#endif
   Tensor current = x.detach().contiguous();
   const auto runs = reduced_runs(x.sizes(), dims);
   if (runs.empty()) return cpu::sum_forward(current, {.outer = x.numel()}, scale, y);
   Shape s = x.sizes();
   for (size_t k = runs.size(); k-- > 0;) {
     const auto [first, last] = runs[k];
-    const cpu::ReduceLayout layout = run_layout(s, first, last);
+    const ReduceLayout layout = run_layout(s, first, last);
     for (int64_t d = first; d <= last; ++d) s[d] = 1;
     const Tensor out = k == 0 ? y : empty(s, {.dtype = DType::f64, .device = x.device()});
     cpu::sum_forward(current, layout, k == 0 ? scale : 1.0, out);
@@ -120,11 +140,11 @@ Tensor max(const Tensor& x) {
   check_floating("max", x);
   TPP_CHECK(x.numel() > 0, "max: cannot reduce an empty tensor of shape {}", shape_str(x.sizes()));
   const Tensor xc = x.detach().contiguous();
-  const double value = cpu::max_all(xc);
-  Tensor y = full({}, value, {.dtype = x.dtype(), .device = x.device()});
-  record_grad(y, "max", {x}, [xc, value](const Tensor& dy) {
+  Tensor y = empty({}, {.dtype = x.dtype(), .device = x.device()});
+  TPP_ON_DEVICE(xc, max_all(xc, y));
+  record_grad(y, "max", {x}, [xc, y = y.detach()](const Tensor& dy) {
     Tensor dx = empty_like(xc);
-    cpu::max_all_backward(xc, value, dy.item(), dx);
+    TPP_ON_DEVICE(xc, max_all_backward(xc, y, dy, dx));
     return Grads{dx};
   });
   return y;
@@ -135,14 +155,15 @@ MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
   const std::vector<int64_t> dims{wrap_dim(dim, x.dim(), "max")};
   TPP_CHECK(x.dim() == 0 || x.size(dims[0]) > 0, "max: cannot reduce dim {} of size 0 in shape {}", dim,
             shape_str(x.sizes()));
-  const cpu::ReduceLayout layout = run_layout(x.sizes(), dims[0], dims[0]);
+  const ReduceLayout layout = run_layout(x.sizes(), dims[0], dims[0]);
   const Shape out_shape = reduced_shape(x.sizes(), dims, keepdim);
   MaxResult r{empty(out_shape, {.dtype = x.dtype(), .device = x.device()}),
               empty(out_shape, {.dtype = DType::i64, .device = x.device()})};
-  cpu::max_forward(x.detach().contiguous(), layout, r.values, r.indices);
+  const Tensor xc = x.detach().contiguous();
+  TPP_ON_DEVICE(xc, max_forward(xc, layout, r.values, r.indices));
   record_grad(r.values, "max_dim", {x}, [x_sizes = x.sizes(), layout, indices = r.indices](const Tensor& dy) {
     Tensor dx = empty(x_sizes, {.dtype = dy.dtype(), .device = dy.device()});
-    cpu::max_backward(dy.contiguous(), indices, layout, dx);
+    TPP_ON_DEVICE(dx, max_backward(dy.contiguous(), indices, layout, dx));
     return Grads{dx};
   });
   return r;

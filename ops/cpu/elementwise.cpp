@@ -73,6 +73,7 @@ void unary_forward(Unary op, const Tensor& x, double scalar, const Tensor& out) 
       case Unary::sqrt: return unary_loop<T>(x, out, [](T v) { return std::sqrt(v); });
       case Unary::abs: return unary_loop<T>(x, out, [](T v) { return std::abs(v); });
       case Unary::relu: return unary_loop<T>(x, out, [](T v) { return v > T(0) ? v : T(0); });
+      case Unary::sign: return unary_loop<T>(x, out, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); });
       case Unary::add_scalar: return unary_loop<T>(x, out, [s](T v) { return v + s; });
       case Unary::mul_scalar: return unary_loop<T>(x, out, [s](T v) { return v * s; });
       case Unary::pow_scalar:

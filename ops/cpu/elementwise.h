@@ -3,11 +3,12 @@
 #pragma once
 
 #include "engine/tensor.h"
+#include "ops/elementwise_types.h"
 
 namespace tpp::ops::cpu {
 
-enum class Binary { add, sub, mul, div };
-enum class Unary { neg, exp, log, sqrt, abs, relu, add_scalar, mul_scalar, pow_scalar, rsub_scalar, rdiv_scalar };
+using ops::Binary;
+using ops::Unary;
 
 void binary_forward(Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
 void unary_forward(Unary op, const Tensor& x, double scalar, const Tensor& out);

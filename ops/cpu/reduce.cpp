@@ -100,41 +100,54 @@ void max_backward(const Tensor& dy, const Tensor& indices, const ReduceLayout& l
   });
 }
 
-double max_all(const Tensor& x) {
-  return dispatch_floating(x.dtype(), "max", [&](auto type) {
+void max_all(const Tensor& x, const Tensor& y) {
+  dispatch_floating(x.dtype(), "max", [&](auto type) {
     using T = decltype(type);
     const T* p = x.data<T>();
     T best = p[0];
     for (int64_t i = 1; i < x.numel(); ++i)
       if (beats(p[i], best)) best = p[i];
-    return static_cast<double>(best);
+    y.data<T>()[0] = best;
   });
 }
 
-void max_all_backward(const Tensor& x, double max_value, double dy, const Tensor& dx) {
+void max_all_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx) {
   dispatch_floating(x.dtype(), "max backward", [&](auto type) {
     using T = decltype(type);
     const T* p = x.data<T>();
     T* out = dx.data<T>();
-    const T m = static_cast<T>(max_value);
+    const T m = y.data<T>()[0];
     const bool nan_max = std::isnan(m);
     const auto is_max = [&](T v) { return nan_max ? std::isnan(v) : v == m; };
     int64_t ties = 0;
     for (int64_t i = 0; i < x.numel(); ++i) ties += is_max(p[i]);
-    const T share = static_cast<T>(dy / static_cast<double>(ties));
+    const T share = static_cast<T>(dy.item() / static_cast<double>(ties));
     for (int64_t i = 0; i < x.numel(); ++i) out[i] = is_max(p[i]) ? share : T(0);
   });
 }
 
-double sum_of_squares(const Tensor& x) {
-  return dispatch_floating(x.dtype(), "sum_of_squares", [&](auto type) {
+void frobenius_norm_forward(const Tensor& x, const Tensor& y) {
+  dispatch_floating(x.dtype(), "frobenius_norm", [&](auto type) {
     using T = decltype(type);
     const T* p = x.data<T>();
     const int64_t n = x.numel();
     double acc = 0;
 #pragma omp parallel for simd reduction(+ : acc) if (n > kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(p[i]) * p[i];
-    return acc;
+    y.data<T>()[0] = static_cast<T>(std::sqrt(acc));
+  });
+}
+
+void frobenius_norm_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx) {
+  dispatch_floating(x.dtype(), "frobenius_norm backward", [&](auto type) {
+    using T = decltype(type);
+    const double norm = static_cast<double>(y.data<T>()[0]);
+    const T scale = norm == 0 ? T(0) : static_cast<T>(dy.item() / norm);
+    const T* p = x.data<T>();
+    T* out = dx.data<T>();
+    const int64_t n = x.numel();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) out[i] = p[i] * scale;
   });
 }
 

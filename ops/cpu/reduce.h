@@ -1,15 +1,15 @@
 // CPU reduction kernels. Inputs are contiguous and viewed as
-// [outer, reduce, inner]: the reduced extent sits between two kept blocks.
-// Outputs are contiguous [outer, inner]. Accumulation is in double.
+// [outer, reduce, inner] (ops/reduce_types.h). Outputs are contiguous
+// [outer, inner]. Accumulation is in double. Results that a backward needs
+// stay in tensors (0-d for reductions over everything), as on the GPU.
 #pragma once
 
 #include "engine/tensor.h"
+#include "ops/reduce_types.h"
 
 namespace tpp::ops::cpu {
 
-struct ReduceLayout {
-  int64_t outer = 1, reduce = 1, inner = 1;
-};
+using ops::ReduceLayout;
 
 // out[o, i] = scale * sum_r x[o, r, i]; x and out may differ in dtype
 // (f64 partial sums between passes).
@@ -20,12 +20,14 @@ void max_forward(const Tensor& x, const ReduceLayout& layout, const Tensor& valu
 // dx = 0 except dx[o, indices[o, i], i] = dy[o, i]
 void max_backward(const Tensor& dy, const Tensor& indices, const ReduceLayout& layout, const Tensor& dx);
 
-// The largest element of a non-empty contiguous x (NaN wins).
-double max_all(const Tensor& x);
-// dx = dy / (number of elements equal to max) where x == max, else 0.
-void max_all_backward(const Tensor& x, double max_value, double dy, const Tensor& dx);
+// y (0-d) = the largest element of a non-empty contiguous x (NaN wins).
+void max_all(const Tensor& x, const Tensor& y);
+// dx = dy / (number of elements equal to y) where x == y, else 0; y and dy 0-d.
+void max_all_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx);
 
-// sum of x^2 over all elements of a contiguous x.
-double sum_of_squares(const Tensor& x);
+// y (0-d) = sqrt(sum of x^2) over a contiguous x.
+void frobenius_norm_forward(const Tensor& x, const Tensor& y);
+// dx = x * (dy / y), or 0 when y is 0 (x all zeros: a subgradient).
+void frobenius_norm_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx);
 
 }  // namespace tpp::ops::cpu

@@ -13,6 +13,12 @@ Tensor param_with_grad(std::vector<double> value, std::vector<double> grad) {
   p.set_grad(from_vector<double>(grad, {n}));
   return p;
 }
+
+void check_values(const Tensor& t, const std::vector<double>& expected) {
+  const std::vector<double> got = t.to(DType::f64).to_vector<double>();
+  REQUIRE(got.size() == expected.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(expected[i]));
+}
 }  // namespace
 
 TEST_SUITE("optim") {
@@ -58,6 +64,52 @@ TEST_SUITE("optim") {
     CHECK_THROWS_WITH(Sgd({p}, {.lr = -1}), "sgd: learning rate must be >= 0 but got -1");
     CHECK_THROWS_WITH(Sgd({p}, {.lr = 0.1, .nesterov = true}), "sgd: nesterov needs a momentum > 0");
     CHECK_THROWS_WITH(Sgd({ones({2})}, {}), "sgd: parameter 0 must be a contiguous leaf that requires grad (shape [2])");
+  }
+
+  TEST_CASE("a mask keeps pruned entries at zero with no momentum") {
+    // unmasked entries: step 1 buf = 1, p -= 0.1; step 2 buf = 0.9 + 1 = 1.9, p -= 0.19
+    Tensor p = param_with_grad({1, 2, 3}, {1, 1, 1});
+    Sgd sgd({p}, {.lr = 0.1, .momentum = 0.9});
+    sgd.set_mask(0, from_vector<uint8_t>({1, 0, 1}, {3}));
+    sgd.step();
+    check_values(p, {0.9, 0, 2.9});
+    CHECK(sgd.momentum_buffers()[0].to_vector<double>() == std::vector<double>{1, 0, 1});
+    sgd.step();
+    check_values(p, {0.71, 0, 2.71});
+  }
+
+  TEST_CASE("a floating mask broadcasts over the parameter; any non-zero keeps") {
+    Tensor p = ones({2, 3}, {.dtype = DType::f64}).set_requires_grad(true);
+    p.set_grad(ones({2, 3}, {.dtype = DType::f64}));
+    Sgd sgd({p}, {.lr = 0.1});
+    sgd.set_mask(0, from_vector<float>({0, 0.5}, {2, 1}));
+    CHECK(sgd.masks()[0].sizes() == Shape{2, 3});
+    sgd.step();
+    check_values(p, {0, 0, 0, 0.9, 0.9, 0.9});
+  }
+
+  TEST_CASE("the mask is a copy, and an undefined mask removes it") {
+    Tensor p = param_with_grad({1, 1}, {1, 1});
+    Sgd sgd({p}, {.lr = 0.5});
+    Tensor mask = from_vector<double>({0, 1}, {2});
+    sgd.set_mask(0, mask);
+    mask.fill_(1);  // changes nothing in the optimizer
+    sgd.step();
+    CHECK(p.to_vector<double>() == std::vector<double>{0, 0.5});
+    sgd.set_mask(0, Tensor());
+    CHECK_FALSE(sgd.masks()[0].defined());
+    sgd.step();
+    CHECK(p.to_vector<double>() == std::vector<double>{-0.5, 0});
+  }
+
+  TEST_CASE("bad masks are refused") {
+    Tensor p = param_with_grad({1, 2}, {1, 1});
+    Sgd sgd({p}, {.lr = 0.1});
+    CHECK_THROWS_WITH(sgd.set_mask(1, ones({2})), "sgd: mask 1 of 1 parameters");
+    CHECK_THROWS_WITH(sgd.set_mask(0, ones({3})), "sgd: mask 0 of shape [3] does not broadcast to parameter shape [2]");
+    CHECK_THROWS_WITH(sgd.set_mask(0, ones({2, 2})),
+                      "sgd: mask 0 of shape [2, 2] does not broadcast to parameter shape [2]");
+    CHECK_THROWS_WITH(sgd.set_mask(0, arange(2)), "sgd: mask 0 must be u8 or floating but is i64");
   }
 
   TEST_CASE("milestone schedule takes the LR of the largest milestone not after the epoch") {
