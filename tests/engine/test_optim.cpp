@@ -106,7 +106,8 @@ TEST_SUITE("optim") {
     Tensor p = param_with_grad({1, 2}, {1, 1});
     Sgd sgd({p}, {.lr = 0.1});
     CHECK_THROWS_WITH(sgd.set_mask(1, ones({2})), "sgd: mask 1 of 1 parameters");
-    CHECK_THROWS_WITH(sgd.set_mask(0, ones({3})), "sgd: mask 0 of shape [3] does not broadcast to parameter shape [2]");
+    CHECK_THROWS_WITH(sgd.set_mask(0, ones({3})),
+                      "sgd: mask 0 of shape [3] does not broadcast to parameter shape [2]");
     CHECK_THROWS_WITH(sgd.set_mask(0, ones({2, 2})),
                       "sgd: mask 0 of shape [2, 2] does not broadcast to parameter shape [2]");
     CHECK_THROWS_WITH(sgd.set_mask(0, arange(2)), "sgd: mask 0 must be u8 or floating but is i64");
