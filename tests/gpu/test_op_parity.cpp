@@ -19,7 +19,10 @@ TEST_CASE("every registered op gives the CPU's output and gradients on CUDA") {
     }
     if (c.uses_tensor_cores) {
       const MathModeOverride tf32(MathMode::tf32);
-      for (const std::string& failure : parity::check_case(c, c.tf32_tolerance)) FAIL_CHECK(("TF32: " + failure));
+      for (const std::string& failure : parity::check_case(c, c.tf32_tolerance)) {
+        const std::string line = "TF32: " + failure;
+        FAIL_CHECK(line);
+      }
     }
   }
 }
