@@ -166,8 +166,9 @@ void Sgd::set_mask(size_t index, const Tensor& mask) {
   const Tensor& p = params_[index];
   TPP_CHECK(mask.dtype() == DType::u8 || is_floating(mask.dtype()), "sgd: mask {} must be u8 or floating but is {}",
             index, dtype_name(mask.dtype()));
-  TPP_CHECK(broadcasts_to(mask.sizes(), p.sizes()), "sgd: mask {} of shape {} does not broadcast to parameter shape {}",
-            index, shape_str(mask.sizes()), shape_str(p.sizes()));
+  TPP_CHECK(broadcasts_to(mask.sizes(), p.sizes()),
+            "sgd: mask {} of shape {} does not broadcast to parameter shape {}", index, shape_str(mask.sizes()),
+            shape_str(p.sizes()));
   // clone: a fresh contiguous copy of the parameter's shape, never a view of the caller's mask
   masks_[index] = mask.detach().to(p.device()).to(p.dtype()).expand(p.sizes()).clone();
 }

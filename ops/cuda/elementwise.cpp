@@ -56,7 +56,8 @@ void unary_forward(Unary op, const Tensor& x, double scalar, const Tensor& out) 
 }
 
 void relu_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) {
-  binary_like("relu backward", y, dy, dx, [&](const auto& at, int64_t n, bool flat, bool scalar_b, cudaStream_t stream) {
+  binary_like("relu backward", y, dy, dx,
+              [&](const auto& at, int64_t n, bool flat, bool scalar_b, cudaStream_t stream) {
     kernels::launch_relu_backward(dx.dtype(), dx.raw_data(), y.raw_data(), dy.raw_data(), at, n, flat, scalar_b,
                                   stream);
   });

@@ -33,12 +33,12 @@ namespace tpp::ops::cuda::kernels {
 // out[at(i)[0]] = a[at(i)[1]] (op) b[at(i)[2]] for i < n, floating dtypes.
 // `flat`: all three are contiguous of n elements (at is then unused);
 // `scalar_b`: a and out contiguous, b one element.
-void launch_binary(Binary op, DType dtype, void* out, const void* a, const void* b, const tpp::cuda::StridedOffsets<3>& at,
-                   int64_t n, bool flat, bool scalar_b, cudaStream_t stream);
+void launch_binary(Binary op, DType dtype, void* out, const void* a, const void* b,
+                   const tpp::cuda::StridedOffsets<3>& at, int64_t n, bool flat, bool scalar_b, cudaStream_t stream);
 
 // out[at(i)[0]] = op(x[at(i)[1]], scalar) for i < n; `flat` as above.
-void launch_unary(Unary op, DType dtype, void* out, const void* x, double scalar, const tpp::cuda::StridedOffsets<2>& at,
-                  int64_t n, bool flat, cudaStream_t stream);
+void launch_unary(Unary op, DType dtype, void* out, const void* x, double scalar,
+                  const tpp::cuda::StridedOffsets<2>& at, int64_t n, bool flat, cudaStream_t stream);
 
 // dx[at(i)[0]] = y[at(i)[1]] > 0 ? dy[at(i)[2]] : 0 for i < n; `flat` and
 // `scalar_b` (dy one element) as above.

@@ -285,7 +285,8 @@ void launch_max_dim_backward(const void* dy, const int64_t* indices, void* dx, D
   const int64_t outputs = layout.outer * layout.inner;
   const int64_t size = outputs * layout.reduce;
   if (size == 0) return;
-  TPP_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<size_t>(size) * element_size(dtype), stream));  // 0.0 is all zero bits
+  // 0.0 is all zero bits in f32 and f64
+  TPP_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<size_t>(size) * element_size(dtype), stream));
   with_floating(dtype, [&](auto type) {
     using T = decltype(type);
     max_scatter_kernel<T><<<blocks_for(outputs), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(dy), indices,
