@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <string>
 
 #include <fmt/format.h>
@@ -30,6 +31,10 @@ namespace tc = ::tpp::cuda;
 
 // Timing scratch is capped here; candidates that need more are left out.
 constexpr size_t kMaxSearchWorkspace = size_t{1} << 30;
+
+// cuDNN's vectorised kernels need aligned data, and an algorithm timed on
+// aligned buffers may refuse a view that starts mid-allocation.
+constexpr uintptr_t kCudnnAlignment = 16;
 
 std::string describe(const Conv2dGeometry& g) {
   return fmt::format("input [{}, {}, {}, {}], weight [{}, {}, {}, {}], stride [{}, {}], padding [{}, {}], dilation "
@@ -200,6 +205,7 @@ AlgoChoice forward_algo(cudnnHandle_t h, const Conv2dGeometry& g, DType dtype, c
       return size_or_zero(status, bytes);
     };
     const auto find = [&](int count, int* returned, cudnnConvolutionFwdAlgoPerf_t* results, void* ws, size_t bytes) {
+      TPP_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), math));  // an earlier pass may have changed it
       TPP_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x.get(), x.raw_data(), d.w.get(), w.raw_data(),
                                                              d.conv.get(), d.y.get(), y.raw_data(), count, returned,
                                                              results, ws, bytes));
@@ -220,6 +226,7 @@ AlgoChoice backward_data_algo(cudnnHandle_t h, const Conv2dGeometry& g, DType dt
     };
     const auto find = [&](int count, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* results, void* ws,
                           size_t bytes) {
+      TPP_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), math));  // an earlier pass may have changed it
       TPP_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.get(), w.raw_data(), d.y.get(),
                                                                   dy.raw_data(), d.conv.get(), d.x.get(),
                                                                   dx.raw_data(), count, returned, results, ws, bytes));
@@ -241,6 +248,7 @@ AlgoChoice backward_filter_algo(cudnnHandle_t h, const Conv2dGeometry& g, DType 
     };
     const auto find = [&](int count, int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* results, void* ws,
                           size_t bytes) {
+      TPP_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), math));  // an earlier pass may have changed it
       TPP_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.get(), x.raw_data(), d.y.get(),
                                                                     dy.raw_data(), d.conv.get(), d.w.get(),
                                                                     dw.raw_data(), count, returned, results, ws,
@@ -264,15 +272,23 @@ void add_bias(cudnnHandle_t h, const Conv2dGeometry& g, const Tensor& bias, cons
                      y.raw_data()));
 }
 
+// t itself, or an aligned copy of a view whose data is not aligned.
+Tensor aligned(const Tensor& t) {
+  if (!t.defined() || reinterpret_cast<uintptr_t>(t.raw_data()) % kCudnnAlignment == 0) return t;
+  return t.detach().clone();
+}
+
 // Convolutions with no channels or no images have nothing for cuDNN to do
 // (and cuDNN refuses 0-sized descriptors).
 bool is_empty(const Conv2dGeometry& g) { return g.batch == 0 || g.in_channels == 0 || g.out_channels == 0; }
 
 }  // namespace
 
-void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) {
+void conv2d_forward(const Conv2dGeometry& g, const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
+                    const Tensor& y) {
   const tc::DeviceGuard guard(y.device().index);
   if (y.numel() == 0) return;
+  const Tensor x = aligned(x_in), w = aligned(w_in), bias = aligned(bias_in);
   const DType dtype = y.dtype();
   cudnnHandle_t h = cudnn_handle();
   if (is_empty(g)) {  // no input channels: the output is the bias alone
@@ -293,9 +309,10 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, c
   if (bias.defined()) add_bias(h, g, bias, y);
 }
 
-void conv2d_backward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
-                     const Tensor& dw, const Tensor& db) {
-  const tc::DeviceGuard guard(dy.device().index);
+void conv2d_backward(const Conv2dGeometry& g, const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in,
+                     const Tensor& dx, const Tensor& dw, const Tensor& db) {
+  const tc::DeviceGuard guard(dy_in.device().index);
+  const Tensor x = aligned(x_in), w = aligned(w_in), dy = aligned(dy_in);
   // One block per channel, summed in double: deterministic, unlike atomics.
   if (db.defined()) tc::reduce_sum(db, dy, {true, false, true, true});
   if (!dx.defined() && !dw.defined()) return;

@@ -3,8 +3,10 @@
 // double paths tightly.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ops/conv2d.h"
@@ -72,7 +74,10 @@ ParityCase conv_case(const ConvSpec& s) {
 std::vector<ParityCase> conv_cases() {
   const std::vector<ConvSpec> specs = {
       {.name = "conv2d 1x1 [2, 8, 7, 9] -> 6 with bias", .x = {2, 8, 7, 9}, .w = {6, 8, 1, 1}, .bias = true},
-      {.name = "conv2d 1x1 stride 2 [2, 5, 7, 9] -> 3", .x = {2, 5, 7, 9}, .w = {3, 5, 1, 1}, .opts = {.stride = {2, 2}}},
+      {.name = "conv2d 1x1 stride 2 [2, 5, 7, 9] -> 3",
+       .x = {2, 5, 7, 9},
+       .w = {3, 5, 1, 1},
+       .opts = {.stride = {2, 2}}},
       {.name = "conv2d 3x3 pad 1 [2, 3, 9, 7] -> 4", .x = {2, 3, 9, 7}, .w = {4, 3, 3, 3}, .opts = {.padding = {1, 1}}},
       {.name = "conv2d 3x3 pad 1 [2, 3, 9, 7] -> 4 with bias",
        .x = {2, 3, 9, 7},
