@@ -117,7 +117,7 @@ std::vector<ParityCase> conv_cases() {
        .w = {4, 3, 5, 3},
        .opts = {.stride = {2, 1}, .padding = {2, 0}},
        .bias = true},
-      {.name = "conv2d 3x3 batch 1 [1, 16, 12, 12] -> 32 with bias",
+      {.name = "conv2d 3x3 no padding batch 1 [1, 16, 12, 12] -> 32 with bias",
        .x = {1, 16, 12, 12},
        .w = {32, 16, 3, 3},
        .bias = true},
