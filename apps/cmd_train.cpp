@@ -194,6 +194,7 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
   manual_seed(c.seed);
   const std::shared_ptr<models::Module> model = models::make_model(c.arch, d.num_classes, d.in_channels);
   const models::ModelSummary model_summary = models::summarize(*model, d.input);
+  model->to(training_device(c.device, dist.local_rank, dist.distributed()));
   if (c.sync_bn && dist.distributed()) models::set_sync_batch_norm(*model, dist.comm);
   const LoaderSpec loaders{
       .batch_size = c.batch_size, .workers = c.workers, .seed = c.seed, .rank = dist.rank, .world_size = dist.world_size};

@@ -15,9 +15,11 @@ namespace {
 
 constexpr int64_t kEvalBatchSize = 500;
 
-// Training runs on CUDA once the engine has a CUDA backend; until then no
-// build has one, whatever GPUs the machine holds.
+#if TPP_WITH_CUDA
+constexpr bool kCudaTrainingBuilt = true;
+#else
 constexpr bool kCudaTrainingBuilt = false;
+#endif
 
 }  // namespace
 
@@ -73,9 +75,20 @@ std::string default_device() { return kCudaTrainingBuilt && cuda_device_count() 
 
 void check_device(const std::string& text, const std::string& command) {
   const Device device = Device::parse(text);
-  TPP_CHECK(device.is_cpu(),
-            "{}: --device {}: this build has no CUDA backend for training ({} GPU(s) visible); use --device cpu",
+  if (device.is_cpu()) return;
+  TPP_CHECK(kCudaTrainingBuilt, "{}: --device {}: this build has no CUDA backend ({} GPU(s) visible); use --device cpu",
             command, text, cuda_device_count());
+  TPP_CHECK(command == "train",
+            "{}: --device {}: only `tpp train` runs on CUDA so far (pruning reads weights on the host); use --device cpu",
+            command, text);
+  TPP_CHECK(device.index < cuda_device_count(), "{}: --device {}: no such GPU ({} usable); use --device cpu", command,
+            text, cuda_device_count());
+}
+
+Device training_device(const std::string& text, int local_rank, bool distributed) {
+  const Device device = Device::parse(text);
+  // One process per GPU: the rank's GPU is its local rank's, as NCCL set it up.
+  return device.is_cuda() && distributed ? Device::cuda(local_rank) : device;
 }
 
 }  // namespace tpp::apps

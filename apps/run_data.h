@@ -10,6 +10,7 @@
 #include "data/catalog.h"
 #include "data/loader.h"
 #include "data/transforms.h"
+#include "engine/device.h"
 
 namespace tpp::apps {
 
@@ -48,5 +49,8 @@ std::unique_ptr<data::DataLoader> make_test_loader(const RunData& data, const Lo
 std::string default_device();
 // Throws unless `text` names a device this build trains on.
 void check_device(const std::string& text, const std::string& command);
+// The device of this process's model and batches for --device `text`: in a
+// data-parallel CUDA run, the GPU of the local rank.
+Device training_device(const std::string& text, int local_rank, bool distributed);
 
 }  // namespace tpp::apps

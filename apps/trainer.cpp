@@ -39,6 +39,12 @@ double percent(int64_t part, int64_t whole) {
   return whole > 0 ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
 }
 
+// A batch from the loader (host memory) on the model's device.
+data::Batch on_device(const data::Batch& batch, Device device) {
+  if (device.is_cpu()) return batch;
+  return {.images = batch.images.to(device), .labels = batch.labels.to(device), .index = batch.index};
+}
+
 Tensor scalar_i64(int64_t value) { return from_vector<int64_t>({value}, {}); }
 Tensor scalar_f64(double value) { return from_vector<double>({value}, {}); }
 
@@ -119,7 +125,9 @@ Trainer::Trainer(models::Module& model, data::DataLoader& train_loader, data::Da
   }
 }
 
-Trainer::StepResult Trainer::step(const data::Batch& batch, StepContext context) {
+Trainer::StepResult Trainer::step(const data::Batch& loaded, StepContext context) {
+  const Device device = model_.device();
+  const data::Batch batch = on_device(loaded, device);
   sgd_.set_lr(context.lr);
   // A bad step leaves the BN running statistics as they were, too (a few
   // values per channel: cheap next to the step).
@@ -130,13 +138,14 @@ Trainer::StepResult Trainer::step(const data::Batch& batch, StepContext context)
   std::string what, detail;
   // This step's loss sum, correct count and samples, summed over the ranks
   // while backward runs; then every rank sees the global batch's loss.
-  Tensor step_totals = from_vector<double>({0, 0, samples}, {3});
+  // On the model's device: the communicator (NCCL on GPUs) reduces it there.
+  Tensor step_totals = from_vector<double>({0, 0, samples}, {3}).to(device);
   try {
     logits = model_(batch.images);
     const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
     context.loss = data_loss.item();
     step_totals = from_vector<double>(
-        {context.loss * samples, static_cast<double>(count_correct(logits, batch.labels)), samples}, {3});
+        {context.loss * samples, static_cast<double>(count_correct(logits, batch.labels)), samples}, {3}).to(device);
     std::unique_ptr<dist::PendingCollective> totals_reduced;
     if (data_parallel()) totals_reduced = options_.distributed.comm->all_reduce_async(step_totals);
     loss = data_loss;
@@ -323,17 +332,19 @@ EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist:
   const bool was_training = model.is_training();
   model.eval();
   std::vector<double> totals{0, 0, 0};  // loss sum, correct, samples
+  const Device device = model.device();
   loader.start_epoch(0);
-  while (const auto batch = loader.next()) {
-    const Tensor logits = model(batch->images);
-    const auto n = static_cast<double>(batch->labels.numel());
-    totals[0] += ops::cross_entropy(logits, batch->labels).item() * n;
-    totals[1] += static_cast<double>(count_correct(logits, batch->labels));
+  while (const auto loaded = loader.next()) {
+    const data::Batch batch = on_device(*loaded, device);
+    const Tensor logits = model(batch.images);
+    const auto n = static_cast<double>(batch.labels.numel());
+    totals[0] += ops::cross_entropy(logits, batch.labels).item() * n;
+    totals[1] += static_cast<double>(count_correct(logits, batch.labels));
     totals[2] += n;
   }
   model.train(was_training);
   if (comm != nullptr && comm->world_size() > 1) {
-    const Tensor sums = from_vector<double>(totals, {3});
+    const Tensor sums = from_vector<double>(totals, {3}).to(device);
     comm->all_reduce(sums);
     totals = sums.to_vector<double>();
   }
@@ -341,16 +352,20 @@ EvalResult evaluate_model(models::Module& model, data::DataLoader& loader, dist:
   return {.loss = seen > 0 ? totals[0] / totals[2] : 0.0, .accuracy = percent(correct, seen), .samples = seen};
 }
 
-double inference_images_per_second(models::Module& model, const Tensor& images) {
+double inference_images_per_second(models::Module& model, const Tensor& host_images) {
   using Clock = std::chrono::steady_clock;
   const NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
+  const Device device = model.device();
+  const Tensor images = host_images.to(device);
   model(images);  // warm-up
+  synchronize(device);
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
     const auto start = Clock::now();
     model(images);
+    synchronize(device);  // GPU work is asynchronous: time until it is done
     best = std::max(best, static_cast<double>(images.size(0)) /
                               std::chrono::duration<double>(Clock::now() - start).count());
   }

@@ -222,7 +222,7 @@ class Trainer {
     int64_t correct = 0;  // over all ranks
     double samples = 0;   // over all ranks
   };
-  StepResult step(const data::Batch& batch, StepContext context);
+  StepResult step(const data::Batch& loaded, StepContext context);  // any device: moved to the model's
   // "" when the loss and every gradient are finite, else what was not.
   std::string non_finite_part(const Tensor& loss) const;
   void snapshot_buffers();

@@ -8,6 +8,7 @@
 #include "engine/autograd.h"
 #include "engine/strided.h"
 #if TPP_WITH_CUDA
+#include "engine/cuda/stream.h"
 #include "engine/cuda/tensor_transfer.h"
 #endif
 
@@ -356,6 +357,14 @@ Tensor& Tensor::fill_(double value) {
     }
   });
   return *this;
+}
+
+void synchronize(Device device) {
+#if TPP_WITH_CUDA
+  if (device.is_cuda()) cuda::synchronize(device.index);
+#else
+  (void)device;
+#endif
 }
 
 void accumulate_(const Tensor& dst, const Tensor& src) {

@@ -106,6 +106,10 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// Waits until the work queued on `device` is done (GPUs run asynchronously);
+// returns at once for the CPU.
+void synchronize(Device device);
+
 // dst += src outside autograd: same shape, one device, floating dst; src of
 // any dtype (converted). Gradient accumulation and scatter-adds use it.
 void accumulate_(const Tensor& dst, const Tensor& src);

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "engine/cuda/check.h"
+#include "engine/cuda/stream.h"
 #include "engine/rendezvous.h"
 
 #if NCCL_VERSION_CODE < NCCL_VERSION(2, 14, 0)
@@ -40,13 +41,13 @@ ncclDataType_t nccl_type(DType t) {
 
 using Clock = std::chrono::steady_clock;
 
-// The compute stream whose work collectives follow. The engine launches its
-// kernels on the default stream until it has a stream API.
-const cudaStream_t kComputeStream = nullptr;
+// The engine's compute stream of a GPU (engine/cuda/stream.h), whose work
+// collectives follow and which waits for their results.
+cudaStream_t compute_stream_of(const Device& device) { return ::tpp::cuda::compute_stream(device.index); }
 
 class NcclPending final : public PendingCollective {
  public:
-  explicit NcclPending(cudaEvent_t done) : done_(done) {}
+  NcclPending(cudaEvent_t done, cudaStream_t compute) : done_(done), compute_(compute) {}
   ~NcclPending() override {
     try {
       wait();
@@ -58,12 +59,13 @@ class NcclPending final : public PendingCollective {
   // The compute stream waits; the host does not.
   void wait() override {
     if (waited_) return;
-    TPP_CUDA_CHECK(cudaStreamWaitEvent(kComputeStream, done_, 0));
+    TPP_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));
     waited_ = true;
   }
 
  private:
   cudaEvent_t done_;
+  cudaStream_t compute_;
   bool waited_ = false;
 };
 
@@ -125,7 +127,7 @@ class NcclCommunicator final : public Communicator {
     cudaEvent_t done = nullptr;
     TPP_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     TPP_CUDA_CHECK(cudaEventRecord(done, stream_));
-    return std::make_unique<NcclPending>(done);
+    return std::make_unique<NcclPending>(done, compute_stream_of(device_));
   }
 
   void broadcast(Buffer buffer, int root) override {
@@ -218,13 +220,13 @@ class NcclCommunicator final : public Communicator {
 
   // Our stream starts after the work already queued on the compute stream...
   void follow_compute_stream() {
-    TPP_CUDA_CHECK(cudaEventRecord(inputs_ready_, kComputeStream));
+    TPP_CUDA_CHECK(cudaEventRecord(inputs_ready_, compute_stream_of(device_)));
     TPP_CUDA_CHECK(cudaStreamWaitEvent(stream_, inputs_ready_, 0));
   }
   // ...and the compute stream goes on after our result.
   void lead_compute_stream() {
     TPP_CUDA_CHECK(cudaEventRecord(last_issued_, stream_));
-    TPP_CUDA_CHECK(cudaStreamWaitEvent(kComputeStream, last_issued_, 0));
+    TPP_CUDA_CHECK(cudaStreamWaitEvent(compute_stream_of(device_), last_issued_, 0));
   }
 
   // A non-blocking communicator answers "in progress" until a call is

@@ -281,13 +281,17 @@ TEST_CASE("fuzz regression: a config key whose value is an empty array is one li
   CHECK(!fs::exists(scratch.dir / "b"));
 }
 
-TEST_CASE("tpp train: --device cuda says this build has no CUDA backend; a bad device string is named") {
+TEST_CASE("tpp train: --device names a GPU that this build or machine lacks; a bad device string is named") {
   const Scratch scratch("device");
-  const Run cuda = run_tpp("train --arch resnet20 --dataset fashion-mnist --device cuda:1 --out " + scratch / "a");
+  const Run cuda = run_tpp("train --arch resnet20 --dataset fashion-mnist --device cuda:99 --out " + scratch / "a");
   CHECK(cuda.status == 1);
-  CHECK(cuda.output.starts_with(
-      "tpp: error: train: --device cuda:1: this build has no CUDA backend for training ("));
+#if TPP_WITH_CUDA
+  CHECK(cuda.output.starts_with("tpp: error: train: --device cuda:99: no such GPU ("));
+  CHECK(cuda.output.ends_with(" usable); use --device cpu\n"));
+#else
+  CHECK(cuda.output.starts_with("tpp: error: train: --device cuda:99: this build has no CUDA backend ("));
   CHECK(cuda.output.ends_with(" GPU(s) visible); use --device cpu\n"));
+#endif
   const Run junk = run_tpp("train --arch resnet20 --dataset fashion-mnist --device tpu --out " + scratch / "b");
   CHECK(junk.status == 1);
   CHECK(junk.output.find("'tpu'") != std::string::npos);

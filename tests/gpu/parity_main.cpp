@@ -15,21 +15,10 @@
 #include "engine/cuda_info.h"
 #include "engine/math_mode.h"
 #include "tests/gpu/parity.h"
-#if TPP_WITH_CUDA
-#include "engine/cuda/stream.h"
-#endif
 
 using namespace tpp;
 
 namespace {
-
-void wait_for(Device device) {
-#if TPP_WITH_CUDA
-  if (device.is_cuda()) cuda::synchronize(device.index);
-#else
-  (void)device;
-#endif
-}
 
 // Median-free but warmed-up mean time of forward + backward, in milliseconds.
 double time_case(const parity::ParityCase& c, Device device) {
@@ -44,13 +33,13 @@ double time_case(const parity::ParityCase& c, Device device) {
     if (c.differentiable && out.requires_grad()) out.backward(ones(out.sizes(), {.dtype = out.dtype(), .device = device}));
   };
   once();
-  wait_for(device);
+  synchronize(device);
   int reps = 0;
   const auto start = std::chrono::steady_clock::now();
   double elapsed = 0;
   do {
     once();
-    wait_for(device);
+    synchronize(device);
     ++reps;
     elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   } while (elapsed < 200 && reps < 1000);
