@@ -61,7 +61,7 @@ Tensor f64_on_device_of(const Tensor& x, const Shape& shape) {
 #endif
 
 // Statistics computed elsewhere (sync batch norm), kept where x's kernels read them.
-SavedStats saved_stats(cpu::ChannelStats host, const Tensor& x) {
+SavedStats saved_stats(cpu::ChannelStats host, [[maybe_unused]] const Tensor& x) {
 #if TPP_WITH_CUDA
   if (x.device().is_cuda()) {
     const int64_t channels = static_cast<int64_t>(host.mean.size());

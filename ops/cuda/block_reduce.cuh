@@ -43,7 +43,8 @@ struct Max {
 
 template <class T, class Op>
 __device__ T warp_reduce(T value, Op op) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) value = op(value, __shfl_down_sync(0xffffffffu, value, offset));
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
+    value = op(value, __shfl_down_sync(0xffffffffu, value, offset));
   return value;
 }
 

@@ -1,6 +1,8 @@
 // Parity cases of the network ops: batch norm, pooling, padding, softmax and
 // cross-entropy (CPU vs CUDA, output and every input gradient). Running
 // statistics after a training step: tests/gpu/test_batch_norm_cuda.cpp.
+#include <fmt/format.h>
+
 #include "ops/batch_norm.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
@@ -63,7 +65,10 @@ ParityCase batch_norm_eval_case(const Shape& shape) {
                 in.push_back(ops::abs(random_input({shape[1]}, false)) + 0.5);
                 return in;
               },
-          .run = [](const Inputs& in) { return ops::batch_norm2d(in[0], in[1], in[2], in[3], in[4], {.training = false}); },
+          .run =
+              [](const Inputs& in) {
+                return ops::batch_norm2d(in[0], in[1], in[2], in[3], in[4], {.training = false});
+              },
           .tolerance = kBatchNormF32};
 }
 
@@ -149,8 +154,8 @@ const RegisterParity pool_cases({
 // ---- padding ----
 
 ParityCase pad_case(const Shape& shape, const std::vector<int64_t>& pad, double value, DType dtype = DType::f32) {
-  return {.name = "constant_pad " + shape_str(pad) + " value " + std::to_string(value) + " of " + shape_str(shape) +
-                  dtype_tag(dtype),
+  return {.name = fmt::format("constant_pad {} value {} of {}{}", shape_str(pad), value, shape_str(shape),
+                              dtype_tag(dtype)),
           .make_inputs = [=] { return Inputs{random_input(shape, true, dtype)}; },
           .run = [=](const Inputs& in) { return ops::constant_pad(in[0], pad, value); },
           .tolerance = for_dtype(dtype)};
@@ -168,8 +173,8 @@ const RegisterParity pad_cases({
 // ---- softmax ----
 
 ParityCase softmax_case(bool log, const Shape& shape, int64_t dim, DType dtype = DType::f32) {
-  return {.name = std::string(log ? "log_softmax" : "softmax") + " dim " + std::to_string(dim) + " of " +
-                  shape_str(shape) + dtype_tag(dtype),
+  return {.name = fmt::format("{} dim {} of {}{}", log ? "log_softmax" : "softmax", dim, shape_str(shape),
+                              dtype_tag(dtype)),
           .make_inputs = [=] { return Inputs{random_input(shape, true, dtype)}; },
           .run = [=](const Inputs& in) { return log ? ops::log_softmax(in[0], dim) : ops::softmax(in[0], dim); },
           .tolerance = for_dtype(dtype)};
@@ -192,8 +197,7 @@ const RegisterParity softmax_cases({
 // ---- cross-entropy ----
 
 ParityCase cross_entropy_case(int64_t n, int64_t classes, double smoothing, DType dtype = DType::f32) {
-  return {.name = "cross_entropy " + shape_str({n, classes}) + " smoothing " + std::to_string(smoothing) +
-                  dtype_tag(dtype),
+  return {.name = fmt::format("cross_entropy {} smoothing {}{}", shape_str({n, classes}), smoothing, dtype_tag(dtype)),
           .make_inputs = [=] { return Inputs{random_input({n, classes}, true, dtype), random_labels(n, classes)}; },
           .run = [=](const Inputs& in) { return ops::cross_entropy(in[0], in[1], {.label_smoothing = smoothing}); },
           .tolerance = for_dtype(dtype)};
