@@ -5,6 +5,7 @@
 #include "apps/commands.h"
 #include "engine/distributed.h"
 #include "engine/error.h"
+#include "engine/math_mode.h"
 
 namespace {
 // A failing rank of a multi-process run ends the whole job at once, so that
@@ -22,9 +23,15 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "Print the engine, compiler and CUDA library versions");
+  std::string math = "tf32";
+  app.add_option("--math", math,
+                 "CUDA convolution and matmul precision: tf32 (tensor cores, the default) or fp32 (full precision)")
+      ->check(CLI::IsMember({"tf32", "fp32"}))
+      ->capture_default_str();
   tpp::apps::add_commands(app);
   try {
     app.parse(argc, argv);
+    tpp::set_math_mode(tpp::parse_math_mode(math));
     if (show_version) {
       fmt::print("{}", tpp::apps::version_text());
       return 0;

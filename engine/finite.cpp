@@ -5,6 +5,11 @@
 #include <cstdlib>
 
 #include "engine/strided.h"
+#if TPP_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "engine/cuda/stream.h"
+#endif
 
 namespace tpp {
 
@@ -47,6 +52,22 @@ std::string in_backward() {
   return g_backward_op ? fmt::format(" (in backward of '{}')", *g_backward_op) : std::string();
 }
 
+// Waits for the GPU work queued so far, so that an asynchronous fault (a bad
+// launch, an illegal address) is reported at the op that made it.
+void synchronize_after(const Tensor& t, std::string_view op) {
+#if TPP_WITH_CUDA
+  if (!t.defined() || !t.device().is_cuda()) return;
+  const cuda::DeviceGuard guard(t.device().index);
+  cudaError_t status = cudaStreamSynchronize(cuda::current_stream());
+  if (status == cudaSuccess) status = cudaGetLastError();
+  if (status != cudaSuccess)
+    throw Error(fmt::format("TPP_SYNC_DEBUG: op '{}'{} failed on {}: {} ({})", op, in_backward(), t.device().str(),
+                            cudaGetErrorName(status), cudaGetErrorString(status)));
+#else
+  (void)t, (void)op;
+#endif
+}
+
 }  // namespace
 
 std::optional<NonFinite> first_non_finite(const Tensor& t) {
@@ -83,6 +104,7 @@ BackwardScope::~BackwardScope() { g_backward_op = previous_; }
 
 void check_op_output(const Tensor& output, std::string_view op, const std::vector<Tensor>& inputs) {
   if (!sync_debug() || !output.defined()) return;
+  synchronize_after(output, op);
   for (const Tensor& in : inputs)
     if (in.defined() && output.shares_storage_with(in)) return;
   const std::optional<NonFinite> bad = first_non_finite(output);
@@ -105,6 +127,7 @@ void check_op_output(const Tensor& output, std::string_view op, const std::vecto
 
 void check_backward_output(const Tensor& grad, std::string_view op, size_t input_index) {
   if (!sync_debug()) return;
+  synchronize_after(grad, op);
   const std::optional<NonFinite> bad = first_non_finite(grad);
   if (!bad) return;
   throw NonFiniteError(fmt::format("TPP_SYNC_DEBUG: backward of '{}' produced {} in the gradient of input {} (shape "

@@ -6,8 +6,8 @@
 // TPP_SYNC_DEBUG=1 in the environment turns the mode on for the whole
 // process (read once, at the first op); set_sync_debug() and
 // SyncDebugOverride switch it from code (tests). Off, the cost is one load
-// of a flag per op. On CUDA the same mode will also synchronise after each
-// op, so that an asynchronous fault is reported at the op that caused it.
+// of a flag per op. On CUDA the mode also synchronises after each op, so
+// that an asynchronous fault is reported at the op that caused it.
 #pragma once
 
 #include <optional>

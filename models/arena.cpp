@@ -38,8 +38,9 @@ ParameterArena pack_parameters(Module& model) {
               arena.views.front().first, dtype_name(dtype));
     total += aligned(p.numel());
   }
-  Tensor values = zeros({total}, {.dtype = dtype});
-  Tensor grads = zeros({total}, {.dtype = dtype});
+  const TensorOptions where{.dtype = dtype, .device = arena.views.front().second.device()};
+  Tensor values = zeros({total}, where);
+  Tensor grads = zeros({total}, where);
   int64_t offset = 0;
   for (auto& [name, p] : arena.views) {
     Tensor(view_impl(values, p.sizes(), offset)).copy_(p);

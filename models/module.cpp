@@ -39,6 +39,24 @@ Tensor& Module::register_buffer(std::string name, Tensor value) {
   return buffers_.back().second;
 }
 
+void Module::to(Device device) {
+  NoGradGuard no_grad;
+  for (auto& [name, t] : state_dict()) {
+    if (t.device() == device) continue;
+    const Tensor moved = t.detach().to(device).contiguous();
+    TensorImpl& impl = t.impl();
+    impl.storage = moved.storage();
+    impl.strides = moved.strides();
+    impl.offset = moved.offset();
+    impl.grad.reset();
+  }
+}
+
+Device Module::device() const {
+  const NamedTensors all = state_dict();
+  return all.empty() ? Device::cpu() : all.front().second.device();
+}
+
 void Module::collect(const std::string& prefix, NamedTensors& out, bool parameters, bool buffers) const {
   if (parameters)
     for (const auto& [name, t] : params_) out.emplace_back(prefix + name, t);

@@ -66,6 +66,11 @@ class Module {
   void load_state_dict(const std::map<std::string, Tensor>& values, bool strict = true);
 
   void zero_grad();
+  // Moves every parameter and buffer to `device` in place: each tensor keeps
+  // its identity (layers, optimizers and arenas made later see the moved
+  // values) and loses its gradient. Make optimizers after moving.
+  void to(Device device);
+  Device device() const;  // of the first parameter (or buffer); cpu when there is none
   virtual std::string type_name() const = 0;
 
  protected:

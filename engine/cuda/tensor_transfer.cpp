@@ -72,7 +72,8 @@ void copy(const Tensor& dst, const Tensor& src, bool accumulate) {
 }
 
 void reduce_sum(const Tensor& out, const Tensor& x, const std::vector<bool>& reduced, double scale) {
-  TPP_CHECK(static_cast<int64_t>(reduced.size()) == x.dim() && out.is_contiguous() && out.dtype() == x.dtype(),
+  TPP_CHECK(static_cast<int64_t>(reduced.size()) == x.dim() && out.is_contiguous() && out.dtype() == x.dtype() &&
+                is_floating(x.dtype()),
             "reduce_sum: bad arguments for input {} and output {}", shape_str(x.sizes()), shape_str(out.sizes()));
   Shape kept_sizes, kept_x_strides, reduced_sizes, reduced_strides;
   for (int64_t d = 0; d < x.dim(); ++d) {
