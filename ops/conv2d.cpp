@@ -5,6 +5,10 @@
 #include "engine/autograd.h"
 #include "ops/checks.h"
 #include "ops/cpu/conv2d.h"
+#include "ops/dispatch.h"
+#if TPP_WITH_CUDA
+#include "ops/cuda/conv2d.h"
+#endif
 
 namespace tpp::ops {
 
@@ -21,8 +25,7 @@ void check_options(const Conv2dOptions& o) {
   TPP_CHECK(o.groups > 0, "conv2d: groups must be positive but got {}", o.groups);
 }
 
-cpu::Conv2dGeometry checked_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                     const Conv2dOptions& o) {
+Conv2dGeometry checked_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o) {
   check_floating("conv2d", x);
   check_same_dtype_device("conv2d", x, weight);
   TPP_CHECK(x.dim() == 4, "conv2d: expected input to be 4-d [N, C, H, W] but got shape {}", shape_str(x.sizes()));
@@ -42,7 +45,7 @@ cpu::Conv2dGeometry checked_geometry(const Tensor& x, const Tensor& weight, cons
     TPP_CHECK(bias.sizes() == Shape{ws[0]}, "conv2d: bias of shape {} does not match weight {} (expected [{}])",
               shape_str(bias.sizes()), shape_str(ws), ws[0]);
   }
-  cpu::Conv2dGeometry g;
+  Conv2dGeometry g;
   g.batch = xs[0];
   g.in_channels = xs[1];
   g.in_h = xs[2];
@@ -75,10 +78,10 @@ cpu::Conv2dGeometry checked_geometry(const Tensor& x, const Tensor& weight, cons
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts) {
-  const cpu::Conv2dGeometry g = checked_geometry(x, weight, bias, opts);
+  const Conv2dGeometry g = checked_geometry(x, weight, bias, opts);
   const Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous();
   Tensor y = empty({g.batch, g.out_channels, g.out_h, g.out_w}, {.dtype = x.dtype(), .device = x.device()});
-  cpu::conv2d_forward(g, xc, wc, bias.defined() ? bias.detach().contiguous() : Tensor(), y);
+  TPP_ON_DEVICE(y, conv2d_forward(g, xc, wc, bias.defined() ? bias.detach().contiguous() : Tensor(), y));
 
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
@@ -90,7 +93,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     };
     const Tensor dx = buffer(need_x, {g.batch, g.in_channels, g.in_h, g.in_w});
     const Tensor dw = buffer(need_w, wc.sizes()), db = buffer(need_b, {g.out_channels});
-    cpu::conv2d_backward(g, saved_x, wc, dy.contiguous(), dx, dw, db);
+    TPP_ON_DEVICE(dy, conv2d_backward(g, saved_x, wc, dy.contiguous(), dx, dw, db));
     return Grads{dx, dw, db};
   });
   return y;

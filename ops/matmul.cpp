@@ -6,6 +6,10 @@
 #include "engine/autograd.h"
 #include "ops/checks.h"
 #include "ops/cpu/matmul.h"
+#include "ops/dispatch.h"
+#if TPP_WITH_CUDA
+#include "ops/cuda/matmul.h"
+#endif
 
 namespace tpp::ops {
 
@@ -34,11 +38,7 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
   Tensor out = empty({m, n}, {.dtype = a.dtype(), .device = a.device()});
   const BlasMatrix ba = as_blas(a), bb = as_blas(b);
-  dispatch_floating(a.dtype(), "matmul", [&](auto type) {
-    using T = decltype(type);
-    cpu::parallel_gemm<T>(ba.transposed, bb.transposed, m, n, k, T(1), ba.tensor.data<T>(), ba.ld, bb.tensor.data<T>(),
-                          bb.ld, T(0), out.data<T>(), n);
-  });
+  TPP_ON_DEVICE(out, gemm_into(ba.transposed, bb.transposed, m, n, k, ba.tensor, ba.ld, bb.tensor, bb.ld, 0, out, n));
   return out;
 }
 
@@ -91,16 +91,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const Tensor w = weight.detach().contiguous();
   const int64_t rows = x2.size(0);
   Tensor y2 = empty({rows, out}, {.dtype = x.dtype(), .device = x.device()});
-  dispatch_floating(x.dtype(), "linear", [&](auto type) {
-    using T = decltype(type);
-    T beta = T(0);
-    if (bias.defined()) {
-      cpu::fill_rows_with<T>(y2.data<T>(), bias.contiguous().data<T>(), rows, out);
-      beta = T(1);
-    }
-    // y = x · wᵀ (+ the bias already in y)
-    cpu::parallel_gemm<T>(false, true, rows, out, in, T(1), x2.data<T>(), in, w.data<T>(), in, beta, y2.data<T>(), out);
-  });
+  if (bias.defined()) TPP_ON_DEVICE(y2, fill_rows_with_bias(y2, bias.detach().contiguous()));
+  // y = x · wᵀ (+ the bias already in y)
+  TPP_ON_DEVICE(y2, gemm_into(false, true, rows, out, in, x2, in, w, in, bias.defined() ? 1 : 0, y2, out));
   Shape out_shape = x.sizes();
   out_shape.back() = out;
   Tensor y = y2.view(out_shape);
@@ -110,25 +103,21 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   record_grad(y, "linear", {x, weight, bias}, [x2, w, need_x, need_w, need_b, x_shape = x.sizes()](const Tensor& dy) {
     const int64_t rows = x2.size(0), in = x2.size(1), out = w.size(0);
     const Tensor dy2 = dy.contiguous().view({rows, out});
+    const TensorOptions like_dy{.dtype = dy.dtype(), .device = dy.device()};
     Tensor dx, dw, db;
-    dispatch_floating(dy.dtype(), "linear backward", [&](auto type) {
-      using T = decltype(type);
-      if (need_x) {  // dx = dy · w
-        dx = empty({rows, in}, {.dtype = dy.dtype()});
-        cpu::parallel_gemm<T>(false, false, rows, in, out, T(1), dy2.data<T>(), out, w.data<T>(), in, T(0),
-                              dx.data<T>(), in);
-        dx = dx.view(x_shape);
-      }
-      if (need_w) {  // dw = dyᵀ · x
-        dw = empty({out, in}, {.dtype = dy.dtype()});
-        cpu::parallel_gemm<T>(true, false, out, in, rows, T(1), dy2.data<T>(), out, x2.data<T>(), in, T(0),
-                              dw.data<T>(), in);
-      }
-      if (need_b) {
-        db = empty({out}, {.dtype = dy.dtype()});
-        cpu::column_sums<T>(dy2.data<T>(), rows, out, db.data<T>());
-      }
-    });
+    if (need_x) {  // dx = dy · w
+      dx = empty({rows, in}, like_dy);
+      TPP_ON_DEVICE(dx, gemm_into(false, false, rows, in, out, dy2, out, w, in, 0, dx, in));
+      dx = dx.view(x_shape);
+    }
+    if (need_w) {  // dw = dyᵀ · x
+      dw = empty({out, in}, like_dy);
+      TPP_ON_DEVICE(dw, gemm_into(true, false, out, in, rows, dy2, out, x2, in, 0, dw, in));
+    }
+    if (need_b) {
+      db = empty({out}, like_dy);
+      TPP_ON_DEVICE(db, sum_columns(dy2, db));
+    }
     return Grads{dx, dw, db};
   });
   return y;

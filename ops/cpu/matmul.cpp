@@ -5,6 +5,9 @@
 
 #include <algorithm>
 
+#include "engine/dtype.h"
+#include "engine/tensor.h"
+
 namespace tpp::ops::cpu {
 
 namespace {
@@ -106,5 +109,28 @@ void column_sums(const T* dy, int64_t rows, int64_t cols, T* db) {
 TPP_INSTANTIATE(float)
 TPP_INSTANTIATE(double)
 #undef TPP_INSTANTIATE
+
+void gemm_into(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const Tensor& a, int64_t lda,
+               const Tensor& b, int64_t ldb, double beta, const Tensor& c, int64_t ldc) {
+  dispatch_floating(c.dtype(), "matmul", [&](auto type) {
+    using T = decltype(type);
+    parallel_gemm<T>(trans_a, trans_b, m, n, k, T(1), a.data<T>(), lda, b.data<T>(), ldb, static_cast<T>(beta),
+                     c.data<T>(), ldc);
+  });
+}
+
+void fill_rows_with_bias(const Tensor& y, const Tensor& bias) {
+  dispatch_floating(y.dtype(), "linear", [&](auto type) {
+    using T = decltype(type);
+    fill_rows_with<T>(y.data<T>(), bias.data<T>(), y.size(0), y.size(1));
+  });
+}
+
+void sum_columns(const Tensor& dy, const Tensor& db) {
+  dispatch_floating(dy.dtype(), "linear backward", [&](auto type) {
+    using T = decltype(type);
+    column_sums<T>(dy.data<T>(), dy.size(0), dy.size(1), db.data<T>());
+  });
+}
 
 }  // namespace tpp::ops::cpu

@@ -9,6 +9,10 @@
 
 #include <cstdint>
 
+namespace tpp {
+class Tensor;
+}
+
 namespace tpp::ops::cpu {
 
 // C[m,n] = alpha * op(A) op(B) + beta * C, all row-major. op(A) is [m,k]:
@@ -31,5 +35,15 @@ void fill_rows_with(T* y, const T* bias, int64_t rows, int64_t cols);
 // db[j] = sum over rows of dy[r, j].
 template <class T>
 void column_sums(const T* dy, int64_t rows, int64_t cols, T* db);
+
+// The Tensor-level forms ops/matmul.cpp dispatches by device (ops/cuda/matmul.h
+// declares the same). The tensors supply the dtype (f32 or f64) and the data
+// at their offset; the layout is given as for gemm, with alpha = 1.
+void gemm_into(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const Tensor& a, int64_t lda,
+               const Tensor& b, int64_t ldb, double beta, const Tensor& c, int64_t ldc);
+// Every row of the contiguous [rows, cols] y = the contiguous bias [cols].
+void fill_rows_with_bias(const Tensor& y, const Tensor& bias);
+// db [cols] = the column sums of the contiguous dy [rows, cols].
+void sum_columns(const Tensor& dy, const Tensor& db);
 
 }  // namespace tpp::ops::cpu
