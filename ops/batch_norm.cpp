@@ -1,5 +1,7 @@
 // Batch norm: checks, statistics choice, running-stat update, and the
-// gradient right below the forward.
+// gradient right below the forward. The per-channel statistics are host
+// vectors for the CPU kernels and f64 [C] tensors on the GPU for the CUDA ones
+// (SavedStats), so that a training step on a GPU never waits for the host.
 #include "ops/batch_norm.h"
 
 #include <algorithm>
@@ -9,6 +11,9 @@
 #include "engine/distributed.h"
 #include "ops/checks.h"
 #include "ops/cpu/batch_norm.h"
+#if TPP_WITH_CUDA
+#include "ops/cuda/batch_norm.h"
+#endif
 
 namespace tpp::ops {
 
@@ -42,10 +47,85 @@ void check_inputs(const Tensor& x, const Tensor& weight, const Tensor& bias, con
               shape_str(x.sizes()));
 }
 
-cpu::ChannelStats stats_from_running(const Tensor& running_mean, const Tensor& running_var, double eps) {
-  cpu::ChannelStats stats{running_mean.to_vector<double>(), running_var.to_vector<double>()};
-  for (double& v : stats.invstd) v = 1.0 / std::sqrt(v + eps);
+// The statistics a forward normalised with, kept for its backward: `host`
+// for tensors on the CPU; mean and invstd, f64 [C] tensors, on a GPU.
+struct SavedStats {
+  cpu::ChannelStats host;
+  Tensor mean, invstd;
+};
+
+#if TPP_WITH_CUDA
+Tensor f64_on_device_of(const Tensor& x, const Shape& shape) {
+  return empty(shape, {.dtype = DType::f64, .device = x.device()});
+}
+#endif
+
+// Statistics computed elsewhere (sync batch norm), kept where x's kernels read them.
+SavedStats saved_stats(cpu::ChannelStats host, [[maybe_unused]] const Tensor& x) {
+#if TPP_WITH_CUDA
+  if (x.device().is_cuda()) {
+    const int64_t channels = static_cast<int64_t>(host.mean.size());
+    return {{},
+            from_vector<double>(host.mean, {channels}).to(x.device()),
+            from_vector<double>(host.invstd, {channels}).to(x.device())};
+  }
+#endif
+  return {std::move(host), {}, {}};
+}
+
+// Normalises x into y with its batch statistics and, when running_mean and
+// running_var are defined, updates them (PyTorch's rule).
+SavedStats normalize_with_batch_stats(const Tensor& xc, const BatchNormShape& shape, const Tensor& w, const Tensor& b,
+                                      const BatchNormOptions& opts, const Tensor& y, const Tensor& running_mean,
+                                      const Tensor& running_var) {
+  SavedStats stats;
+#if TPP_WITH_CUDA
+  if (xc.device().is_cuda()) {
+    stats.mean = f64_on_device_of(xc, {shape.c});
+    stats.invstd = f64_on_device_of(xc, {shape.c});
+    cuda::batch_norm_forward_train(xc, shape, w, b, opts.eps, opts.momentum, y, stats.mean, stats.invstd,
+                                   running_mean, running_var);
+    return stats;
+  }
+#endif
+  std::vector<double> unbiased_var;
+  cpu::batch_norm_forward_train(xc, shape, w, b, opts.eps, y, stats.host, unbiased_var);
+  if (running_mean.defined()) {
+    cpu::update_running_stat(running_mean, stats.host.mean, opts.momentum);
+    cpu::update_running_stat(running_var, unbiased_var, opts.momentum);
+  }
   return stats;
+}
+
+SavedStats stats_from_running(const Tensor& running_mean, const Tensor& running_var, double eps) {
+#if TPP_WITH_CUDA
+  if (running_mean.device().is_cuda()) {
+    SavedStats stats{{}, f64_on_device_of(running_mean, running_mean.sizes()),
+                     f64_on_device_of(running_mean, running_mean.sizes())};
+    cuda::batch_norm_stats_from_running(running_mean, running_var, eps, stats.mean, stats.invstd);
+    return stats;
+  }
+#endif
+  cpu::ChannelStats host{running_mean.to_vector<double>(), running_var.to_vector<double>()};
+  for (double& v : host.invstd) v = 1.0 / std::sqrt(v + eps);
+  return {std::move(host), {}, {}};
+}
+
+void normalize_with(const Tensor& xc, const BatchNormShape& shape, const Tensor& w, const Tensor& b,
+                    const SavedStats& stats, const Tensor& y) {
+#if TPP_WITH_CUDA
+  if (xc.device().is_cuda()) return cuda::batch_norm_forward_eval(xc, shape, w, b, stats.mean, stats.invstd, y);
+#endif
+  cpu::batch_norm_forward_eval(xc, shape, w, b, stats.host, y);
+}
+
+void backward_into(const Tensor& xc, const Tensor& dy, const BatchNormShape& shape, const Tensor& w,
+                   const SavedStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dw, const Tensor& db) {
+#if TPP_WITH_CUDA
+  if (xc.device().is_cuda())
+    return cuda::batch_norm_backward(xc, dy, shape, w, stats.mean, stats.invstd, batch_stats, dx, dw, db);
+#endif
+  cpu::batch_norm_backward(xc, dy, shape, w, stats.host, batch_stats, dx, dw, db);
 }
 
 }  // namespace
@@ -54,25 +134,21 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
                     const Tensor& running_var, const BatchNormOptions& opts) {
   check_inputs(x, weight, bias, running_mean, running_var, opts);
   const Tensor xc = x.detach().contiguous();
-  const cpu::BatchNormShape shape{x.size(0), x.size(1), x.size(2) * x.size(3)};
+  const BatchNormShape shape{x.size(0), x.size(1), x.size(2) * x.size(3)};
   const bool batch_stats = opts.training || !running_mean.defined();
   const Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
   const Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor y = empty_like(xc);
 
-  cpu::ChannelStats stats;
+  SavedStats stats;
   if (batch_stats) {
     TPP_CHECK(shape.per_channel() > 1, "{}: expected more than 1 value per channel when training but got x of shape {}",
               kOp, shape_str(x.sizes()));
-    std::vector<double> unbiased_var;
-    cpu::batch_norm_forward_train(xc, shape, w, b, opts.eps, y, stats, unbiased_var);
-    if (opts.training && running_mean.defined()) {
-      cpu::update_running_stat(running_mean, stats.mean, opts.momentum);
-      cpu::update_running_stat(running_var, unbiased_var, opts.momentum);
-    }
+    stats = normalize_with_batch_stats(xc, shape, w, b, opts, y, opts.training ? running_mean : Tensor(),
+                                       opts.training ? running_var : Tensor());
   } else {
     stats = stats_from_running(running_mean, running_var, opts.eps);
-    cpu::batch_norm_forward_eval(xc, shape, w, b, stats, y);
+    normalize_with(xc, shape, w, b, stats, y);
   }
 
   const bool need_x = x.requires_grad(), need_w = weight.defined() && weight.requires_grad(),
@@ -84,7 +160,7 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
                 };
                 Tensor dx = need_x ? empty_like(xc) : Tensor();
                 Tensor dw = per_channel(need_w), db = per_channel(need_b);
-                cpu::batch_norm_backward(xc, dy.contiguous(), shape, w, stats, batch_stats, dx, dw, db);
+                backward_into(xc, dy.contiguous(), shape, w, stats, batch_stats, dx, dw, db);
                 return Grads{dx, dw, db};
               });
   return y;
@@ -117,8 +193,16 @@ GlobalMoments combine_moments(const Tensor& gathered, int64_t channels) {
   return out;
 }
 
-// This rank's [3, C]: count, mean, sum of squared deviations per channel.
-Tensor local_moments(const Tensor& xc, const cpu::BatchNormShape& shape) {
+// This rank's [3, C] f64, on x's device: count, mean, sum of squared
+// deviations per channel.
+Tensor local_moments(const Tensor& xc, const BatchNormShape& shape) {
+#if TPP_WITH_CUDA
+  if (xc.device().is_cuda()) {
+    const Tensor local = f64_on_device_of(xc, {3, shape.c});
+    cuda::batch_norm_local_moments(xc, shape, local);
+    return local;
+  }
+#endif
   std::vector<double> mean, squared_deviations;
   cpu::batch_norm_local_moments(xc, shape, mean, squared_deviations);
   Tensor local = empty({3, shape.c}, {.dtype = DType::f64});
@@ -131,6 +215,64 @@ Tensor local_moments(const Tensor& xc, const cpu::BatchNormShape& shape) {
   return local;
 }
 
+// r = (1 - momentum) * r + momentum * value, on the running statistic's device.
+void blend_running_stat(const Tensor& running, const std::vector<double>& value, double momentum) {
+#if TPP_WITH_CUDA
+  if (running.device().is_cuda()) {
+    const Tensor on_device = from_vector<double>(value, {static_cast<int64_t>(value.size())}).to(running.device());
+    return cuda::update_running_stat(running, on_device, momentum);
+  }
+#endif
+  cpu::update_running_stat(running, value, momentum);
+}
+
+// dx from the per-channel sums of every rank (one all-reduce), and this
+// rank's dweight and dbias.
+Grads sync_backward(const Tensor& xc, const Tensor& dy, const BatchNormShape& shape, const Tensor& w,
+                    const SavedStats& stats, dist::Communicator& comm, double count, bool need_x, bool need_w,
+                    bool need_b) {
+#if TPP_WITH_CUDA
+  if (xc.device().is_cuda()) {
+    const auto per_channel = [&](bool needed) {
+      return needed ? empty({shape.c}, {.dtype = xc.dtype(), .device = xc.device()}) : Tensor();
+    };
+    const Tensor dw = per_channel(need_w), db = per_channel(need_b);
+    const Tensor sums = f64_on_device_of(xc, {2, shape.c});
+    cuda::batch_norm_backward_sums(xc, dy, shape, stats.mean, stats.invstd, sums, dw, db);
+    Tensor dx;
+    if (need_x) {  // the same on every rank (one model): all ranks join the all-reduce or none
+      const Tensor all = sums.to(comm.device());
+      comm.all_reduce(all, dist::ReduceOp::sum);
+      dx = empty_like(xc);
+      cuda::batch_norm_backward_input(xc, dy, shape, w, stats.mean, stats.invstd, all.to(xc.device()), count, dx);
+    }
+    return {dx, dw, db};
+  }
+#endif
+  std::vector<double> sum_dy, sum_dy_centred;
+  cpu::batch_norm_backward_sums(xc, dy, shape, stats.host, sum_dy, sum_dy_centred);
+  Tensor dw, db;  // this rank's sums of dy * xhat and dy
+  if (need_w) {
+    std::vector<double> sum_dy_xhat(sum_dy_centred);
+    for (int64_t c = 0; c < shape.c; ++c) sum_dy_xhat[c] *= stats.host.invstd[c];
+    dw = from_vector<double>(sum_dy_xhat, {shape.c}).to(xc.dtype());
+  }
+  if (need_b) db = from_vector<double>(sum_dy, {shape.c}).to(xc.dtype());
+  Tensor dx;
+  if (need_x) {  // the same on every rank (one model): all ranks join the all-reduce or none
+    Tensor sums = empty({2, shape.c}, {.dtype = DType::f64});
+    double* s = sums.data<double>();
+    std::copy(sum_dy.begin(), sum_dy.end(), s);
+    std::copy(sum_dy_centred.begin(), sum_dy_centred.end(), s + shape.c);
+    comm.all_reduce(sums, dist::ReduceOp::sum);
+    std::copy(s, s + shape.c, sum_dy.begin());
+    std::copy(s + shape.c, s + 2 * shape.c, sum_dy_centred.begin());
+    dx = empty_like(xc);
+    cpu::batch_norm_backward_input(xc, dy, shape, w, stats.host, sum_dy, sum_dy_centred, count, dx);
+  }
+  return {dx, dw, db};
+}
+
 }  // namespace
 
 Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
@@ -140,56 +282,38 @@ Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bi
   if (!opts.training) return batch_norm2d(x, weight, bias, running_mean, running_var, opts);
   check_inputs(x, weight, bias, running_mean, running_var, opts);
   const Tensor xc = x.detach().contiguous();
-  const cpu::BatchNormShape shape{x.size(0), x.size(1), x.size(2) * x.size(3)};
+  const BatchNormShape shape{x.size(0), x.size(1), x.size(2) * x.size(3)};
   const Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
   const Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
 
-  const GlobalMoments global = combine_moments(comm->all_gather(local_moments(xc, shape)), shape.c);
+  // The moments go to the communicator's device and the gathered [W, 3, C] to
+  // the host, where they are combined in rank order.
+  const Tensor gathered = comm->all_gather(local_moments(xc, shape).to(comm->device())).to(Device::cpu());
+  const GlobalMoments global = combine_moments(gathered, shape.c);
   TPP_CHECK(global.count > 1,
             "sync_batch_norm2d: expected more than 1 value per channel over all {} ranks when training but got x of "
             "shape {}",
             comm->world_size(), shape_str(x.sizes()));
-  cpu::ChannelStats stats{global.mean, std::vector<double>(shape.c)};
+  cpu::ChannelStats host{global.mean, std::vector<double>(shape.c)};
   std::vector<double> unbiased_var(shape.c);
   for (int64_t c = 0; c < shape.c; ++c) {
-    stats.invstd[c] = 1.0 / std::sqrt(global.squared_deviations[c] / global.count + opts.eps);
+    host.invstd[c] = 1.0 / std::sqrt(global.squared_deviations[c] / global.count + opts.eps);
     unbiased_var[c] = global.squared_deviations[c] / (global.count - 1);
   }
+  SavedStats stats = saved_stats(std::move(host), xc);
   Tensor y = empty_like(xc);
-  cpu::batch_norm_forward_eval(xc, shape, w, b, stats, y);
+  normalize_with(xc, shape, w, b, stats, y);
   if (running_mean.defined()) {
-    cpu::update_running_stat(running_mean, stats.mean, opts.momentum);
-    cpu::update_running_stat(running_var, unbiased_var, opts.momentum);
+    blend_running_stat(running_mean, global.mean, opts.momentum);
+    blend_running_stat(running_var, unbiased_var, opts.momentum);
   }
 
   const bool need_x = x.requires_grad(), need_w = weight.defined() && weight.requires_grad(),
              need_b = bias.defined() && bias.requires_grad();
   record_grad(y, "sync_batch_norm2d", {x, weight, bias},
               [xc, w, shape, stats = std::move(stats), comm, count = global.count, need_x, need_w,
-               need_b](const Tensor& dy_in) {
-                const Tensor dy = dy_in.contiguous();
-                std::vector<double> sum_dy, sum_dy_centred;
-                cpu::batch_norm_backward_sums(xc, dy, shape, stats, sum_dy, sum_dy_centred);
-                Tensor dw, db;  // this rank's sums of dy * xhat and dy
-                if (need_w) {
-                  std::vector<double> sum_dy_xhat(sum_dy_centred);
-                  for (int64_t c = 0; c < shape.c; ++c) sum_dy_xhat[c] *= stats.invstd[c];
-                  dw = from_vector<double>(sum_dy_xhat, {shape.c}).to(xc.dtype());
-                }
-                if (need_b) db = from_vector<double>(sum_dy, {shape.c}).to(xc.dtype());
-                Tensor dx;
-                if (need_x) {  // the same on every rank (one model): all ranks join the all-reduce or none
-                  Tensor sums = empty({2, shape.c}, {.dtype = DType::f64});
-                  double* s = sums.data<double>();
-                  std::copy(sum_dy.begin(), sum_dy.end(), s);
-                  std::copy(sum_dy_centred.begin(), sum_dy_centred.end(), s + shape.c);
-                  comm->all_reduce(sums, dist::ReduceOp::sum);
-                  std::copy(s, s + shape.c, sum_dy.begin());
-                  std::copy(s + shape.c, s + 2 * shape.c, sum_dy_centred.begin());
-                  dx = empty_like(xc);
-                  cpu::batch_norm_backward_input(xc, dy, shape, w, stats, sum_dy, sum_dy_centred, count, dx);
-                }
-                return Grads{dx, dw, db};
+               need_b](const Tensor& dy) {
+                return sync_backward(xc, dy.contiguous(), shape, w, stats, *comm, count, need_x, need_w, need_b);
               });
   return y;
 }

@@ -37,7 +37,9 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
 // is the gradient of the SUM of the ranks' losses; weight and bias get this
 // rank's share, which the gradient average over ranks completes. Every rank
 // must call it (and its backward) in the same order; `comm` is kept alive by
-// the graph.
+// the graph. On a GPU the kernels run there and only the [3, C] moments and
+// [2, C] sums travel to the communicator's device; the gathered moments are
+// combined on the host (one wait per forward).
 Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                          const Tensor& running_var, const std::shared_ptr<dist::Communicator>& comm,
                          const BatchNormOptions& opts = {});

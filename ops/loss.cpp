@@ -5,6 +5,9 @@
 #include "engine/autograd.h"
 #include "ops/checks.h"
 #include "ops/cpu/loss.h"
+#if TPP_WITH_CUDA
+#include "ops/cuda/loss.h"
+#endif
 
 namespace tpp::ops {
 
@@ -22,11 +25,33 @@ void check_inputs(const Tensor& logits, const Tensor& target, const CrossEntropy
             logits.device().str(), target.device().str());
   TPP_CHECK(opts.label_smoothing >= 0 && opts.label_smoothing <= 1,
             "{}: label_smoothing must be in [0, 1] but got {}", kOp, opts.label_smoothing);
+  if (target.device().is_cuda()) return;  // the kernel checks the values on the GPU (ops/cuda/loss.h)
   const int64_t classes = logits.size(1);
   const std::vector<int64_t> t = target.to_vector<int64_t>();
   for (size_t i = 0; i < t.size(); ++i)
     TPP_CHECK(t[i] >= 0 && t[i] < classes, "{}: target {} at position {} is out of range for {} classes", kOp, t[i],
               i, classes);
+}
+
+// softmax(x) into probs; returns the mean loss as a 0-d tensor on x's device.
+Tensor forward_into(const Tensor& x, const Tensor& target, double smoothing, const Tensor& probs) {
+  Tensor loss = empty({}, {.dtype = x.dtype(), .device = x.device()});
+#if TPP_WITH_CUDA
+  if (x.device().is_cuda()) {
+    cuda::cross_entropy_forward(x, target, smoothing, probs, loss);
+    return loss;
+  }
+#endif
+  loss.fill_(cpu::cross_entropy_forward(x, target, smoothing, probs));
+  return loss;
+}
+
+// dx from the 0-d upstream gradient dy, which stays on the GPU there.
+void backward_into(const Tensor& probs, const Tensor& target, double smoothing, const Tensor& dy, const Tensor& dx) {
+#if TPP_WITH_CUDA
+  if (probs.device().is_cuda()) return cuda::cross_entropy_backward(probs, target, smoothing, dy.contiguous(), dx);
+#endif
+  cpu::cross_entropy_backward(probs, target, smoothing, dy.item() / static_cast<double>(probs.size(0)), dx);
 }
 
 }  // namespace
@@ -35,12 +60,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
   check_inputs(logits, target, opts);
   const Tensor x = logits.detach().contiguous(), t = target.contiguous();
   const Tensor probs = empty_like(x);
-  const double loss = cpu::cross_entropy_forward(x, t, opts.label_smoothing, probs);
-  Tensor y = full({}, loss, {.dtype = x.dtype(), .device = x.device()});
+  Tensor y = forward_into(x, t, opts.label_smoothing, probs);
   record_grad(y, "cross_entropy", {logits}, [probs, t, smoothing = opts.label_smoothing](const Tensor& dy) {
     Tensor dx = empty_like(probs);
-    const double scale = dy.item() / static_cast<double>(probs.size(0));
-    cpu::cross_entropy_backward(probs, t, smoothing, scale, dx);
+    backward_into(probs, t, smoothing, dy, dx);
     return Grads{dx};
   });
   return y;

@@ -4,6 +4,9 @@
 
 #include "engine/autograd.h"
 #include "ops/checks.h"
+#if TPP_WITH_CUDA
+#include "ops/cuda/pad.h"
+#endif
 
 namespace tpp::ops {
 
@@ -20,6 +23,15 @@ Tensor interior(const Tensor& padded, const Shape& x_sizes, const std::vector<in
   return view;
 }
 
+// y = x padded with value: on a GPU in one pass, else a fill and a copy.
+void pad_into(Tensor y, const Tensor& x, const std::vector<int64_t>& pad, double value) {
+#if TPP_WITH_CUDA
+  if (x.device().is_cuda()) return cuda::constant_pad_forward(x.contiguous(), pad, value, y);
+#endif
+  y.fill_(value);
+  interior(y, x.sizes(), pad).copy_(x);
+}
+
 }  // namespace
 
 Tensor constant_pad(const Tensor& x, const std::vector<int64_t>& pad, double value) {
@@ -33,8 +45,8 @@ Tensor constant_pad(const Tensor& x, const std::vector<int64_t>& pad, double val
               shape_str(x.sizes()));
     out_sizes[x.dim() - 1 - static_cast<int64_t>(i / 2)] += pad[i];
   }
-  Tensor y = full(out_sizes, value, {.dtype = x.dtype(), .device = x.device()});
-  interior(y, x.sizes(), pad).copy_(x.detach());
+  Tensor y = empty(out_sizes, {.dtype = x.dtype(), .device = x.device()});
+  pad_into(y, x.detach(), pad, value);
   record_grad(y, "constant_pad", {x}, [x_sizes = x.sizes(), pad](const Tensor& dy) {
     return Grads{interior(dy, x_sizes, pad).contiguous()};
   });

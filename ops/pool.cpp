@@ -5,6 +5,10 @@
 #include "engine/autograd.h"
 #include "ops/checks.h"
 #include "ops/cpu/pool.h"
+#include "ops/dispatch.h"
+#if TPP_WITH_CUDA
+#include "ops/cuda/pool.h"
+#endif
 #include "ops/reduce.h"
 
 namespace tpp::ops {
@@ -23,7 +27,7 @@ int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, boo
   return out;
 }
 
-cpu::PoolGeometry geometry(std::string_view op, const Tensor& x, const Pool2dOptions& opts) {
+PoolGeometry geometry(std::string_view op, const Tensor& x, const Pool2dOptions& opts) {
   check_floating(op, x);
   check_dim(op, "x", x, 4);
   const std::array<int64_t, 2> k = opts.kernel, p = opts.padding;
@@ -53,30 +57,34 @@ cpu::PoolGeometry geometry(std::string_view op, const Tensor& x, const Pool2dOpt
           .count_include_pad = opts.count_include_pad};
 }
 
-Shape output_shape(const Tensor& x, const cpu::PoolGeometry& g) { return {x.size(0), x.size(1), g.out_h, g.out_w}; }
+Shape output_shape(const Tensor& x, const PoolGeometry& g) { return {x.size(0), x.size(1), g.out_h, g.out_w}; }
 
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
-  const cpu::PoolGeometry g = geometry("max_pool2d", x, opts);
+  const PoolGeometry g = geometry("max_pool2d", x, opts);
   Tensor y = empty(output_shape(x, g), {.dtype = x.dtype(), .device = x.device()});
   const Tensor argmax = empty(y.sizes(), {.dtype = DType::i64, .device = x.device()});
-  cpu::max_pool2d_forward(x.detach().contiguous(), g, y, argmax);
+  const Tensor xc = x.detach().contiguous();
+  TPP_ON_DEVICE(xc, max_pool2d_forward(xc, g, y, argmax));
   record_grad(y, "max_pool2d", {x}, [argmax, g, x_sizes = x.sizes()](const Tensor& dy) {
     Tensor dx = empty(x_sizes, {.dtype = dy.dtype(), .device = dy.device()});
-    cpu::max_pool2d_backward(dy.contiguous(), argmax, g, dx);
+    const Tensor dyc = dy.contiguous();
+    TPP_ON_DEVICE(dyc, max_pool2d_backward(dyc, argmax, g, dx));
     return Grads{dx};
   });
   return y;
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts) {
-  const cpu::PoolGeometry g = geometry("avg_pool2d", x, opts);
+  const PoolGeometry g = geometry("avg_pool2d", x, opts);
   Tensor y = empty(output_shape(x, g), {.dtype = x.dtype(), .device = x.device()});
-  cpu::avg_pool2d_forward(x.detach().contiguous(), g, y);
+  const Tensor xc = x.detach().contiguous();
+  TPP_ON_DEVICE(xc, avg_pool2d_forward(xc, g, y));
   record_grad(y, "avg_pool2d", {x}, [g, x_sizes = x.sizes()](const Tensor& dy) {
     Tensor dx = empty(x_sizes, {.dtype = dy.dtype(), .device = dy.device()});
-    cpu::avg_pool2d_backward(dy.contiguous(), g, dx);
+    const Tensor dyc = dy.contiguous();
+    TPP_ON_DEVICE(dyc, avg_pool2d_backward(dyc, g, dx));
     return Grads{dx};
   });
   return y;

@@ -5,13 +5,11 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "ops/batch_norm_types.h"
 
 namespace tpp::ops::cpu {
 
-struct BatchNormShape {
-  int64_t n = 0, c = 0, hw = 0;
-  int64_t per_channel() const { return n * hw; }
-};
+using ops::BatchNormShape;
 
 // Per-channel mean and 1/sqrt(var + eps) used to normalise.
 struct ChannelStats {

@@ -3,12 +3,11 @@
 #pragma once
 
 #include "engine/tensor.h"
+#include "ops/softmax_types.h"
 
 namespace tpp::ops::cpu {
 
-struct SoftmaxLayout {
-  int64_t outer = 1, dim = 1, inner = 1;
-};
+using ops::SoftmaxLayout;
 
 // y = softmax(x) or log_softmax(x) along the middle extent.
 void softmax_forward(const Tensor& x, const SoftmaxLayout& l, bool log, const Tensor& y);

@@ -1,0 +1,111 @@
+#include "ops/cuda/loss.h"
+
+#include "engine/cuda/indexing.h"
+#include "ops/cuda/block_reduce.cuh"
+
+namespace tpp::ops::cuda::kernels {
+
+namespace {
+
+using device::block_reduce;
+
+__device__ bool target_in_range(int64_t t, int64_t c) { return t >= 0 && t < c; }
+
+// Per row, with lse = log sum exp(x): -log p_t = lse - x_t and the mean over
+// classes of -log p_j = lse - mean(x), as the CPU kernel.
+template <class T>
+__global__ void cross_entropy_rows_kernel(const T* logits, const int64_t* target, T* probs, double* row_loss,
+                                          TargetFault* fault, int64_t n, int64_t c, double smoothing) {
+  for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
+    const T* x = logits + r * c;
+    T* p = probs + r * c;
+    T m = device::negative_infinity<T>();
+    for (int64_t j = threadIdx.x; j < c; j += blockDim.x) m = device::Max{}(m, x[j]);
+    m = block_reduce(m, device::Max{}, device::negative_infinity<T>());
+    double sum_exp = 0, sum_x = 0;
+    for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
+      const T e = device::exp_of(x[j] - m);
+      p[j] = e;
+      sum_exp += e;
+      sum_x += x[j];
+    }
+    sum_exp = block_reduce(sum_exp, device::Sum{}, 0.0);
+    sum_x = block_reduce(sum_x, device::Sum{}, 0.0);
+    const T inv = static_cast<T>(1.0 / sum_exp);
+    for (int64_t j = threadIdx.x; j < c; j += blockDim.x) p[j] *= inv;  // this thread's own e
+    if (threadIdx.x == 0) {
+      const int64_t t = target[r];
+      if (!target_in_range(t, c)) {
+        if (atomicCAS(&fault->flagged, 0ull, 1ull) == 0ull) {
+          fault->position = r;
+          fault->value = t;
+          fault->classes = c;
+        }
+        row_loss[r] = CUDART_NAN;
+      } else {
+        const double lse = static_cast<double>(m) + log(sum_exp);
+        const double nll = lse - static_cast<double>(x[t]);
+        const double uniform = lse - sum_x / static_cast<double>(c);
+        row_loss[r] = (1 - smoothing) * nll + smoothing * uniform;
+      }
+    }
+  }
+}
+
+// loss[0] = the mean of row_loss; one block.
+template <class T>
+__global__ void mean_kernel(const double* row_loss, T* loss, int64_t n) {
+  double total = 0;
+  for (int64_t r = threadIdx.x; r < n; r += blockDim.x) total += row_loss[r];
+  total = block_reduce(total, device::Sum{}, 0.0);
+  if (threadIdx.x == 0) loss[0] = static_cast<T>(total / static_cast<double>(n));
+}
+
+template <class T>
+__global__ void cross_entropy_backward_kernel(const T* probs, const int64_t* target, const T* dloss, T* dx, int64_t n,
+                                              int64_t c, double smoothing) {
+  const T s = static_cast<T>(static_cast<double>(dloss[0]) / static_cast<double>(n));
+  const T off = static_cast<T>(smoothing / static_cast<double>(c));
+  const T on = static_cast<T>(1 - smoothing) + off;
+  TPP_GRID_STRIDE_LOOP(i, n * c) {
+    const int64_t t = target[i / c], j = i % c;
+    dx[i] = target_in_range(t, c) ? (probs[i] - (j == t ? on : off)) * s : static_cast<T>(CUDART_NAN);
+  }
+}
+
+template <class Fn>
+void with_floating_type(DType dtype, Fn&& fn) {
+  if (dtype == DType::f64) fn(double{});
+  else fn(float{});
+}
+
+}  // namespace
+
+void launch_cross_entropy_forward(const void* logits, const int64_t* target, void* probs, double* row_loss,
+                                  void* loss, TargetFault* fault, DType dtype, int64_t n, int64_t c,
+                                  double smoothing, cudaStream_t stream) {
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    if (n > 0) {  // also with no classes: every target is then out of range, which the kernel reports
+      cross_entropy_rows_kernel<T><<<device::row_blocks(n), device::row_threads(c), 0, stream>>>(
+          static_cast<const T*>(logits), target, static_cast<T*>(probs), row_loss, fault, n, c, smoothing);
+      TPP_CUDA_CHECK_LAUNCH();
+    }
+    mean_kernel<T><<<1, device::kMaxRowThreads, 0, stream>>>(row_loss, static_cast<T*>(loss), n);
+    TPP_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void launch_cross_entropy_backward(const void* probs, const int64_t* target, const void* dloss, void* dlogits,
+                                   DType dtype, int64_t n, int64_t c, double smoothing, cudaStream_t stream) {
+  if (n * c == 0) return;
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    cross_entropy_backward_kernel<T><<<tpp::cuda::blocks_for(n * c), tpp::cuda::kThreadsPerBlock, 0, stream>>>(
+        static_cast<const T*>(probs), target, static_cast<const T*>(dloss), static_cast<T*>(dlogits), n, c,
+        smoothing);
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace tpp::ops::cuda::kernels

@@ -1,0 +1,55 @@
+// CUDA cross-entropy (CUDA builds only; free of fmt for nvcc): softmax, the
+// smoothed negative log-likelihood and the mean over the batch without a
+// round trip to the host. logits and probs contiguous [N, C], target i64 [N].
+//
+// Target values are checked on the GPU: a target outside [0, C) is never
+// used as an index; its row's loss (so the mean) and gradient are NaN, and
+// the kernel records the first such target. The host learns of it without
+// waiting: the next cross_entropy call on that GPU (once the copy of the
+// record has landed) throws the error naming the target, its position and
+// the class count. Under TPP_SYNC_DEBUG the call itself waits and throws,
+// with the CPU's message.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "engine/dtype_core.h"
+
+namespace tpp {
+class Tensor;
+}
+
+namespace tpp::ops::cuda {
+
+// Writes softmax(logits) into probs and the mean smoothed loss into the 0-d
+// `loss` (logits' dtype, on the GPU).
+void cross_entropy_forward(const Tensor& logits, const Tensor& target, double smoothing, const Tensor& probs,
+                           const Tensor& loss);
+// dlogits = dloss / N * (probs - ((1 - smoothing) * one_hot(target) + smoothing / C)), with the 0-d upstream
+// gradient dloss read on the GPU.
+void cross_entropy_backward(const Tensor& probs, const Tensor& target, double smoothing, const Tensor& dloss,
+                            const Tensor& dlogits);
+
+namespace kernels {
+
+// The first out-of-range target a forward kernel met (device memory; all
+// zero until then).
+struct TargetFault {
+  unsigned long long flagged;
+  int64_t position, value, classes;
+};
+
+// One block per row: probs, and each row's loss into row_loss (double [N]);
+// then one block averages row_loss into loss[0] (in double, in a fixed order).
+void launch_cross_entropy_forward(const void* logits, const int64_t* target, void* probs, double* row_loss,
+                                  void* loss, TargetFault* fault, DType dtype, int64_t n, int64_t c,
+                                  double smoothing, cudaStream_t stream);
+// One thread per element of dlogits.
+void launch_cross_entropy_backward(const void* probs, const int64_t* target, const void* dloss, void* dlogits,
+                                   DType dtype, int64_t n, int64_t c, double smoothing, cudaStream_t stream);
+
+}  // namespace kernels
+
+}  // namespace tpp::ops::cuda

@@ -1,0 +1,187 @@
+#include "ops/cuda/pool.h"
+
+#include "engine/cuda/indexing.h"
+#include "ops/cuda/block_reduce.cuh"
+
+namespace tpp::ops::cuda::kernels {
+
+namespace {
+
+using tpp::cuda::blocks_for;
+using tpp::cuda::kThreadsPerBlock;
+
+// A window's extent along one axis, as in the CPU kernel: [begin, end) inside
+// the input, and the divisor extent that includes padding but not the
+// ceil-mode overhang.
+struct Span {
+  int64_t begin, end, padded;
+};
+
+__device__ int64_t lesser(int64_t a, int64_t b) { return a < b ? a : b; }
+
+__device__ Span window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int64_t in_size) {
+  const int64_t start = out_index * stride - pad;
+  const int64_t stop = lesser(start + kernel, in_size + pad);
+  return {start < 0 ? 0 : start, lesser(stop, in_size), stop - start};
+}
+
+// The outputs whose windows cover input index `at` along one axis:
+// out * stride - pad <= at < out * stride - pad + kernel, clamped to [0, out_size).
+struct Covering {
+  int64_t first, last;  // inclusive; empty when first > last
+};
+
+__device__ Covering covering(int64_t at, int64_t stride, int64_t pad, int64_t kernel, int64_t out_size) {
+  const int64_t before = at + pad - kernel;  // window starts must exceed this
+  const int64_t first = before < 0 ? 0 : before / stride + 1;
+  const int64_t last = lesser((at + pad) / stride, out_size - 1);
+  return {first, last};
+}
+
+__device__ int64_t divisor(const PoolGeometry& g, const Span& rows, const Span& cols) {
+  return g.count_include_pad ? rows.padded * cols.padded : (rows.end - rows.begin) * (cols.end - cols.begin);
+}
+
+// The first maximum of each window (NaN wins at once), scanning row by row as
+// the CPU kernel. Geometry checks make every window non-empty; an empty one
+// would give -inf with index -1, which no input element matches.
+template <class T>
+__global__ void max_forward_kernel(const T* x, T* y, int64_t* argmax, PoolGeometry g) {
+  const int64_t out_plane = g.out_h * g.out_w, in_plane = g.in_h * g.in_w;
+  TPP_GRID_STRIDE_LOOP(i, g.planes * out_plane) {
+    const int64_t p = i / out_plane, oh = i % out_plane / g.out_w, ow = i % g.out_w;
+    const T* in = x + p * in_plane;
+    const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+    const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+    if (rows.begin >= rows.end || cols.begin >= cols.end) {
+      y[i] = device::negative_infinity<T>();
+      argmax[i] = -1;
+      continue;
+    }
+    int64_t where = rows.begin * g.in_w + cols.begin;
+    bool found_nan = false;
+    for (int64_t h = rows.begin; h < rows.end && !found_nan; ++h)
+      for (int64_t w = cols.begin; w < cols.end; ++w) {
+        const T v = in[h * g.in_w + w];
+        if (isnan(v)) {
+          where = h * g.in_w + w;
+          found_nan = true;
+          break;
+        }
+        if (v > in[where]) where = h * g.in_w + w;
+      }
+    y[i] = in[where];
+    argmax[i] = where;
+  }
+}
+
+// dx[p, h, w] = the sum of dy over the windows covering (h, w) whose maximum
+// it is, added in the CPU kernel's order (output row-major).
+template <class T>
+__global__ void max_backward_kernel(const T* dy, const int64_t* argmax, T* dx, PoolGeometry g) {
+  const int64_t out_plane = g.out_h * g.out_w, in_plane = g.in_h * g.in_w;
+  TPP_GRID_STRIDE_LOOP(i, g.planes * in_plane) {
+    const int64_t p = i / in_plane, at = i % in_plane, h = at / g.in_w, w = at % g.in_w;
+    const Covering rows = covering(h, g.stride_h, g.pad_h, g.kernel_h, g.out_h);
+    const Covering cols = covering(w, g.stride_w, g.pad_w, g.kernel_w, g.out_w);
+    T acc = 0;
+    for (int64_t oh = rows.first; oh <= rows.last; ++oh)
+      for (int64_t ow = cols.first; ow <= cols.last; ++ow) {
+        const int64_t o = p * out_plane + oh * g.out_w + ow;
+        if (argmax[o] == at) acc += dy[o];
+      }
+    dx[i] = acc;
+  }
+}
+
+template <class T>
+__global__ void avg_forward_kernel(const T* x, T* y, PoolGeometry g) {
+  const int64_t out_plane = g.out_h * g.out_w, in_plane = g.in_h * g.in_w;
+  TPP_GRID_STRIDE_LOOP(i, g.planes * out_plane) {
+    const int64_t p = i / out_plane, oh = i % out_plane / g.out_w, ow = i % g.out_w;
+    const T* in = x + p * in_plane;
+    const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+    const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+    T acc = 0;
+    for (int64_t h = rows.begin; h < rows.end; ++h)
+      for (int64_t w = cols.begin; w < cols.end; ++w) acc += in[h * g.in_w + w];
+    y[i] = acc / static_cast<T>(divisor(g, rows, cols));
+  }
+}
+
+// dx[p, h, w] = the sum of dy / divisor over the windows covering (h, w), in
+// the CPU kernel's order.
+template <class T>
+__global__ void avg_backward_kernel(const T* dy, T* dx, PoolGeometry g) {
+  const int64_t out_plane = g.out_h * g.out_w, in_plane = g.in_h * g.in_w;
+  TPP_GRID_STRIDE_LOOP(i, g.planes * in_plane) {
+    const int64_t p = i / in_plane, at = i % in_plane, h = at / g.in_w, w = at % g.in_w;
+    const Covering row_outs = covering(h, g.stride_h, g.pad_h, g.kernel_h, g.out_h);
+    const Covering col_outs = covering(w, g.stride_w, g.pad_w, g.kernel_w, g.out_w);
+    T acc = 0;
+    for (int64_t oh = row_outs.first; oh <= row_outs.last; ++oh) {
+      const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+      for (int64_t ow = col_outs.first; ow <= col_outs.last; ++ow) {
+        const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+        acc += dy[p * out_plane + oh * g.out_w + ow] / static_cast<T>(divisor(g, rows, cols));
+      }
+    }
+    dx[i] = acc;
+  }
+}
+
+template <class Fn>
+void with_floating_type(DType dtype, Fn&& fn) {
+  if (dtype == DType::f64) fn(double{});
+  else fn(float{});
+}
+
+}  // namespace
+
+void launch_max_pool2d_forward(const void* x, void* y, int64_t* argmax, DType dtype, const PoolGeometry& g,
+                               cudaStream_t stream) {
+  const int64_t n = g.planes * g.out_h * g.out_w;
+  if (n == 0) return;
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    max_forward_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(x),
+                                                                          static_cast<T*>(y), argmax, g);
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+void launch_max_pool2d_backward(const void* dy, const int64_t* argmax, void* dx, DType dtype, const PoolGeometry& g,
+                                cudaStream_t stream) {
+  const int64_t n = g.planes * g.in_h * g.in_w;
+  if (n == 0) return;
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    max_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(dy), argmax,
+                                                                           static_cast<T*>(dx), g);
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+void launch_avg_pool2d_forward(const void* x, void* y, DType dtype, const PoolGeometry& g, cudaStream_t stream) {
+  const int64_t n = g.planes * g.out_h * g.out_w;
+  if (n == 0) return;
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    avg_forward_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(x),
+                                                                          static_cast<T*>(y), g);
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+void launch_avg_pool2d_backward(const void* dy, void* dx, DType dtype, const PoolGeometry& g, cudaStream_t stream) {
+  const int64_t n = g.planes * g.in_h * g.in_w;
+  if (n == 0) return;
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    avg_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(dy),
+                                                                           static_cast<T*>(dx), g);
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace tpp::ops::cuda::kernels

@@ -1,0 +1,69 @@
+// Cross-entropy on CUDA: the loss stays on the GPU, and target values are
+// checked there (ops/cuda/loss.h): a bad one is reported by the next call,
+// or at once under TPP_SYNC_DEBUG.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "engine/finite.h"
+#include "ops/loss.h"
+#include "tests/gpu/gpu_available.h"
+
+using namespace tpp;
+
+namespace {
+
+Tensor labels_on_gpu(std::initializer_list<int64_t> values) {
+  return from_vector<int64_t>(values, {static_cast<int64_t>(values.size())}).to(Device::cuda(0));
+}
+
+Tensor logits_on_gpu(int64_t n, int64_t classes) { return randn({n, classes}).to(Device::cuda(0)); }
+
+}  // namespace
+
+TEST_SUITE("gpu") {
+  TEST_CASE("cross_entropy on CUDA gives a 0-d loss on the GPU") {
+    if (skip_without_gpu()) return;
+    const Tensor loss = ops::cross_entropy(logits_on_gpu(3, 4), labels_on_gpu({0, 3, 1}));
+    CHECK(loss.device().is_cuda());
+    CHECK(loss.dim() == 0);
+    CHECK(std::isfinite(loss.item()));
+  }
+
+  TEST_CASE("an out-of-range target on CUDA makes the loss NaN and the next call names it") {
+    if (skip_without_gpu()) return;
+    const SyncDebugOverride asynchronous(false);
+    const Tensor logits = logits_on_gpu(3, 5);
+    const Tensor loss = ops::cross_entropy(logits, labels_on_gpu({0, 7, 1}));
+    CHECK(std::isnan(loss.item()));  // item() waits, so the report has landed
+    CHECK_THROWS_WITH(ops::cross_entropy(logits, labels_on_gpu({0, 1, 2})),
+                      "cross_entropy: target 7 at position 1 is out of range for 5 classes (found on cuda:0 after the "
+                      "call that used it, whose loss is NaN)");
+    CHECK(std::isfinite(ops::cross_entropy(logits, labels_on_gpu({0, 1, 2})).item()));  // reported once
+  }
+
+  TEST_CASE("under TPP_SYNC_DEBUG an out-of-range target on CUDA throws at once with the CPU's message") {
+    if (skip_without_gpu()) return;
+    const SyncDebugOverride sync(true);
+    const Tensor logits = logits_on_gpu(2, 3);
+    CHECK_THROWS_WITH(ops::cross_entropy(logits, labels_on_gpu({-1, 0})),
+                      "cross_entropy: target -1 at position 0 is out of range for 3 classes");
+    CHECK_THROWS_WITH(ops::cross_entropy(logits, labels_on_gpu({0, 3})),
+                      "cross_entropy: target 3 at position 1 is out of range for 3 classes");
+    CHECK(std::isfinite(ops::cross_entropy(logits, labels_on_gpu({2, 0})).item()));
+  }
+
+  TEST_CASE("the gradient of cross_entropy on CUDA reads the upstream gradient on the GPU") {
+    if (skip_without_gpu()) return;
+    Tensor logits = logits_on_gpu(4, 6).detach();
+    logits.set_requires_grad(true);
+    const Tensor loss = ops::cross_entropy(logits, labels_on_gpu({5, 0, 2, 2}));
+    loss.backward(full({}, 3.0, {.device = Device::cuda(0)}));
+    const std::vector<float> grad = logits.grad().to(Device::cpu()).to_vector<float>();
+    for (int64_t row = 0; row < 4; ++row) {  // each row of (softmax - one_hot) sums to 0
+      double total = 0;
+      for (int64_t j = 0; j < 6; ++j) total += grad[row * 6 + j];
+      CHECK(std::abs(total) <= 1e-6);
+    }
+  }
+}
