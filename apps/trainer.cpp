@@ -198,13 +198,38 @@ void Trainer::snapshot_buffers() {
   }
 }
 
+namespace {
+
+// Whether the gradients held on GPUs are all finite, from one value read back
+// (their sum, accumulated on the device: non-finite iff a term is, or on an
+// overflow, which the exact scan that follows then clears). Scanning each
+// gradient on the host instead would download the whole model every step.
+bool gpu_grads_finite(const std::vector<Tensor>& params) {
+  if (sync_debug()) return false;  // the exact scan, whose ops name themselves
+  const NoGradGuard no_grad;
+  Tensor total;
+  for (const Tensor& p : params) {
+    const Tensor g = p.grad();
+    if (!g.defined() || !g.device().is_cuda() || g.numel() == 0) continue;
+    if (total.defined() && total.device() != g.device()) return false;
+    const Tensor s = ops::sum(g).to(DType::f64);
+    total = total.defined() ? ops::add(total, s) : s;
+  }
+  return !total.defined() || std::isfinite(total.item());
+}
+
+}  // namespace
+
 std::string Trainer::non_finite_part(const Tensor& loss) const {
   const double value = loss.item();
   if (!std::isfinite(value)) return fmt::format("non-finite loss ({})", non_finite_name(value));
   const std::vector<Tensor>& params = sgd_.params();
-  for (size_t i = 0; i < params.size(); ++i)
+  const bool skip_gpu = gpu_grads_finite(params);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (skip_gpu && params[i].device().is_cuda()) continue;
     if (const std::optional<NonFinite> bad = first_non_finite(params[i].grad()))
       return fmt::format("non-finite gradient ({}) of '{}'", non_finite_name(bad->value), param_names_[i]);
+  }
   return {};
 }
 

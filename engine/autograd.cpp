@@ -162,6 +162,10 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
   if (grad.sizes() == shape) return grad;
   TPP_CHECK(grad.dim() >= static_cast<int64_t>(shape.size()), "sum_to_shape: cannot reduce {} to {}",
             shape_str(grad.sizes()), shape_str(shape));
+  const size_t lead = grad.sizes().size() - shape.size();
+  for (size_t d = 0; d < shape.size(); ++d)
+    TPP_CHECK(shape[d] == grad.sizes()[lead + d] || shape[d] == 1, "sum_to_shape: cannot reduce {} to {}",
+              shape_str(grad.sizes()), shape_str(shape));
   Tensor out = zeros(shape, {.dtype = grad.dtype(), .device = grad.device()});
 #if TPP_WITH_CUDA
   if (grad.device().is_cuda()) {
@@ -170,13 +174,9 @@ Tensor sum_to_shape(const Tensor& grad, const Shape& shape) {
   }
 #endif
   // Strides of `out` seen from grad's shape: 0 on broadcast dims.
-  const size_t lead = grad.sizes().size() - shape.size();
   Shape out_strides(grad.sizes().size(), 0);
-  for (size_t d = 0; d < shape.size(); ++d) {
-    TPP_CHECK(shape[d] == grad.sizes()[lead + d] || shape[d] == 1, "sum_to_shape: cannot reduce {} to {}",
-              shape_str(grad.sizes()), shape_str(shape));
+  for (size_t d = 0; d < shape.size(); ++d)
     if (shape[d] != 1) out_strides[lead + d] = out.strides()[d];
-  }
   dispatch_floating(grad.dtype(), "sum_to_shape", [&](auto t) {
     using T = decltype(t);
     T* dst = out.data<T>();

@@ -124,3 +124,7 @@ TEST_CASE("ops that save their output for backward do not keep their graph alive
     CHECK(weak.expired());
   }
 }
+
+TEST_CASE("sum_to_shape refuses a shape that is not a broadcast of the target, even of equal size") {
+  CHECK_THROWS_WITH(sum_to_shape(zeros({2, 3}), {3, 2}), "sum_to_shape: cannot reduce [2, 3] to [3, 2]");
+}

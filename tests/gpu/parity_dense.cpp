@@ -195,6 +195,8 @@ std::vector<ParityCase> matmul_cases() {
       matmul_case("matmul f64 [7, 5] x [5, 9]", {7, 5}, {5, 9}, 7, 5, 9, plain_matmul, DType::f64),
       matmul_case("matmul f64 transposed left [5, 7]^T x [5, 9]", {5, 7}, {5, 9}, 7, 5, 9, left_t, DType::f64),
       matmul_case("matmul f64 dot [33] . [33]", {33}, {33}, 1, 33, 1, plain_matmul, DType::f64),
+      // An empty inner dim: the product is all zeros (BLAS's beta path, not a GEMM call).
+      matmul_case("matmul empty inner dim [3, 0] x [0, 4]", {3, 0}, {0, 4}, 3, 0, 4, plain_matmul),
   };
 }
 
@@ -230,6 +232,8 @@ std::vector<ParityCase> linear_cases() {
       linear_case("linear frozen weight [4, 10] -> 6 with bias", {4, 10}, 6, true, DType::f32, false),
       linear_case("linear f64 3-d [2, 3, 10] -> 6 with bias", {2, 3, 10}, 6, true, DType::f64),
       linear_case("linear f64 [5, 7] -> 3 without bias", {5, 7}, 3, false, DType::f64),
+      // No rows: the weight and bias gradients are sums over nothing, zeros.
+      linear_case("linear empty batch [0, 10] -> 6 with bias", {0, 10}, 6, true),
   };
 }
 

@@ -1,5 +1,6 @@
 // CPU-vs-CUDA parity of the element-wise ops, the reductions and the
 // Frobenius norm (ops/elementwise.h, ops/reduce.h, ops/norm.h).
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,7 @@ std::vector<ParityCase> binary_cases() {
       {"a 0-d tensor with [6, 7]", {}, {6, 7}},
       {"[5, 3] with [1]", {5, 3}, {1}},
       {"large [37, 1025] with [1025]", {37, 1025}, {1025}},
+      {"empty [0, 5] with [5]", {0, 5}, {5}},
   };
   std::vector<ParityCase> cases;
   for (const NamedBinary& op : kBinaries) {
@@ -184,6 +186,8 @@ std::vector<ParityCase> sum_mean_cases() {
       {"dim 0 of transposed [6, 5]", {6, 5}, {0}, false, true},
       {"all of transposed [6, 5]", {6, 5}, {}, true, true},
       {"dims 0, 1 keepdim [1, 1, 7]", {1, 1, 7}, {0, 1}, true, false},
+      {"dim 0 of empty [0, 3]", {0, 3}, {0}, false, false},
+      {"all of empty [2, 0]", {2, 0}, {}, false, false},
   };
   std::vector<ParityCase> cases;
   for (const bool average : {false, true}) {
@@ -207,6 +211,13 @@ std::vector<ParityCase> sum_mean_cases() {
 // Ties on purpose: the maximum 3 appears three times, and again per row.
 Tensor tied_input(DType dtype) {
   Tensor t = from_vector<double>({3, 1, 3, -2, 0.5, 3, 1, 1, -4, 2, 2, 0}, {3, 4}).to(dtype);
+  return t.set_requires_grad(true);
+}
+
+// NaNs at [0, 1], [0, 3] and [2, 0]; no column is all NaN.
+Tensor nan_input() {
+  const double nan = std::nan("");
+  Tensor t = from_vector<double>({1, nan, 5, nan, 2, 3, 2, 0.5, nan, 7, 7, 1}, {3, 4}).to(DType::f32);
   return t.set_requires_grad(true);
 }
 
@@ -263,6 +274,35 @@ std::vector<ParityCase> max_cases() {
                      .run = [dim](const Inputs& in) { return ops::max(in[0], dim).indices; },
                      .differentiable = false});
   }
+  // Ties down a column (the one-thread-per-output kernel): the transposed rows of tied_input.
+  cases.push_back({.name = "max values with ties, dim 0 of transposed [4, 3]",
+                   .make_inputs = [] { return Inputs{tied_input(DType::f32)}; },
+                   .run = [](const Inputs& in) { return ops::max(in[0].transpose(0, 1), 0).values; }});
+  cases.push_back({.name = "max indices with ties, dim 0 of transposed [4, 3]",
+                   .make_inputs = [] { return Inputs{tied_input(DType::f32).detach()}; },
+                   .run = [](const Inputs& in) { return ops::max(in[0].transpose(0, 1), 0).indices; },
+                   .differentiable = false});
+  // Rows longer than a warp, all equal: ties inside each lane's strided walk and across lanes.
+  cases.push_back({.name = "max values of constant rows [3, 70] dim 1",
+                   .make_inputs = [] { return Inputs{full({3, 70}, 1.5).set_requires_grad(true)}; },
+                   .run = [](const Inputs& in) { return ops::max(in[0], 1).values; }});
+  cases.push_back({.name = "max indices of constant rows [3, 70] dim 1",
+                   .make_inputs = [] { return Inputs{full({3, 70}, 1.5)}; },
+                   .run = [](const Inputs& in) { return ops::max(in[0], 1).indices; },
+                   .differentiable = false});
+  // NaN wins, the first NaN of a row giving the index; max over all shares dy among the NaNs.
+  for (const int64_t dim : {0, 1}) {
+    cases.push_back({.name = "max values with NaNs [3, 4] dim " + std::to_string(dim),
+                     .make_inputs = [] { return Inputs{nan_input()}; },
+                     .run = [dim](const Inputs& in) { return ops::max(in[0], dim).values; }});
+    cases.push_back({.name = "max indices with NaNs [3, 4] dim " + std::to_string(dim),
+                     .make_inputs = [] { return Inputs{nan_input().detach()}; },
+                     .run = [dim](const Inputs& in) { return ops::max(in[0], dim).indices; },
+                     .differentiable = false});
+  }
+  cases.push_back({.name = "max all with NaNs [3, 4]",
+                   .make_inputs = [] { return Inputs{nan_input()}; },
+                   .run = [](const Inputs& in) { return ops::max(in[0]); }});
   cases.push_back({.name = "max values of transposed [6, 40] dim 1",
                    .make_inputs = [] { return Inputs{random_input({40, 6})}; },
                    .run = [](const Inputs& in) { return ops::max(in[0].transpose(0, 1), 1).values; }});
