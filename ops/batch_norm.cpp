@@ -102,7 +102,9 @@ SavedStats stats_from_running(const Tensor& running_mean, const Tensor& running_
   if (running_mean.device().is_cuda()) {
     SavedStats stats{{}, f64_on_device_of(running_mean, running_mean.sizes()),
                      f64_on_device_of(running_mean, running_mean.sizes())};
-    cuda::batch_norm_stats_from_running(running_mean, running_var, eps, stats.mean, stats.invstd);
+    // Only training requires them contiguous (updated in place); the kernel reads raw pointers.
+    cuda::batch_norm_stats_from_running(running_mean.contiguous(), running_var.contiguous(), eps, stats.mean,
+                                        stats.invstd);
     return stats;
   }
 #endif

@@ -40,6 +40,9 @@ PoolGeometry geometry(std::string_view op, const Tensor& x, const Pool2dOptions&
             "{}: padding {} must be between 0 and half the kernel {} (x has shape {})", op, pair_str(p), pair_str(k),
             shape_str(x.sizes()));
   const int64_t h = x.size(2), w = x.size(3);
+  // A padded empty plane would pass the size check below but leave windows
+  // with no input value (max: nothing to pick; avg without padding: 0 / 0).
+  TPP_CHECK(h > 0 && w > 0, "{}: x of shape {} has no pixels to pool", op, shape_str(x.sizes()));
   TPP_CHECK(h + 2 * p[0] >= k[0] && w + 2 * p[1] >= k[1],
             "{}: kernel {} is larger than the padded input of x with shape {} and padding {}", op, pair_str(k),
             shape_str(x.sizes()), pair_str(p));

@@ -278,9 +278,12 @@ Tensor aligned(const Tensor& t) {
   return t.detach().clone();
 }
 
-// Convolutions with no channels or no images have nothing for cuDNN to do
-// (and cuDNN refuses 0-sized descriptors).
-bool is_empty(const Conv2dGeometry& g) { return g.batch == 0 || g.in_channels == 0 || g.out_channels == 0; }
+// Convolutions with no channels, no images or an input of no pixels have
+// nothing for cuDNN to do (and cuDNN refuses 0-sized descriptors). An input of
+// 0 rows or columns still has outputs when padded: they see only padding.
+bool is_empty(const Conv2dGeometry& g) {
+  return g.batch == 0 || g.in_channels == 0 || g.out_channels == 0 || g.in_h == 0 || g.in_w == 0;
+}
 
 }  // namespace
 
@@ -291,7 +294,7 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor& x_in, const Tensor& w
   const Tensor x = aligned(x_in), w = aligned(w_in), bias = aligned(bias_in);
   const DType dtype = y.dtype();
   cudnnHandle_t h = cudnn_handle();
-  if (is_empty(g)) {  // no input channels: the output is the bias alone
+  if (is_empty(g)) {  // no input values: the output is the bias alone
     tc::fill(y, 0);
     if (bias.defined()) add_bias(h, g, bias, y);
     return;

@@ -98,6 +98,20 @@ const RegisterParity batch_norm_cases({
      .tolerance = {.rtol = 1e-4, .atol = 1e-3}},
     batch_norm_eval_case({2, 3, 4, 4}),
     batch_norm_eval_case({1, 6, 3, 5}),
+    {.name = "batch_norm2d eval with strided (non-contiguous) running stats [2, 3, 4, 4]",
+     .make_inputs =
+         [] {
+           Inputs in = batch_norm_inputs({2, 3, 4, 4}, true, DType::f32);
+           in.push_back(random_input({6}, false));
+           in.push_back(ops::abs(random_input({6}, false)) + 0.5);
+           return in;
+         },
+     .run =
+         [](const Inputs& in) {
+           return ops::batch_norm2d(in[0], in[1], in[2], in[3].slice(0, 0, 6, 2), in[4].slice(0, 1, 6, 2),
+                                    {.training = false});
+         },
+     .tolerance = kBatchNormF32},
     {.name = "batch_norm2d eval without running stats uses the batch [2, 3, 4, 4]",
      .make_inputs = [] { return batch_norm_inputs({2, 3, 4, 4}, true, DType::f32); },
      .run = [](const Inputs& in) { return ops::batch_norm2d(in[0], in[1], in[2], {}, {}, {.training = false}); },
@@ -130,6 +144,7 @@ const RegisterParity pool_cases({
     pool_case(true, {2, 4, 9, 7}, k3s2p1, "3x3 stride 2 pad 1 (overlapping)"),
     pool_case(true, {1, 2, 5, 5}, k3s1p1, "3x3 stride 1 pad 1 (overlapping)"),
     pool_case(true, {1, 3, 10, 11}, k3s2ceil, "3x3 stride 2 ceil_mode"),
+    pool_case(true, {1, 2, 10, 10}, k3s2p1ceil, "3x3 stride 2 pad 1 ceil_mode"),
     pool_case(true, {3, 2, 7, 9}, k23s12, "2x3 stride 1x2", DType::f64),
     pool_case(true, {2, 16, 17, 17}, k3s2p1, "3x3 stride 2 pad 1 (overlapping)"),
     pool_case(false, {2, 3, 8, 8}, k2, "2x2"),

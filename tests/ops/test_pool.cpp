@@ -139,6 +139,13 @@ TEST_SUITE("pool") {
                       "padding [0, 0]");
   }
 
+  TEST_CASE("an input plane with no pixels is refused even when padding would make windows") {
+    CHECK_THROWS_WITH(ops::max_pool2d(zeros({1, 1, 0, 4}), {.kernel = {2, 2}, .padding = {1, 1}}),
+                      "max_pool2d: x of shape [1, 1, 0, 4] has no pixels to pool");
+    CHECK_THROWS_WITH(ops::avg_pool2d(zeros({2, 3, 5, 0}), {.kernel = {2, 2}, .padding = {1, 1}}),
+                      "avg_pool2d: x of shape [2, 3, 5, 0] has no pixels to pool");
+  }
+
   TEST_CASE("kernel and stride must be positive") {
     CHECK_THROWS_WITH(ops::max_pool2d(zeros({1, 1, 2, 2}), {.kernel = {0, 2}}),
                       "max_pool2d: kernel [0, 2] and stride [0, 0] must be positive (x has shape [1, 1, 2, 2])");
