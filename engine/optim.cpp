@@ -131,6 +131,10 @@ void Sgd::step() {
               p.device().str());
     const bool first_step = opts_.momentum > 0 && !momentum_[i].defined();
     if (first_step) momentum_[i] = empty_like(p);
+    for (const Tensor* state : {&momentum_[i], &masks_[i]})
+      TPP_CHECK(!state->defined() || state->device() == p.device(),
+                "sgd: parameter {} is on {} but its optimizer state on {}; make the optimizer after moving the model",
+                i, p.device().str(), state->device().str());
     const Tensor grad = g.contiguous();
     if (p.device().is_cuda()) {
       gpu_updates.push_back({.index = i, .grad = grad, .first_step = first_step});

@@ -18,6 +18,7 @@
 #include <exception>
 #include <thread>
 
+#include "engine/cuda/caching_allocator.h"
 #include "engine/cuda/check.h"
 #include "engine/cuda/stream.h"
 #include "engine/rendezvous.h"
@@ -93,11 +94,15 @@ class NcclCommunicator final : public Communicator {
     TPP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     TPP_CUDA_CHECK(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming));
     TPP_CUDA_CHECK(cudaEventCreateWithFlags(&last_issued_, cudaEventDisableTiming));
-    TPP_CUDA_CHECK(cudaMalloc(&scratch_, 64));
+    scratch_ = ::tpp::cuda::device_allocate(64, stream_);
   }
 
   ~NcclCommunicator() override {
-    if (scratch_) cudaFree(scratch_);
+    if (stream_) {  // as the allocator asks of a stream's owner: its buffers go first
+      scratch_.reset();
+      cudaStreamSynchronize(stream_);
+      ::tpp::cuda::device_allocator(device_.index).forget_stream(stream_);
+    }
     if (inputs_ready_) cudaEventDestroy(inputs_ready_);
     if (last_issued_) cudaEventDestroy(last_issued_);
     if (stream_) cudaStreamDestroy(stream_);
@@ -150,7 +155,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void barrier() override {
-    TPP_NCCL_CHECK(ncclAllReduce(scratch_, scratch_, 1, ncclFloat32, ncclSum, comm_, stream_));
+    TPP_NCCL_CHECK(ncclAllReduce(scratch_.data(), scratch_.data(), 1, ncclFloat32, ncclSum, comm_, stream_));
     await_comm("barrier");
     synchronize();
   }
@@ -159,26 +164,19 @@ class NcclCommunicator final : public Communicator {
   void broadcast_bytes(std::vector<uint8_t>& bytes, int root) override {
     check_root(root, "broadcast_bytes");
     uint64_t size = bytes.size();
-    TPP_CUDA_CHECK(cudaMemcpyAsync(scratch_, &size, sizeof(size), cudaMemcpyHostToDevice, stream_));
-    TPP_NCCL_CHECK(ncclBroadcast(scratch_, scratch_, 1, ncclUint64, root, comm_, stream_));
+    TPP_CUDA_CHECK(cudaMemcpyAsync(scratch_.data(), &size, sizeof(size), cudaMemcpyHostToDevice, stream_));
+    TPP_NCCL_CHECK(ncclBroadcast(scratch_.data(), scratch_.data(), 1, ncclUint64, root, comm_, stream_));
     await_comm("broadcast_bytes (size)");
-    TPP_CUDA_CHECK(cudaMemcpyAsync(&size, scratch_, sizeof(size), cudaMemcpyDeviceToHost, stream_));
+    TPP_CUDA_CHECK(cudaMemcpyAsync(&size, scratch_.data(), sizeof(size), cudaMemcpyDeviceToHost, stream_));
     synchronize();
     bytes.resize(size);
     if (size == 0) return;
-    void* staging = nullptr;
-    TPP_CUDA_CHECK(cudaMalloc(&staging, size));
-    try {
-      TPP_CUDA_CHECK(cudaMemcpyAsync(staging, bytes.data(), size, cudaMemcpyHostToDevice, stream_));
-      TPP_NCCL_CHECK(ncclBroadcast(staging, staging, size, ncclUint8, root, comm_, stream_));
-      await_comm("broadcast_bytes");
-      TPP_CUDA_CHECK(cudaMemcpyAsync(bytes.data(), staging, size, cudaMemcpyDeviceToHost, stream_));
-      synchronize();
-    } catch (...) {
-      cudaFree(staging);
-      throw;
-    }
-    TPP_CUDA_CHECK(cudaFree(staging));
+    const ::tpp::cuda::DeviceBuffer staging = ::tpp::cuda::device_allocate(size, stream_);
+    TPP_CUDA_CHECK(cudaMemcpyAsync(staging.data(), bytes.data(), size, cudaMemcpyHostToDevice, stream_));
+    TPP_NCCL_CHECK(ncclBroadcast(staging.data(), staging.data(), size, ncclUint8, root, comm_, stream_));
+    await_comm("broadcast_bytes");
+    TPP_CUDA_CHECK(cudaMemcpyAsync(bytes.data(), staging.data(), size, cudaMemcpyDeviceToHost, stream_));
+    synchronize();
   }
 
   void synchronize() override {
@@ -261,7 +259,7 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t stream_ = nullptr;
   cudaEvent_t inputs_ready_ = nullptr;
   cudaEvent_t last_issued_ = nullptr;
-  void* scratch_ = nullptr;  // 64 bytes: barrier and size broadcasts
+  ::tpp::cuda::DeviceBuffer scratch_;  // 64 bytes: barrier and size broadcasts
 };
 
 }  // namespace
