@@ -167,6 +167,7 @@ class Pipeline {
   const prune::Method& method_;
   const CLI::App& command_;
   models::DistributedContext dist_;
+  Device device_ = Device::cpu();  // where the model lives and every phase runs (this rank's GPU under NCCL)
   fs::path dir_;
   std::optional<RunDir> run_;  // rank 0 only: the other ranks write nothing
   RunData data_;
@@ -378,9 +379,11 @@ void Pipeline::remove() {
 
   if (method_.scratch) {
     model_ = models::make_model_with_widths(info_.arch, data_.num_classes, data_.in_channels, plan_->widths());
+    model_->to(device_);  // built on the CPU
     adopt_sync_batch_norm();
   } else {
     models::keep_filters(*model_, plan_->kept_indices());  // BN layers keep their sync setting
+    model_->to(device_);  // the narrowed tensors already are; cheap to make sure of
   }
   const double gain = c_.orthp_gain > 0 ? c_.orthp_gain : prune::orthp_gain(info_.arch);
   if (method_.orthp) prune::orthogonalize_weights(*model_, gain);
@@ -521,6 +524,7 @@ int Pipeline::run() {
   check_device(c_.device, "prune");
   // Early, so that any later error on one rank ends every rank (main.cpp).
   dist_ = models::init_distributed(models::parse_distributed_mode(c_.distributed), Device::parse(c_.device));
+  device_ = training_device(c_.device, dist_.local_rank, dist_.distributed());
   LrSchedule::parse_milestones(c_.lr_schedule);
   TPP_CHECK(c_.log_interval > 0 && c_.checkpoint_interval > 0,
             "prune: --log-interval and --checkpoint-interval must be positive");
@@ -550,6 +554,10 @@ int Pipeline::run() {
       check_plan(prune::make_plan(*model_, plan_spec()));
     }
   }
+  // The base or resumed checkpoint is read onto the CPU and the plan made
+  // there; every phase from here on runs on the device (the trainer moves its
+  // batches, the optimizer state it resumes follows the parameters).
+  model_->to(device_);
   adopt_sync_batch_norm();
   data_ = open_run_data({.arch = info_.arch, .limit = c_.limit, .test_limit = c_.test_limit},
                         data::locate_dataset(info_.dataset, data::resolve_data_root(c_.data_dir)), "prune");

@@ -78,9 +78,8 @@ void check_device(const std::string& text, const std::string& command) {
   if (device.is_cpu()) return;
   TPP_CHECK(kCudaTrainingBuilt, "{}: --device {}: this build has no CUDA backend ({} GPU(s) visible); use --device cpu",
             command, text, cuda_device_count());
-  TPP_CHECK(command == "train",
-            "{}: --device {}: only `tpp train` runs on CUDA so far (pruning reads weights on the host); use --device cpu",
-            command, text);
+  TPP_CHECK(command == "train" || command == "prune",
+            "{}: --device {}: only `tpp train` and `tpp prune` run on CUDA so far; use --device cpu", command, text);
   TPP_CHECK(device.index < cuda_device_count(), "{}: --device {}: no such GPU ({} usable); use --device cpu", command,
             text, cuda_device_count());
 }

@@ -76,7 +76,7 @@ ModelSummary summarize(Module& model, const Shape& input) {
     ObserveForward observe([&](Module& m, const Tensor&, const Tensor& y) { outputs.try_emplace(&m, without_batch(y)); });
     Shape batch_shape{1};
     batch_shape.insert(batch_shape.end(), input.begin(), input.end());
-    model(zeros(batch_shape));
+    model(zeros(batch_shape, {.device = model.device()}));
   }
 
   ModelSummary summary;

@@ -83,7 +83,7 @@ ForwardGraph trace_forward(Module& model) {
       g.layer_at.emplace(node, named->second);
       g.output_of.emplace(named->second, node);
     });
-    Tensor x = zeros(input);
+    Tensor x = zeros(input, {.device = model.device()});
     x.set_requires_grad(true);
     try {
       g.output = model(x);

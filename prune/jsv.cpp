@@ -91,7 +91,7 @@ Tensor batch_jacobians(models::Module& model, const Tensor& images) {
             "batch_jacobians: expected a non-empty floating batch [B, ...], got {}",
             images.defined() ? shape_str(images.sizes()) : std::string("an undefined tensor"));
   const FrozenParameters frozen(model);
-  Tensor x = images.detach().contiguous().clone();
+  Tensor x = images.detach().to(model.device()).contiguous().clone();
   x.set_requires_grad(true);
   Tensor logits;
   {
@@ -108,12 +108,13 @@ Tensor batch_jacobians(models::Module& model, const Tensor& images) {
 
   float* out = jacobians.data<float>();
   for (int64_t c = 0; c < classes; ++c) {
-    Tensor one_hot = zeros(logits.sizes(), {.dtype = logits.dtype()});
+    Tensor one_hot = zeros(logits.sizes(), {.dtype = logits.dtype(), .device = logits.device()});
     one_hot.select(1, c).fill_(1);
     x.set_grad(Tensor());
     logits.backward(one_hot, /*retain_graph=*/c + 1 < classes);
     const Tensor grad = x.grad();
     if (!grad.defined()) continue;
+    // Read back to the host for the SVDs (an analysis, not a training step).
     const std::vector<float> rows = grad.to(DType::f32).contiguous().to_vector<float>();  // [B, features]
     for (int64_t b = 0; b < batch; ++b)
       std::memcpy(out + (b * classes + c) * features, rows.data() + b * features,

@@ -44,8 +44,9 @@ bool is_linear_chain(models::Module& model);
 // naming the first offending layer, for a model that is not a linear chain.
 JsvStats linear_chain_jsv(models::Module& model);
 
-// The Jacobians of a batch, f32 [B, classes, C·H·W]: the model's logits
-// [B, classes] differentiated w.r.t. `images` [B, ...] one class at a time
+// The Jacobians of a batch, f32 [B, classes, C·H·W] on the host: the model's
+// logits [B, classes] (on the model's device, `images` moved there)
+// differentiated w.r.t. `images` [B, ...] one class at a time
 // (see the note on batch statistics above). The model runs in whatever
 // train/eval mode it is in (BN running statistics update once in train mode,
 // as for one forward); parameter gradients are left untouched.

@@ -42,10 +42,12 @@ void check_weight(const Tensor& weight, const char* op, int64_t min_dim, int64_t
                              : std::string("an undefined tensor"));
 }
 
-Tensor identity(int64_t n, DType dtype) {
-  std::vector<double> values(static_cast<size_t>(n * n), 0.0);
-  for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i * n + i)] = 1;
-  return from_vector<double>(values, {n, n}).to(dtype);
+// Built on the device by a strided fill (the diagonal of [n, n] is every
+// (n+1)-th element): no upload in the per-iteration penalties.
+Tensor identity(int64_t n, const Tensor& like) {
+  Tensor eye = zeros({n * n}, {.dtype = like.dtype(), .device = like.device()});
+  eye.slice(0, 0, n * n, n + 1).fill_(1);
+  return eye.view({n, n});
 }
 
 // The OrthP replacement of one weight [out, ...] (host f64 values, same layout).
@@ -71,7 +73,10 @@ std::vector<double> orthogonal_replacement(const Tensor& weight, double gain) {
 
 Tensor orthogonalized(const Tensor& weight, double gain) {
   check_weight(weight, "orthogonalized", 2, 4);
-  return from_vector<double>(orthogonal_replacement(weight, gain), weight.sizes()).to(weight.dtype());
+  // Host f64 QR (once, at removal), then back to the weight's device.
+  return from_vector<double>(orthogonal_replacement(weight, gain), weight.sizes())
+      .to(weight.dtype())
+      .to(weight.device());
 }
 
 void orthogonalize_weights(models::Module& model, double gain) {
@@ -90,7 +95,7 @@ Tensor kernorth_loss(const Tensor& weight) {
   const int64_t n = w.size(0), d = w.size(1);
   // Ŵᵀ Ŵ: WᵀW [D, D] when N >= D, else W Wᵀ [N, N].
   const Tensor gram = n >= d ? ops::matmul(w.transpose(0, 1), w) : ops::matmul(w, w.transpose(0, 1));
-  return ops::frobenius_norm(ops::sub(gram, identity(std::min(n, d), weight.dtype())));
+  return ops::frobenius_norm(ops::sub(gram, identity(std::min(n, d), weight)));
 }
 
 Tensor orthconv_loss(const Tensor& weight, int64_t stride, int64_t padding) {
@@ -104,9 +109,10 @@ Tensor orthconv_loss(const Tensor& weight, int64_t stride, int64_t padding) {
   const int64_t n = z.size(0), h = z.size(2), w = z.size(3), centre = w / 2;
   TPP_CHECK(centre < h, "orthconv_loss: the {}x{} correlation of weight {} has no centre row {}", h, w,
             shape_str(weight.sizes()), centre);
-  std::vector<double> target(static_cast<size_t>(z.numel()), 0.0);
-  for (int64_t i = 0; i < n; ++i) target[static_cast<size_t>(((i * n + i) * h + centre) * w + centre)] = 1;
-  return ops::frobenius_norm(ops::sub(z, from_vector<double>(target, z.sizes()).to(weight.dtype())));
+  // 1 at z[i, i, centre, centre]: every (n+1)·h·w-th element from the first centre.
+  Tensor target = zeros({z.numel()}, {.dtype = z.dtype(), .device = z.device()});
+  target.slice(0, centre * w + centre, z.numel(), (n + 1) * h * w).fill_(1);
+  return ops::frobenius_norm(ops::sub(z, target.view(z.sizes())));
 }
 
 Tensor orth_regularization(models::Module& model, OrthRegMethod method) {
@@ -120,7 +126,7 @@ Tensor orth_regularization(models::Module& model, OrthRegMethod method) {
                             : orthconv_loss(layer.weight, 2, 1);
     total = total.defined() ? ops::add(total, term) : term;
   }
-  return total.defined() ? total : zeros({});
+  return total.defined() ? total : zeros({}, {.device = model.device()});
 }
 
 OrthRegMethod parse_orth_reg_method(const std::string& name) {

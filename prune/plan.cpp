@@ -186,7 +186,8 @@ int64_t pruned_count(double ratio, int64_t filters) {
 Tensor filter_scores(const Tensor& weight) {
   TPP_CHECK(weight.dim() >= 2 && weight.numel() > 0, "filter_scores: expected a conv or linear weight, got shape {}",
             shape_str(weight.sizes()));
-  const Tensor rows = weight.detach().to(DType::f64).contiguous().reshape({weight.size(0), -1});
+  // Once per plan: the weights' L1 norms read on the host.
+  const Tensor rows = weight.detach().to(Device::cpu()).to(DType::f64).contiguous().reshape({weight.size(0), -1});
   const int64_t n = rows.size(0), d = rows.size(1);
   std::vector<double> scores(static_cast<size_t>(n));
   const double* w = rows.data<double>();

@@ -19,7 +19,8 @@ struct RowNorms {
 RowNorms row_norms(const Tensor& param, const std::vector<int64_t>& rows) {
   RowNorms out;
   if (!param.defined()) return out;
-  const Tensor flat = param.detach().contiguous().to(DType::f64).reshape({param.size(0), -1});
+  // Read back for logging (once per logged iteration): a copy on the host.
+  const Tensor flat = param.detach().to(Device::cpu()).contiguous().to(DType::f64).reshape({param.size(0), -1});
   const double* data = flat.data<double>();
   const int64_t width = flat.size(1);
   for (const int64_t r : rows) {
@@ -47,8 +48,11 @@ TppRegularizer::TppRegularizer(models::Module& model, const PrunePlan& plan, Tpp
     : options_(options), layers_(pruned_layers(model, plan)) {
   TPP_CHECK(!layers_.empty(), "tpp: the plan prunes no layer; give --stage-pr ratios above 0");
   options_.schedule.check(static_cast<int64_t>(plan.layers.size()));
+  // Made once, on the weights' device: the penalties reuse them every iteration.
   for (const PrunedLayer& l : layers_)
-    masks_.push_back(gram_penalty_mask(l.weight.size(0), l.pruned, l.weight.dtype()));
+    references_.push_back(options_.target == GramTarget::diagonal
+                              ? diagonal_penalty_target(l.weight.size(0), l.pruned, l.weight.dtype(), l.weight.device())
+                              : gram_penalty_mask(l.weight.size(0), l.pruned, l.weight.dtype(), l.weight.device()));
 }
 
 std::string TppRegularizer::phase_at(int64_t t) const {
@@ -57,8 +61,8 @@ std::string TppRegularizer::phase_at(int64_t t) const {
 
 Tensor TppRegularizer::layer_penalty(size_t i) const {
   const PrunedLayer& l = layers_[i];
-  return options_.target == GramTarget::diagonal ? diagonal_penalty(l.weight, l.pruned)
-                                                 : gram_penalty_with_mask(l.weight, masks_[i]);
+  return options_.target == GramTarget::diagonal ? diagonal_penalty_with_target(l.weight, references_[i])
+                                                 : gram_penalty_with_mask(l.weight, references_[i]);
 }
 
 Tensor TppRegularizer::loss_term(int64_t t) const {

@@ -65,7 +65,8 @@ class TppRegularizer {
 
   TppOptions options_;
   std::vector<PrunedLayer> layers_;
-  std::vector<Tensor> masks_;  // gram_penalty_mask of each layer (decorrelate target)
+  // Per layer: the gram_penalty_mask (decorrelate) or diagonal_penalty_target (diagonal).
+  std::vector<Tensor> references_;
 };
 
 }  // namespace tpp::prune

@@ -1,6 +1,9 @@
 #include "prune/tpp_reg.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
+#include <utility>
 
 #include "engine/autograd.h"
 #include "models/layers.h"
@@ -22,6 +25,19 @@ Tensor filter_matrix(const Tensor& weight, const char* op) {
 
 void check_rows(const std::vector<int64_t>& rows, int64_t n, const char* op) {
   for (const int64_t r : rows) TPP_CHECK(r >= 0 && r < n, "{}: row {} is out of range for {} rows", op, r, n);
+}
+
+// `rows` as runs [begin, end) of consecutive rows, in their order (a
+// repeated row starts a new run, so it counts again): one tensor op per run.
+std::vector<std::pair<int64_t, int64_t>> row_runs(const std::vector<int64_t>& rows) {
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (const int64_t r : rows) {
+    if (!runs.empty() && runs.back().second == r)
+      ++runs.back().second;
+    else
+      runs.emplace_back(r, r + 1);
+  }
+  return runs;
 }
 
 // (1/N²)·||E||_F² for E = `residual` (N×N), with ∂/∂W = (4/N²)·E·W: the
@@ -55,7 +71,7 @@ models::Module& module_named(models::Module& model, const std::string& name) {
 
 }  // namespace
 
-Tensor gram_penalty_mask(int64_t n, const std::vector<int64_t>& pruned, DType dtype) {
+Tensor gram_penalty_mask(int64_t n, const std::vector<int64_t>& pruned, DType dtype, Device device) {
   check_rows(pruned, n, "gram_penalty_mask");
   std::vector<char> is_pruned(static_cast<size_t>(n), 0);
   for (const int64_t p : pruned) is_pruned[static_cast<size_t>(p)] = 1;
@@ -63,7 +79,7 @@ Tensor gram_penalty_mask(int64_t n, const std::vector<int64_t>& pruned, DType dt
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j)
       mask[static_cast<size_t>(i * n + j)] = is_pruned[static_cast<size_t>(i)] || is_pruned[static_cast<size_t>(j)];
-  return from_vector<double>(mask, {n, n}).to(dtype);
+  return from_vector<double>(mask, {n, n}).to(dtype).to(device);
 }
 
 Tensor gram_penalty_with_mask(const Tensor& weight, const Tensor& mask) {
@@ -83,22 +99,39 @@ Tensor gram_penalty_with_mask(const Tensor& weight, const Tensor& mask) {
 
 Tensor gram_penalty(const Tensor& weight, const std::vector<int64_t>& pruned) {
   TPP_CHECK(weight.defined() && weight.dim() >= 2, "gram_penalty: expected a conv or linear weight");
-  return gram_penalty_with_mask(weight, gram_penalty_mask(weight.size(0), pruned, weight.dtype()));
+  return gram_penalty_with_mask(weight, gram_penalty_mask(weight.size(0), pruned, weight.dtype(), weight.device()));
 }
 
-Tensor diagonal_penalty(const Tensor& weight, const std::vector<int64_t>& pruned) {
-  const Tensor w = filter_matrix(weight, "diagonal_penalty");
-  const int64_t n = w.size(0);
+Tensor diagonal_penalty_target(int64_t n, const std::vector<int64_t>& pruned, DType dtype, Device device) {
   check_rows(pruned, n, "diagonal_penalty");
   std::vector<double> target(static_cast<size_t>(n * n), 0.0);
   for (int64_t i = 0; i < n; ++i) target[static_cast<size_t>(i * n + i)] = 1;
   for (const int64_t p : pruned) target[static_cast<size_t>(p * n + p)] = 0;
+  return from_vector<double>(target, {n, n}).to(dtype).to(device);
+}
+
+Tensor diagonal_penalty_with_target(const Tensor& weight, const Tensor& target) {
+  const Tensor w = filter_matrix(weight, "diagonal_penalty");
+  const int64_t n = w.size(0);
+  TPP_CHECK(target.defined() && target.sizes() == Shape({n, n}) && target.dtype() == weight.dtype() &&
+                target.device() == weight.device(),
+            "diagonal_penalty_with_target: the target must be {} [{}, {}] on {} for a weight of shape {}, got {}",
+            dtype_name(weight.dtype()), n, n, weight.device().str(), shape_str(weight.sizes()),
+            target.defined() ? fmt::format("{} {} on {}", dtype_name(target.dtype()), shape_str(target.sizes()),
+                                           target.device().str())
+                             : std::string("an undefined tensor"));
   Tensor residual;
   {
     const NoGradGuard no_grad;
-    residual = ops::sub(gram_of(w), from_vector<double>(target, {n, n}).to(weight.dtype()));
+    residual = ops::sub(gram_of(w), target);
   }
   return mean_square_of_gram_residual(weight, w, residual, "diagonal_penalty");
+}
+
+Tensor diagonal_penalty(const Tensor& weight, const std::vector<int64_t>& pruned) {
+  const Tensor w = filter_matrix(weight, "diagonal_penalty");
+  return diagonal_penalty_with_target(weight, diagonal_penalty_target(w.size(0), pruned, weight.dtype(),
+                                                                      weight.device()));
 }
 
 void add_rows_to_grad(const Tensor& param, const std::vector<int64_t>& rows, double scale) {
@@ -110,25 +143,22 @@ void add_rows_to_grad(const Tensor& param, const std::vector<int64_t>& rows, dou
     grad = zeros_like(param);
     Tensor(param).set_grad(grad);
   }
-  TPP_CHECK(grad.sizes() == param.sizes() && grad.is_contiguous() && grad.dtype() == param.dtype(),
+  TPP_CHECK(grad.sizes() == param.sizes() && grad.is_contiguous() && grad.dtype() == param.dtype() &&
+                grad.device() == param.device(),
             "add_rows_to_grad: the gradient {} does not fit the parameter {}", shape_str(grad.sizes()),
             shape_str(param.sizes()));
+  const NoGradGuard no_grad;
   const Tensor values = param.detach().contiguous();
-  const int64_t row_size = param.numel() / param.size(0);
-  dispatch_floating(param.dtype(), "add_rows_to_grad", [&](auto type) {
-    using T = decltype(type);
-    T* g = grad.data<T>();
-    const T* w = values.data<T>();
-    for (const int64_t r : rows)
-      for (int64_t j = r * row_size; j < (r + 1) * row_size; ++j) g[j] += static_cast<T>(scale) * w[j];
-  });
+  // g += T(scale)·w elementwise: the same rounding as one fused loop on the host.
+  for (const auto& [begin, end] : row_runs(rows))
+    accumulate_(grad.slice(0, begin, end), ops::mul(values.slice(0, begin, end), scale));
 }
 
 void zero_rows(const Tensor& param, const std::vector<int64_t>& rows) {
   TPP_CHECK(param.defined() && param.dim() >= 1, "zero_rows: expected a defined parameter");
   check_rows(rows, param.size(0), "zero_rows");
   const NoGradGuard no_grad;
-  for (const int64_t r : rows) param.select(0, r).fill_(0);
+  for (const auto& [begin, end] : row_runs(rows)) param.slice(0, begin, end).fill_(0);
 }
 
 std::vector<PrunedLayer> pruned_layers(models::Module& model, const PrunePlan& plan) {

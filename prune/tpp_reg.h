@@ -19,8 +19,9 @@
 
 namespace tpp::prune {
 
-// M [n, n] of `dtype`: 1 where row i or column j is pruned, else 0.
-Tensor gram_penalty_mask(int64_t n, const std::vector<int64_t>& pruned, DType dtype = DType::f32);
+// M [n, n] of `dtype` on `device`: 1 where row i or column j is pruned, else 0.
+Tensor gram_penalty_mask(int64_t n, const std::vector<int64_t>& pruned, DType dtype = DType::f32,
+                         Device device = Device::cpu());
 
 // R = (1/N²)·||(W Wᵀ) ⊙ M||_F² (the reference code's mean squared error
 // against the gram with pruned rows and columns zeroed), a 0-d tensor,
@@ -32,10 +33,16 @@ Tensor gram_penalty(const Tensor& weight, const std::vector<int64_t>& pruned);
 // Ĩ the identity with zeros at the pruned diagonal entries;
 // ∂/∂W = (4/N²)·(W Wᵀ − Ĩ)·W.
 Tensor diagonal_penalty(const Tensor& weight, const std::vector<int64_t>& pruned);
+// Ĩ [n, n] of `dtype` on `device`, and the penalty against it (reused every
+// iteration: no upload per step).
+Tensor diagonal_penalty_target(int64_t n, const std::vector<int64_t>& pruned, DType dtype = DType::f32,
+                               Device device = Device::cpu());
+Tensor diagonal_penalty_with_target(const Tensor& weight, const Tensor& target);
 
 // param.grad[i] += scale · param[i] for every i in `rows` (rows along dim 0):
 // the gradient of (scale/2)·Σ_i ||param[i]||². A parameter without a
-// gradient gets a zero one first.
+// gradient gets a zero one first. Tensor ops on the parameter's device (one
+// per run of consecutive rows), no host access.
 void add_rows_to_grad(const Tensor& param, const std::vector<int64_t>& rows, double scale);
 
 // param[i] = 0 for every i in `rows`, outside autograd.

@@ -116,6 +116,41 @@ TEST_SUITE("prune") {
     CHECK(gamma.grad().to_vector<float>() == std::vector<float>{0.5f, 0, 2});
   }
 
+  TEST_CASE("add_rows_to_grad: consecutive, unordered and repeated rows, bit-exact against the scalar formula") {
+    const Tensor w = randn({6, 3}, {.dtype = DType::f32});
+    Tensor param = w.clone();
+    param.set_requires_grad(true);
+    const Tensor g0 = randn({6, 3}, {.dtype = DType::f32});
+    param.set_grad(g0.clone());
+    const std::vector<int64_t> rows{4, 1, 2, 3, 3, 0};  // runs [4,5) [1,4) [3,4) [0,1)
+    const double scale = 0.3;
+    add_rows_to_grad(param, rows, scale);
+    std::vector<float> expected = g0.to_vector<float>();
+    const std::vector<float> values = w.to_vector<float>();
+    for (const int64_t r : rows)
+      for (int64_t j = r * 3; j < (r + 1) * 3; ++j)
+        expected[static_cast<size_t>(j)] += static_cast<float>(scale) * values[static_cast<size_t>(j)];
+    CHECK(param.grad().to_vector<float>() == expected);  // row 5 untouched, row 3 twice
+  }
+
+  TEST_CASE("diagonal_penalty_with_target: the reusable target gives diagonal_penalty's value and gradient") {
+    const Tensor w0 = randn({4, 2, 3, 3}, {.dtype = DType::f64});
+    Tensor a = w0.clone(), b = w0.clone();
+    a.set_requires_grad(true);
+    b.set_requires_grad(true);
+    const Tensor target = diagonal_penalty_target(4, {1, 3}, DType::f64);
+    CHECK(target.to_vector<double>() ==
+          std::vector<double>{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0});
+    const Tensor ra = diagonal_penalty(a, {1, 3}), rb = diagonal_penalty_with_target(b, target);
+    CHECK(ra.item() == rb.item());
+    ra.backward();
+    rb.backward();
+    CHECK(a.grad().to_vector<double>() == b.grad().to_vector<double>());
+    CHECK_THROWS_WITH(diagonal_penalty_with_target(b, diagonal_penalty_target(3, {}, DType::f64)),
+                      "diagonal_penalty_with_target: the target must be f64 [4, 4] on cpu for a weight of shape "
+                      "[4, 2, 3, 3], got f64 [3, 3] on cpu");
+  }
+
   TEST_CASE("zero_rows: sets the given rows to exactly 0") {
     Tensor w = from_vector<float>({1, 2, 3, 4, 5, 6}, {3, 1, 2});
     zero_rows(w, {0, 2});
