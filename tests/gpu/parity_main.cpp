@@ -4,6 +4,7 @@
 //   tpp_parity            check every case, exit 1 on any mismatch
 //   tpp_parity --perf     also print CPU ms, CUDA ms and the ratio per case
 //   tpp_parity --filter conv
+//   tpp_parity --list     the case names (no GPU needed)
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -49,18 +50,27 @@ double time_case(const parity::ParityCase& c, Device device) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool perf = false;
+  bool perf = false, list = false;
   std::string filter;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--perf") {
       perf = true;
+    } else if (arg == "--list") {
+      list = true;
     } else if (arg == "--filter" && i + 1 < argc) {
       filter = argv[++i];
     } else {
-      std::fprintf(stderr, "tpp_parity: unknown option '%s' (expected --perf, --filter TEXT)\n", argv[i]);
+      std::fprintf(stderr, "tpp_parity: unknown option '%s' (expected --perf, --list, --filter TEXT)\n", argv[i]);
       return 2;
     }
+  }
+  if (list) {
+    int listed = 0;
+    for (const parity::ParityCase& c : parity::registry())
+      if (filter.empty() || c.name.find(filter) != std::string::npos) fmt::print("{}\n", c.name), ++listed;
+    fmt::print("{} parity cases\n", listed);
+    return 0;
   }
   if (cuda_device_count() == 0) {
     std::fprintf(stderr, "tpp_parity: no usable GPU\n%s", cuda_version_text().c_str());
