@@ -1,9 +1,17 @@
 #!/usr/bin/python3
-"""Times PyTorch (CPU) on the cases of op_cases.json, exactly as bench_ops.cpp
+"""Times PyTorch on the cases of op_cases.json, exactly as bench_ops.cpp
 times our engine: one iteration = forward, then backward from a fixed random
 output gradient, producing every gradient (input, weight, bias); gradients
-are cleared before each iteration. Prints JSON {"results": {name: ms}} with
-the mean wall time per iteration over at least --min-time seconds.
+are cleared before each iteration. A train_step case is one SGD step of the
+zoo model (as written out in scripts/make_model_fixtures.py). Prints JSON
+{"results": {name: ms}} with the mean wall time per iteration over at least
+--min-time seconds, after one untimed warm-up iteration.
+
+--device cuda puts every tensor on the GPU and waits for it
+(torch.cuda.synchronize) at the end of each iteration; --math tf32 (default,
+as our engine) allows TF32 in cuDNN convolutions and cuBLAS matmuls, fp32
+forbids both. cuDNN's algorithm search (cudnn.benchmark) is on, as our engine
+searches too (cudnnFind*AlgorithmEx); --no-cudnn-benchmark for PyTorch's default.
 
 Run with the system Python that has torch: /usr/bin/python3 torch_ops.py
 """
@@ -11,16 +19,19 @@ import argparse
 import json
 import pathlib
 import re
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
 CASES = pathlib.Path(__file__).with_name("op_cases.json")
+SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "scripts"
+DEVICE = torch.device("cpu")  # set in main()
 
 
 def leaf(*shape, scale=1.0):
-    return (torch.randn(*shape) * scale).requires_grad_()
+    return (torch.randn(*shape, device=DEVICE) * scale).requires_grad_()
 
 
 def conv2d_step(c):
@@ -43,7 +54,7 @@ def conv2d_step(c):
 def linear_step(c):
     n, fin, fout = c["batch"], c["in"], c["out"]
     x, w, b = leaf(n, fin), leaf(fout, fin, scale=0.1), leaf(fout)
-    dy = torch.randn(n, fout)
+    dy = torch.randn(n, fout, device=DEVICE)
 
     def step():
         for t in (x, w, b):
@@ -56,8 +67,8 @@ def linear_step(c):
 def batch_norm2d_step(c):
     n, ch, size = c["batch"], c["channels"], c["size"]
     x, gamma, beta = leaf(n, ch, size, size), leaf(ch), leaf(ch)
-    running_mean, running_var = torch.zeros(ch), torch.ones(ch)
-    dy = torch.randn(n, ch, size, size)
+    running_mean, running_var = torch.zeros(ch, device=DEVICE), torch.ones(ch, device=DEVICE)
+    dy = torch.randn(n, ch, size, size, device=DEVICE)
 
     def step():
         for t in (x, gamma, beta):
@@ -68,18 +79,47 @@ def batch_norm2d_step(c):
     return step
 
 
-STEPS = {"conv2d": conv2d_step, "linear": linear_step, "batch_norm2d": batch_norm2d_step}
+def train_step(c):
+    sys.path.insert(0, str(SCRIPTS))
+    from make_model_fixtures import build  # the zoo in PyTorch, module for module
+
+    n, channels, size, classes = c["batch"], c["channels"], c["size"], c["classes"]
+    model = build(c["arch"], classes, channels).to(DEVICE).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(n, channels, size, size, device=DEVICE)
+    target = torch.randint(0, classes, (n,), device=DEVICE)
+
+    def step():
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), target).backward()
+        optimizer.step()
+
+    return step
+
+
+STEPS = {"conv2d": conv2d_step, "linear": linear_step, "batch_norm2d": batch_norm2d_step, "train_step": train_step}
+
+
+def synchronize():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def time_step(step, min_time):
-    step()  # warm-up: first-call allocations and kernel selection
+    step()  # warm-up: first-call allocations and kernel selection (cuDNN's search)
+    synchronize()
     iters, start = 0, time.perf_counter()
     while True:
         step()
+        synchronize()
         iters += 1
         elapsed = time.perf_counter() - start
         if elapsed >= min_time:
             return elapsed / iters * 1e3
+
+
+def runs_on(case, device):
+    return device.type in case.get("devices", ["cpu", "cuda"])
 
 
 def main():
@@ -87,14 +127,35 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds per case")
     parser.add_argument("--filter", default=".", help="regex over case names")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--math", choices=["tf32", "fp32"], default="tf32",
+                        help="TF32 in cuDNN convolutions and cuBLAS matmuls (tf32) or neither (fp32)")
+    parser.add_argument("--no-cudnn-benchmark", action="store_true",
+                        help="PyTorch's default heuristic algorithm choice instead of cuDNN's timed search")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("torch_ops: --device cuda but torch.cuda.is_available() is False")
+        torch.cuda.set_device(DEVICE)
+    tf32 = args.math == "tf32"
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results = {}
     for case in json.loads(CASES.read_text())["cases"]:
-        if re.search(args.filter, case["name"]):
+        if runs_on(case, DEVICE) and re.search(args.filter, case["name"]):
             results[case["name"]] = time_step(STEPS[case["op"]](case), args.min_time)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(DEVICE),
+            "math": args.math, "cudnn_benchmark": torch.backends.cudnn.benchmark}
+    if DEVICE.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(DEVICE)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    print(json.dumps({**info, "results": results}))
 
 
 if __name__ == "__main__":
