@@ -57,13 +57,20 @@ export LD_LIBRARY_PATH="${CUDNN_ROOT:+$CUDNN_ROOT/lib:}${NCCL_ROOT:+$NCCL_ROOT/l
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
-cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DTPP_CUDA=ON -DTPP_BUILD_BENCHMARKS=ON \
-  -DTPP_BUILD_TESTS=OFF "${launcher[@]}" ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} ${NCCL_ROOT:+-DNCCL_ROOT="$NCCL_ROOT"} \
-  >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log" >&2; die "configuring the CUDA build failed"; }
+# A fresh build dir gets ccache and no tests; an existing one (scripts/gpu_check.sh's) keeps its settings, so
+# that only bench_ops is compiled on top of it, and gets them back if adding the benchmarks fails.
+fresh=()
+if [[ ! -e $build/CMakeCache.txt ]]; then
+  command -v ninja >/dev/null && fresh+=(-G Ninja)
+  command -v ccache >/dev/null && fresh+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  fresh+=(-DTPP_BUILD_TESTS=OFF)
+fi
+if ! cmake -S "$root" -B "$build" "${fresh[@]}" -DCMAKE_BUILD_TYPE=Release -DTPP_CUDA=ON -DTPP_BUILD_BENCHMARKS=ON \
+  ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} ${NCCL_ROOT:+-DNCCL_ROOT="$NCCL_ROOT"} >"$out/configure.log" 2>&1; then
+  tail -30 "$out/configure.log" >&2
+  ((${#fresh[@]})) || cmake -S "$root" -B "$build" -DTPP_BUILD_BENCHMARKS=OFF >/dev/null 2>&1 || true
+  die "configuring the CUDA build with the benchmarks failed (Google Benchmark: libbenchmark-dev)"
+fi
 cmake --build "$build" -j "$(nproc)" --target tpp bench_ops >"$out/build.log" 2>&1 \
   || { grep -E "error|FAILED" "$out/build.log" | head -30 >&2; die "building bench_ops failed"; }
 

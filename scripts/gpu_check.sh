@@ -3,7 +3,9 @@
 # lent H100/H200 machines included): configure and build the CUDA backend,
 # run the gpu-labelled tests, the parity harness with timings, and the gpu
 # tests again under compute-sanitizer memcheck with caching off
-# (TPP_CUDA_ALLOC=direct, so that every overrun hits a real allocation edge).
+# (TPP_CUDA_ALLOC=direct, so that every overrun hits a real allocation edge),
+# and, where /usr/bin/python3's torch sees the GPU, the side-by-side benchmark
+# against PyTorch (benchmarks/compare_gpu.sh, 3 rounds, into bench-gpu.md).
 #
 #   scripts/gpu_check.sh [BUILD_DIR]      results in $OUT (default: gpu-check/)
 #
@@ -46,5 +48,17 @@ if [[ -x "$sanitizer" ]]; then
   grep -E "ERROR SUMMARY|test cases" "$out/memcheck.log" | tail -3
 else
   echo "compute-sanitizer not found: memcheck not run" | tee "$out/memcheck.log"
+fi
+
+if /usr/bin/python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  if PYTHON=/usr/bin/python3 BUILD_DIR="$build" CUDNN_ROOT="${CUDNN_ROOT:-}" NCCL_ROOT="${NCCL_ROOT:-}" \
+    benchmarks/compare_gpu.sh 3 >"$out/bench-gpu.md" 2>"$out/bench-gpu.log"; then
+    cat "$out/bench-gpu.md"
+  else
+    echo "benchmarks/compare_gpu.sh failed: $(tail -1 "$out/bench-gpu.log")"
+    status=1
+  fi
+else
+  echo "GPU benchmark skipped: /usr/bin/python3 has no torch that sees the GPU" | tee "$out/bench-gpu.md"
 fi
 exit $status
