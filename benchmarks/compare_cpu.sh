@@ -50,33 +50,5 @@ for r in $(seq 1 "$rounds"); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-/usr/bin/python3 - "$out" "$rounds" "$threads" "$load_before" "$load_after" <<'PY'
-import json, pathlib, statistics, sys
-
-out, rounds, threads, load_before, load_after = pathlib.Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:]
-ours, torch, order = {}, {}, []
-for r in range(1, rounds + 1):
-    report = json.loads((out / f"ours_{r}.json").read_text())
-    core = report["context"].get("openblas_core", "?")
-    for b in report["benchmarks"]:
-        name = b["name"].removesuffix("/real_time")
-        assert b["time_unit"] == "ms", b
-        ours.setdefault(name, []).append(b["real_time"])
-        if name not in order:
-            order.append(name)
-    t = json.loads((out / f"torch_{r}.json").read_text())
-    for name, ms in t["results"].items():
-        torch.setdefault(name, []).append(ms)
-
-print(f"{threads} threads, median of {rounds} alternating rounds; OpenBLAS core {core}; PyTorch {t['torch']}; "
-      f"load average {load_before} before, {load_after} after")
-print()
-print("| case | ours ms | PyTorch ms | ours/PyTorch |")
-print("|---|---:|---:|---:|")
-for name in order + [n for n in torch if n not in order]:
-    o = statistics.median(ours[name]) if name in ours else None
-    p = statistics.median(torch[name]) if name in torch else None
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}" if v < 1 else f"{v:.2f}"
-    ratio = f"{o / p:.2f}" if o is not None and p is not None else "n/a"
-    print(f"| {name} | {fmt(o)} | {fmt(p)} | {ratio} |")
-PY
+/usr/bin/python3 "$here/median_table.py" "$out" "$rounds" ours ours/PyTorch \
+  "$threads threads, median of $rounds alternating rounds; OpenBLAS core {ours[openblas_core]}; PyTorch {torch[torch]}; load average $load_before before, $load_after after"

@@ -87,31 +87,5 @@ for r in $(seq 1 "$rounds"); do
     >"$out/torch_$r.json" || die "torch_ops.py failed in round $r"
 done
 
-"$python" - "$out" "$rounds" "$math" "$gpu" "$cudnn_ours" <<'PY'
-import json, pathlib, statistics, sys
-
-out, rounds, math, gpu, cudnn_ours = pathlib.Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:]
-ours, torch, order = {}, {}, []
-for r in range(1, rounds + 1):
-    for b in json.loads((out / f"ours_{r}.json").read_text())["benchmarks"]:
-        name = b["name"].removesuffix("/real_time")
-        assert b["time_unit"] == "ms", b
-        ours.setdefault(name, []).append(b["real_time"])
-        if name not in order:
-            order.append(name)
-    t = json.loads((out / f"torch_{r}.json").read_text())
-    for name, ms in t["results"].items():
-        torch.setdefault(name, []).append(ms)
-
-print(f"{gpu} ({t['device']}), {math}, median of {rounds} alternating rounds; tpp with cuDNN {cudnn_ours or '?'}; "
-      f"PyTorch {t['torch']} (CUDA {t.get('cuda')}, cuDNN {t.get('cudnn')}, cudnn.benchmark {t['cudnn_benchmark']})")
-print()
-print("| case | tpp ms | PyTorch ms | PyTorch/tpp |")
-print("|---|---:|---:|---:|")
-for name in order + [n for n in torch if n not in order]:
-    o = statistics.median(ours[name]) if name in ours else None
-    p = statistics.median(torch[name]) if name in torch else None
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}" if v < 1 else f"{v:.2f}"
-    ratio = f"{p / o:.2f}" if o is not None and p is not None else "n/a"
-    print(f"| {name} | {fmt(o)} | {fmt(p)} | {ratio} |")
-PY
+"$python" "$here/median_table.py" "$out" "$rounds" tpp PyTorch/ours \
+  "$gpu ({torch[device]}), $math, median of $rounds alternating rounds; tpp with cuDNN ${cudnn_ours:-?}; PyTorch {torch[torch]} (CUDA {torch[cuda]}, cuDNN {torch[cudnn]}, cudnn.benchmark {torch[cudnn_benchmark]})"

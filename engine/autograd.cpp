@@ -13,13 +13,6 @@ namespace tpp {
 namespace {
 thread_local bool g_grad_enabled = true;
 
-// acc += g, elementwise over equal shapes, on acc's device.
-void add_into(const Tensor& acc, const Tensor& g) {
-  TPP_CHECK(acc.device() == g.device(), "backward: a gradient on {} for a tensor on {}", g.device().str(),
-            acc.device().str());
-  accumulate_(acc, g);
-}
-
 void check_grad_shape(const Tensor& g, const Shape& expected, const std::string& where) {
   TPP_CHECK(g.sizes() == expected, "backward: {} produced a gradient of shape {} for a tensor of shape {}", where,
             shape_str(g.sizes()), shape_str(expected));
@@ -32,7 +25,7 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& g, const std::string& from)
     fresh.copy_(g);
     leaf.grad = fresh.impl_ptr();
   } else {
-    add_into(Tensor(leaf.grad), g);
+    accumulate_(Tensor(leaf.grad), g);
   }
 }
 
@@ -150,7 +143,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       if (!inserted) {  // out of place: g or the earlier gradient may alias saved tensors
         Tensor sum = empty(next->output_sizes, {.dtype = next->output_dtype, .device = next->output_device});
         sum.copy_(it->second);
-        add_into(sum, g);
+        accumulate_(sum, g);
         it->second = sum;
       }
       if (--deps[next] == 0) ready.push_back(next);

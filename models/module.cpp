@@ -52,9 +52,15 @@ void Module::to(Device device) {
   }
 }
 
-Device Module::device() const {
-  const NamedTensors all = state_dict();
-  return all.empty() ? Device::cpu() : all.front().second.device();
+Device Module::device() const { return first_device().value_or(Device::cpu()); }
+
+// state_dict()'s first tensor without building it: trainers ask once per step.
+std::optional<Device> Module::first_device() const {
+  if (!params_.empty()) return params_.front().second.device();
+  if (!buffers_.empty()) return buffers_.front().second.device();
+  for (const auto& [name, child] : children_)
+    if (const std::optional<Device> found = child->first_device()) return found;
+  return std::nullopt;
 }
 
 void Module::collect(const std::string& prefix, NamedTensors& out, bool parameters, bool buffers) const {

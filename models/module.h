@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -84,6 +85,7 @@ class Module {
 
  private:
   void collect(const std::string& prefix, NamedTensors& out, bool parameters, bool buffers) const;
+  std::optional<Device> first_device() const;
 
   NamedTensors params_;
   NamedTensors buffers_;

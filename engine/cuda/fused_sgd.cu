@@ -53,14 +53,12 @@ void launch_fused_sgd(const SgdSlot* slots, int64_t slot_count, int64_t total_ch
                       const SgdHyper& hyper, cudaStream_t stream) {
   if (slot_count == 0 || total_chunks == 0) return;
   const unsigned blocks = static_cast<unsigned>(total_chunks < kMaxBlocks ? total_chunks : kMaxBlocks);
-  if (dtype == DType::f32)
-    fused_sgd_kernel<float><<<blocks, kThreadsPerBlock, 0, stream>>>(
-        slots, slot_count, total_chunks, static_cast<float>(hyper.lr), static_cast<float>(hyper.momentum),
-        static_cast<float>(hyper.weight_decay), hyper.nesterov);
-  else if (dtype == DType::f64)
-    fused_sgd_kernel<double><<<blocks, kThreadsPerBlock, 0, stream>>>(slots, slot_count, total_chunks, hyper.lr,
-                                                                      hyper.momentum, hyper.weight_decay,
-                                                                      hyper.nesterov);
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    fused_sgd_kernel<T><<<blocks, kThreadsPerBlock, 0, stream>>>(
+        slots, slot_count, total_chunks, static_cast<T>(hyper.lr), static_cast<T>(hyper.momentum),
+        static_cast<T>(hyper.weight_decay), hyper.nesterov);
+  });
   TPP_CUDA_CHECK_LAUNCH();
 }
 

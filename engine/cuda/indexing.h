@@ -7,9 +7,11 @@
 
 #include <array>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "engine/cuda/check.h"
+#include "engine/dtype_core.h"
 
 namespace tpp::cuda {
 
@@ -21,6 +23,29 @@ inline constexpr int kMaxDims = 8;
 inline unsigned blocks_for(int64_t n, int threads = kThreadsPerBlock) {
   const int64_t blocks = (n + threads - 1) / threads;
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
+}
+
+// fn(T{}) with T the C++ type of a floating dtype: every launcher's dtype
+// switch. The Tensor-level glue refuses other dtypes first, so reaching the
+// throw is a bug in the glue.
+template <class Fn>
+void with_floating_type(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::f32: fn(float{}); return;
+    case DType::f64: fn(double{}); return;
+    default: throw std::logic_error("a CUDA kernel for floating dtypes was launched on another dtype");
+  }
+}
+
+// fn(T{}) for any dtype.
+template <class Fn>
+void with_element_type(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::f32: fn(float{}); return;
+    case DType::f64: fn(double{}); return;
+    case DType::i64: fn(int64_t{}); return;
+    case DType::u8: fn(uint8_t{}); return;
+  }
 }
 
 // Element offsets of N operands that share one shape but have their own

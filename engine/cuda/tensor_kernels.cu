@@ -50,22 +50,11 @@ __global__ void sum_reduce_kernel(T* dst, const T* src, StridedOffsets<2> kept, 
   }
 }
 
-// Calls fn(T{}) with the C++ type of dtype.
-template <class Fn>
-void with_type(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::f32: fn(float{}); break;
-    case DType::f64: fn(double{}); break;
-    case DType::i64: fn(int64_t{}); break;
-    case DType::u8: fn(uint8_t{}); break;
-  }
-}
-
 }  // namespace
 
 void launch_fill(void* data, DType dtype, const StridedOffsets<1>& at, int64_t n, double value, cudaStream_t stream) {
   if (n == 0) return;
-  with_type(dtype, [&](auto type) {
+  with_element_type(dtype, [&](auto type) {
     using T = decltype(type);
     fill_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<T*>(data), at, n, static_cast<T>(value));
   });
@@ -75,9 +64,9 @@ void launch_fill(void* data, DType dtype, const StridedOffsets<1>& at, int64_t n
 void launch_copy(void* dst, DType dst_dtype, const void* src, DType src_dtype, const StridedOffsets<2>& at, int64_t n,
                  bool accumulate, cudaStream_t stream) {
   if (n == 0) return;
-  with_type(dst_dtype, [&](auto d) {
+  with_element_type(dst_dtype, [&](auto d) {
     using D = decltype(d);
-    with_type(src_dtype, [&](auto s) {
+    with_element_type(src_dtype, [&](auto s) {
       using S = decltype(s);
       copy_kernel<D, S><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<D*>(dst),
                                                                        static_cast<const S*>(src), at, n, accumulate);
@@ -91,7 +80,7 @@ void launch_sum_reduce(void* dst, const void* src, DType dtype, const StridedOff
                        cudaStream_t stream) {
   if (outputs == 0) return;
   const unsigned blocks = static_cast<unsigned>(outputs < 65535 * 8 ? outputs : 65535 * 8);
-  with_type(dtype, [&](auto type) {
+  with_element_type(dtype, [&](auto type) {
     using T = decltype(type);
     if constexpr (std::is_floating_point_v<T>)
       sum_reduce_kernel<T><<<blocks, kThreadsPerBlock, 0, stream>>>(static_cast<T*>(dst), static_cast<const T*>(src),

@@ -11,18 +11,10 @@ namespace tpp::cuda {
 
 namespace {
 
-template <int N>
-StridedOffsets<N> offsets_for(std::string_view op, const Shape& shape, const std::array<const Shape*, N>& strides) {
-  StridedOffsets<N> at;
-  TPP_CHECK(make_strided_offsets<N>(shape, strides, at), "{}: a view of shape {} has more than {} dims after merging",
-            op, shape_str(shape), kMaxDims);
-  return at;
-}
-
 void copy_on_gpu(const Tensor& dst, const Tensor& src, bool accumulate) {
   TPP_CHECK(!accumulate || is_floating(dst.dtype()), "copy_: accumulating into a {} tensor", dtype_name(dst.dtype()));
   const DeviceGuard guard(dst.device().index);
-  const auto at = offsets_for<2>("copy_", dst.sizes(), {&dst.strides(), &src.strides()});
+  const auto at = strided_offsets<2>("copy_", dst.sizes(), {&dst.strides(), &src.strides()});
   launch_copy(dst.raw_data(), dst.dtype(), src.raw_data(), src.dtype(), at, dst.numel(), accumulate,
               current_stream());
 }
@@ -58,7 +50,7 @@ void download(const Tensor& dst, const Tensor& src) {
 
 void fill(const Tensor& t, double value) {
   const DeviceGuard guard(t.device().index);
-  const auto at = offsets_for<1>("fill_", t.sizes(), {&t.strides()});
+  const auto at = strided_offsets<1>("fill_", t.sizes(), {&t.strides()});
   launch_fill(t.raw_data(), t.dtype(), at, t.numel(), value, current_stream());
 }
 
@@ -85,8 +77,8 @@ void reduce_sum(const Tensor& out, const Tensor& x, const std::vector<bool>& red
   TPP_CHECK(numel_of(kept_sizes) == out.numel(), "reduce_sum: output {} does not hold the kept dims {} of {}",
             shape_str(out.sizes()), shape_str(kept_sizes), shape_str(x.sizes()));
   const Shape out_strides = contiguous_strides(kept_sizes);
-  const auto kept = offsets_for<2>("reduce_sum", kept_sizes, {&out_strides, &kept_x_strides});
-  const auto over = offsets_for<1>("reduce_sum", reduced_sizes, {&reduced_strides});
+  const auto kept = strided_offsets<2>("reduce_sum", kept_sizes, {&out_strides, &kept_x_strides});
+  const auto over = strided_offsets<1>("reduce_sum", reduced_sizes, {&reduced_strides});
   const DeviceGuard guard(x.device().index);
   launch_sum_reduce(out.raw_data(), x.raw_data(), x.dtype(), kept, over, out.numel(), numel_of(reduced_sizes), scale,
                     current_stream());

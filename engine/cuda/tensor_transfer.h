@@ -7,9 +7,20 @@
 #include <cstddef>
 #include <vector>
 
+#include "engine/cuda/indexing.h"
 #include "engine/tensor.h"
 
 namespace tpp::cuda {
+
+// The element offsets of N operands of one shape for a strided kernel; an
+// error naming `op` when the merged shape has more than kMaxDims dims.
+template <int N>
+StridedOffsets<N> strided_offsets(std::string_view op, const Shape& shape, const std::array<const Shape*, N>& strides) {
+  StridedOffsets<N> at;
+  TPP_CHECK(make_strided_offsets<N>(shape, strides, at), "{}: operands of shape {} have more than {} dims after merging",
+            op, shape_str(shape), kMaxDims);
+  return at;
+}
 
 void fill(const Tensor& t, double value);
 

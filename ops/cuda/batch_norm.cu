@@ -7,6 +7,8 @@ namespace tpp::ops::cuda::kernels {
 
 namespace {
 
+using tpp::cuda::with_floating_type;
+
 using device::block_reduce;
 using device::Sum;
 using tpp::cuda::blocks_for;
@@ -203,12 +205,6 @@ __global__ void backward_input_kernel(const T* x, const T* dy, const T* weight, 
 template <class T>
 __global__ void update_running_stat_kernel(T* running, const double* value, int64_t channels, double momentum) {
   TPP_GRID_STRIDE_LOOP(c, channels) running[c] = blend(running[c], value[c], momentum);
-}
-
-template <class Fn>
-void with_floating_type(DType dtype, Fn&& fn) {
-  if (dtype == DType::f64) fn(double{});
-  else fn(float{});
 }
 
 template <class T>

@@ -4,21 +4,12 @@
 #include "ops/cuda/elementwise.h"
 
 #include "engine/cuda/stream.h"
+#include "engine/cuda/tensor_transfer.h"
 #include "engine/tensor.h"
 
 namespace tpp::ops::cuda {
 
 namespace {
-
-template <int N>
-tpp::cuda::StridedOffsets<N> offsets_for(std::string_view op, const Shape& shape,
-                                         const std::array<const Shape*, N>& strides) {
-  tpp::cuda::StridedOffsets<N> at;
-  TPP_CHECK(tpp::cuda::make_strided_offsets<N>(shape, strides, at),
-            "{}: operands of shape {} have more than {} dims after merging", op, shape_str(shape),
-            tpp::cuda::kMaxDims);
-  return at;
-}
 
 bool dense_like(const Tensor& t, const Tensor& out) { return t.sizes() == out.sizes() && t.is_contiguous(); }
 
@@ -33,7 +24,7 @@ void binary_like(std::string_view op, const Tensor& a, const Tensor& b, const Te
   tpp::cuda::StridedOffsets<3> at;
   if (!flat && !scalar_b) {
     const Tensor ea = a.detach().expand(out.sizes()), eb = b.detach().expand(out.sizes());
-    at = offsets_for<3>(op, out.sizes(), {&out.strides(), &ea.strides(), &eb.strides()});
+    at = tpp::cuda::strided_offsets<3>(op, out.sizes(), {&out.strides(), &ea.strides(), &eb.strides()});
   }
   launch(at, n, flat, scalar_b, tpp::cuda::current_stream());
 }
@@ -50,7 +41,7 @@ void unary_forward(Unary op, const Tensor& x, double scalar, const Tensor& out) 
   const tpp::cuda::DeviceGuard guard(out.device().index);
   const bool flat = out.is_contiguous() && dense_like(x, out);
   tpp::cuda::StridedOffsets<2> at;
-  if (!flat) at = offsets_for<2>("unary op", out.sizes(), {&out.strides(), &x.strides()});
+  if (!flat) at = tpp::cuda::strided_offsets<2>("unary op", out.sizes(), {&out.strides(), &x.strides()});
   kernels::launch_unary(op, out.dtype(), out.raw_data(), x.raw_data(), scalar, at, out.numel(), flat,
                         tpp::cuda::current_stream());
 }

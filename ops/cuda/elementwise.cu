@@ -10,6 +10,8 @@ namespace tpp::ops::cuda::kernels {
 
 namespace {
 
+using tpp::cuda::with_floating_type;
+
 using tpp::cuda::blocks_for;
 using tpp::cuda::kThreadsPerBlock;
 using tpp::cuda::StridedOffsets;
@@ -122,13 +124,6 @@ void run_unary(void* out, const void* x, const StridedOffsets<2>& at, int64_t n,
   TPP_CUDA_CHECK_LAUNCH();
 }
 
-// Calls fn(T{}) for the floating dtypes; others are refused by the callers' checks.
-template <class Fn>
-void with_floating(DType dtype, Fn&& fn) {
-  if (dtype == DType::f32) fn(float{});
-  else if (dtype == DType::f64) fn(double{});
-}
-
 template <class T>
 void binary_of(Binary op, void* out, const void* a, const void* b, const StridedOffsets<3>& at, int64_t n, bool flat,
                bool scalar_b, cudaStream_t stream) {
@@ -166,13 +161,13 @@ void unary_of(Unary op, void* out, const void* x, T s, const StridedOffsets<2>& 
 void launch_binary(Binary op, DType dtype, void* out, const void* a, const void* b, const StridedOffsets<3>& at,
                    int64_t n, bool flat, bool scalar_b, cudaStream_t stream) {
   if (n == 0) return;
-  with_floating(dtype, [&](auto type) { binary_of<decltype(type)>(op, out, a, b, at, n, flat, scalar_b, stream); });
+  with_floating_type(dtype, [&](auto type) { binary_of<decltype(type)>(op, out, a, b, at, n, flat, scalar_b, stream); });
 }
 
 void launch_unary(Unary op, DType dtype, void* out, const void* x, double scalar, const StridedOffsets<2>& at,
                   int64_t n, bool flat, cudaStream_t stream) {
   if (n == 0) return;
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     unary_of<T>(op, out, x, static_cast<T>(scalar), at, n, flat, stream);
   });
@@ -181,7 +176,7 @@ void launch_unary(Unary op, DType dtype, void* out, const void* x, double scalar
 void launch_relu_backward(DType dtype, void* dx, const void* y, const void* dy, const StridedOffsets<3>& at, int64_t n,
                           bool flat, bool scalar_b, cudaStream_t stream) {
   if (n == 0) return;
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     run_binary<T>(dx, y, dy, at, n, flat, scalar_b, stream, ReluBackwardFn<T>{});
   });

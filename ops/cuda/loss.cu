@@ -7,6 +7,8 @@ namespace tpp::ops::cuda::kernels {
 
 namespace {
 
+using tpp::cuda::with_floating_type;
+
 using device::block_reduce;
 
 __device__ bool target_in_range(int64_t t, int64_t c) { return t >= 0 && t < c; }
@@ -71,12 +73,6 @@ __global__ void cross_entropy_backward_kernel(const T* probs, const int64_t* tar
     const int64_t t = target[i / c], j = i % c;
     dx[i] = target_in_range(t, c) ? (probs[i] - (j == t ? on : off)) * s : static_cast<T>(CUDART_NAN);
   }
-}
-
-template <class Fn>
-void with_floating_type(DType dtype, Fn&& fn) {
-  if (dtype == DType::f64) fn(double{});
-  else fn(float{});
 }
 
 }  // namespace

@@ -28,12 +28,11 @@ void launch_constant_pad(const void* x, void* y, DType dtype, const PadGeometry&
                          cudaStream_t stream) {
   if (out_numel == 0) return;
   const unsigned blocks = tpp::cuda::blocks_for(out_numel);
-  if (dtype == DType::f64)
-    constant_pad_kernel<double><<<blocks, tpp::cuda::kThreadsPerBlock, 0, stream>>>(
-        static_cast<const double*>(x), static_cast<double*>(y), g, out_numel, value);
-  else
-    constant_pad_kernel<float><<<blocks, tpp::cuda::kThreadsPerBlock, 0, stream>>>(
-        static_cast<const float*>(x), static_cast<float*>(y), g, out_numel, static_cast<float>(value));
+  tpp::cuda::with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    constant_pad_kernel<T><<<blocks, tpp::cuda::kThreadsPerBlock, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<T*>(y), g, out_numel, static_cast<T>(value));
+  });
   TPP_CUDA_CHECK_LAUNCH();
 }
 

@@ -7,6 +7,8 @@ namespace tpp::ops::cuda::kernels {
 
 namespace {
 
+using tpp::cuda::with_floating_type;
+
 using tpp::cuda::blocks_for;
 using tpp::cuda::kThreadsPerBlock;
 
@@ -128,12 +130,6 @@ __global__ void avg_backward_kernel(const T* dy, T* dx, PoolGeometry g) {
     }
     dx[i] = acc;
   }
-}
-
-template <class Fn>
-void with_floating_type(DType dtype, Fn&& fn) {
-  if (dtype == DType::f64) fn(double{});
-  else fn(float{});
 }
 
 }  // namespace

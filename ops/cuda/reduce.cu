@@ -14,6 +14,8 @@ namespace tpp::ops::cuda::kernels {
 
 namespace {
 
+using tpp::cuda::with_floating_type;
+
 using tpp::cuda::blocks_for;
 using tpp::cuda::kThreadsPerBlock;
 
@@ -201,13 +203,6 @@ __global__ void max_scatter_kernel(const T* dy, const int64_t* indices, T* dx, R
   }
 }
 
-// Calls fn(T{}) for the floating dtypes; others are refused by the ops' checks.
-template <class Fn>
-void with_floating(DType dtype, Fn&& fn) {
-  if (dtype == DType::f32) fn(float{});
-  else if (dtype == DType::f64) fn(double{});
-}
-
 }  // namespace
 
 int64_t all_reduce_blocks(int64_t n) {
@@ -218,21 +213,21 @@ int64_t all_reduce_blocks(int64_t n) {
 
 void launch_sum_all(const void* x, DType dtype, int64_t n, double scale, void* out, void* partials,
                     cudaStream_t stream) {
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     reduce_all(static_cast<const T*>(x), n, SumOf<T>{}, partials, WriteScaled<T>{static_cast<T*>(out), scale}, stream);
   });
 }
 
 void launch_sum_squares_sqrt(const void* x, DType dtype, int64_t n, void* out, void* partials, cudaStream_t stream) {
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     reduce_all(static_cast<const T*>(x), n, SumOfSquares<T>{}, partials, WriteSqrt<T>{static_cast<T*>(out)}, stream);
   });
 }
 
 void launch_max_all(const void* x, DType dtype, int64_t n, void* out, void* partials, cudaStream_t stream) {
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     reduce_all(static_cast<const T*>(x), n, MaxOf<T>{}, partials, WriteValue<T>{static_cast<T*>(out)}, stream);
   });
@@ -241,7 +236,7 @@ void launch_max_all(const void* x, DType dtype, int64_t n, void* out, void* part
 void launch_max_all_backward(const void* x, const void* y, const void* dy, void* dx, DType dtype, int64_t n,
                              void* partials, cudaStream_t stream) {
   if (n == 0) return;
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     long long* ties = static_cast<long long*>(partials) + all_reduce_blocks(n);
     reduce_all(static_cast<const T*>(x), n, CountOfMax<T>{static_cast<const T*>(y)}, partials,
@@ -255,7 +250,7 @@ void launch_max_all_backward(const void* x, const void* y, const void* dy, void*
 void launch_norm_backward(const void* x, const void* y, const void* dy, void* dx, DType dtype, int64_t n,
                           cudaStream_t stream) {
   if (n == 0) return;
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     norm_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(
         static_cast<const T*>(x), static_cast<const T*>(y), static_cast<const T*>(dy), static_cast<T*>(dx), n);
@@ -267,7 +262,7 @@ void launch_max_dim(const void* x, void* values, int64_t* indices, DType dtype, 
                     cudaStream_t stream) {
   const int64_t outputs = layout.outer * layout.inner;
   if (outputs == 0 || layout.reduce == 0) return;
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     const T* px = static_cast<const T*>(x);
     T* pv = static_cast<T*>(values);
@@ -287,7 +282,7 @@ void launch_max_dim_backward(const void* dy, const int64_t* indices, void* dx, D
   if (size == 0) return;
   // 0.0 is all zero bits in f32 and f64
   TPP_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<size_t>(size) * element_size(dtype), stream));
-  with_floating(dtype, [&](auto type) {
+  with_floating_type(dtype, [&](auto type) {
     using T = decltype(type);
     max_scatter_kernel<T><<<blocks_for(outputs), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(dy), indices,
                                                                                static_cast<T*>(dx), layout);

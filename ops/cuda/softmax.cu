@@ -7,6 +7,8 @@ namespace tpp::ops::cuda::kernels {
 
 namespace {
 
+using tpp::cuda::with_floating_type;
+
 using device::block_reduce;
 using device::exp_of;
 using device::log_of;
@@ -102,12 +104,6 @@ __global__ void softmax_backward_columns_kernel(const T* y, const T* dy, T* dx, 
 
 // A block per row pays off once a row is longer than a warp.
 bool use_rows(const SoftmaxLayout& l) { return l.inner == 1 && l.dim > device::kWarpSize; }
-
-template <class Fn>
-void with_floating_type(DType dtype, Fn&& fn) {
-  if (dtype == DType::f64) fn(double{});
-  else fn(float{});
-}
 
 }  // namespace
 

@@ -16,12 +16,6 @@ Generator& parity_generator() {
   return gen;
 }
 
-// The CUDA copy of a case's input: same values, a leaf that requires grad iff the CPU one does.
-Tensor to_gpu_leaf(const Tensor& cpu) {
-  Tensor gpu = cpu.detach().to(Device::cuda(0));
-  if (cpu.requires_grad()) gpu.set_requires_grad(true);
-  return gpu;
-}
 }  // namespace
 
 std::vector<ParityCase>& registry() {
@@ -31,6 +25,16 @@ std::vector<ParityCase>& registry() {
 
 RegisterParity::RegisterParity(std::vector<ParityCase> cases) {
   for (ParityCase& c : cases) registry().push_back(std::move(c));
+}
+
+Inputs inputs_on(const Inputs& inputs, Device device) {
+  Inputs moved;
+  for (const Tensor& t : inputs) {
+    Tensor copy = t.defined() ? t.detach().to(device) : Tensor();
+    if (t.defined() && t.requires_grad()) copy.set_requires_grad(true);
+    moved.push_back(copy);
+  }
+  return moved;
 }
 
 Tensor random_input(const Shape& shape, bool requires_grad, DType dtype) {
@@ -70,8 +74,7 @@ std::vector<std::string> check_case(const ParityCase& c, const Tolerance& tol) {
     if (!failure.empty()) failures.push_back(c.name + ": " + failure);
   };
   const Inputs cpu_inputs = c.make_inputs();
-  Inputs gpu_inputs;
-  for (const Tensor& t : cpu_inputs) gpu_inputs.push_back(t.defined() ? to_gpu_leaf(t) : Tensor());
+  const Inputs gpu_inputs = inputs_on(cpu_inputs, Device::cuda(0));
 
   const Tensor cpu_out = c.run(cpu_inputs);
   const Tensor gpu_out = c.run(gpu_inputs);
@@ -85,6 +88,19 @@ std::vector<std::string> check_case(const ParityCase& c, const Tolerance& tol) {
   for (size_t i = 0; i < cpu_inputs.size(); ++i)
     if (cpu_inputs[i].defined() && cpu_inputs[i].requires_grad())
       note(compare(fmt::format("gradient of input {}", i), cpu_inputs[i].grad(), gpu_inputs[i].grad(), tol));
+  return failures;
+}
+
+std::vector<std::string> check_case_in_every_mode(const ParityCase& c) {
+  std::vector<std::string> failures;
+  {
+    const MathModeOverride fp32(MathMode::fp32);
+    failures = check_case(c, c.tolerance);
+  }
+  if (c.uses_tensor_cores) {
+    const MathModeOverride tf32(MathMode::tf32);
+    for (const std::string& f : check_case(c, c.tf32_tolerance)) failures.push_back("TF32: " + f);
+  }
   return failures;
 }
 

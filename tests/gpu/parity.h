@@ -56,11 +56,18 @@ Tensor random_input(const Shape& shape, bool requires_grad = true, DType dtype =
 // A random i64 CPU tensor of labels in [0, classes).
 Tensor random_labels(int64_t n, int64_t classes);
 
+// Copies of a case's inputs on `device`: the same values, each a leaf that
+// requires grad iff the original does (undefined inputs stay undefined).
+Inputs inputs_on(const Inputs& inputs, Device device);
+
 // What one comparison found: empty when within tolerance, else one line
 // naming the case, the tensor and the worst element.
 std::string compare(const std::string& what, const Tensor& cpu, const Tensor& cuda, const Tolerance& tol);
 
 // Runs one case on both devices; returns the failures (empty when it passes).
 std::vector<std::string> check_case(const ParityCase& c, const Tolerance& tol);
+// check_case in full fp32 at c.tolerance and, for tensor-core cases, again
+// under TF32 at c.tf32_tolerance (those failures start with "TF32: ").
+std::vector<std::string> check_case_in_every_mode(const ParityCase& c);
 
 }  // namespace tpp::parity

@@ -14,7 +14,6 @@
 
 #include "engine/autograd.h"
 #include "engine/cuda_info.h"
-#include "engine/math_mode.h"
 #include "tests/gpu/parity.h"
 
 using namespace tpp;
@@ -23,12 +22,7 @@ namespace {
 
 // Median-free but warmed-up mean time of forward + backward, in milliseconds.
 double time_case(const parity::ParityCase& c, Device device) {
-  parity::Inputs inputs;
-  for (const Tensor& t : c.make_inputs()) {
-    Tensor moved = t.defined() ? t.detach().to(device) : Tensor();
-    if (t.defined() && t.requires_grad()) moved.set_requires_grad(true);
-    inputs.push_back(moved);
-  }
+  const parity::Inputs inputs = parity::inputs_on(c.make_inputs(), device);
   auto once = [&] {
     const Tensor out = c.run(inputs);
     if (c.differentiable && out.requires_grad()) out.backward(ones(out.sizes(), {.dtype = out.dtype(), .device = device}));
@@ -81,15 +75,7 @@ int main(int argc, char** argv) {
   for (const parity::ParityCase& c : parity::registry()) {
     if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
     ++run;
-    std::vector<std::string> failures;
-    {
-      const MathModeOverride fp32(MathMode::fp32);
-      failures = parity::check_case(c, c.tolerance);
-    }
-    if (c.uses_tensor_cores) {
-      const MathModeOverride tf32(MathMode::tf32);
-      for (std::string& f : parity::check_case(c, c.tf32_tolerance)) failures.push_back("TF32: " + f);
-    }
+    const std::vector<std::string> failures = parity::check_case_in_every_mode(c);
     for (const std::string& f : failures) fmt::print("FAIL {}\n", f);
     failed += failures.empty() ? 0 : 1;
     if (perf) {
