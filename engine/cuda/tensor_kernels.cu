@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "engine/cuda/block_reduce.cuh"
+
 namespace tpp::cuda {
 
 namespace {
@@ -29,7 +31,6 @@ __global__ void copy_kernel(D* dst, const S* src, StridedOffsets<2> at, int64_t 
 template <class T>
 __global__ void sum_reduce_kernel(T* dst, const T* src, StridedOffsets<2> kept, StridedOffsets<1> reduced,
                                   int64_t outputs, int64_t count, double scale) {
-  __shared__ double partial[kThreadsPerBlock];
   for (int64_t j = blockIdx.x; j < outputs; j += gridDim.x) {
     int64_t base[2];
     kept.offsets_of(j, base);
@@ -39,14 +40,8 @@ __global__ void sum_reduce_kernel(T* dst, const T* src, StridedOffsets<2> kept, 
       reduced.offsets_of(r, off);
       acc += static_cast<double>(src[base[1] + off[0]]);
     }
-    partial[threadIdx.x] = acc;
-    __syncthreads();
-    for (int width = blockDim.x / 2; width > 0; width /= 2) {
-      if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-      __syncthreads();
-    }
-    if (threadIdx.x == 0) dst[base[0]] = static_cast<T>(scale * partial[0]);
-    __syncthreads();  // partial is reused by the next output
+    acc = device::block_reduce(acc, device::Sum{}, 0.0);  // every thread of the block takes part
+    if (threadIdx.x == 0) dst[base[0]] = static_cast<T>(scale * acc);
   }
 }
 

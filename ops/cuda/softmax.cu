@@ -1,9 +1,11 @@
 #include "ops/cuda/softmax.h"
 
 #include "engine/cuda/indexing.h"
-#include "ops/cuda/block_reduce.cuh"
+#include "engine/cuda/block_reduce.cuh"
 
 namespace tpp::ops::cuda::kernels {
+
+namespace device = tpp::cuda::device;
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Device-side helpers shared by the kernel files of ops/cuda (nvcc only): a
+// Device-side helpers shared by the CUDA kernel files (nvcc only): a
 // deterministic block-wide reduction (fixed shuffle tree, so the same input
 // gives the same bits on every run), launch sizes for one block per row, and
 // math functions overloaded on float and double.
@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-namespace tpp::ops::cuda::device {
+namespace tpp::cuda::device {
 
 constexpr int kWarpSize = 32;
 constexpr int kMaxRowThreads = 256;
@@ -81,4 +81,4 @@ __device__ inline float negative_infinity<float>() { return -CUDART_INF_F; }
 template <>
 __device__ inline double negative_infinity<double>() { return -CUDART_INF; }
 
-}  // namespace tpp::ops::cuda::device
+}  // namespace tpp::cuda::device
