@@ -33,16 +33,16 @@ Taps dilated_window(int64_t out_index, int64_t stride, int64_t pad, int64_t kern
   return {first, std::min(start + (kernel - 1) * dilation + 1, in_size), dilation};
 }
 
-// Flat index of the first maximum in a window; NaN wins; -1 for a window
-// whose taps all fall in the padding (its maximum is -inf, as in PyTorch).
+// Flat index of the first maximum in a window, or of its last NaN (NaN
+// wins; the last, as PyTorch's kernels pick it); -1 for a window whose taps
+// all fall in the padding (its maximum is -inf, as in PyTorch).
 template <class T>
 int64_t window_argmax(const T* plane, int64_t in_w, const Taps& rows, const Taps& cols) {
   int64_t where = -1;
   for (int64_t h = rows.begin; h < rows.end; h += rows.step)
     for (int64_t w = cols.begin; w < cols.end; w += cols.step) {
       const T v = plane[h * in_w + w];
-      if (std::isnan(v)) return h * in_w + w;
-      if (where < 0 || v > plane[where]) where = h * in_w + w;
+      if (where < 0 || std::isnan(v) || v > plane[where]) where = h * in_w + w;
     }
   return where;
 }

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <limits>
 
 #include "ops/elementwise.h"
@@ -207,5 +208,14 @@ TEST_SUITE("pool") {
   TEST_CASE("adaptive_avg_pool2d refuses an output size below 1") {
     CHECK_THROWS_WITH(ops::adaptive_avg_pool2d(zeros({1, 1, 4, 4}), {0, 2}),
                       "adaptive_avg_pool2d: output size [0, 2] must be positive (x has shape [1, 1, 4, 4])");
+  }
+
+  TEST_CASE("max_pool2d: NaN wins a window, and of several NaNs the last one takes the gradient (PyTorch)") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const Tensor x = from_vector<double>({1, nan, 5, nan}, {1, 1, 2, 2}).set_requires_grad();
+    const Tensor y = ops::max_pool2d(x, {.kernel = {2, 2}});
+    CHECK(std::isnan(y.item()));
+    y.backward(ones({1, 1, 1, 1}, {.dtype = DType::f64}));
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 0, 0, 1});
   }
 }
