@@ -15,7 +15,8 @@ that float64 reference (f32 cases) or by float64 rounding (f64 cases).
 The file is a safetensors file (written as scripts/make_fixtures.py writes
 them): per case c<i>.in<k> (the base of input k, before its view), c<i>.out<k>
 (reference), c<i>.tol<k> (per-element tolerance), c<i>.alt<k> (PyTorch's own
-float32 result, where it is not finite though the reference is), c<i>.dy
+float32 result, where it is not finite and not the reference's NaN or
+infinity: an f32 overflow), c<i>.dy
 (the gradient of output 0) and c<i>.grad<k> / c<i>.gtol<k> (the input
 gradients). The metadata key "cases" holds the JSON list that says, per case,
 the op, its parameters, each input's dtype, view and whether it takes a
@@ -542,7 +543,9 @@ def add_compared(tensors, prefix, ref, own32, dtype, elementwise, tol_name, alt_
         return
     own32 = own32.double()
     tensors[tol_name] = tolerance(ref, own32, dtype, elementwise) + floor
-    alt = torch.isfinite(ref.double()) & ~torch.isfinite(own32)
+    ref = ref.double()
+    same_class = (own32 == ref) | (torch.isnan(own32) & torch.isnan(ref))
+    alt = ~torch.isfinite(own32) & ~same_class  # f32 overflowed, or inf - inf where float64 kept one side finite
     if alt.any():
         tensors[alt_name] = own32
 

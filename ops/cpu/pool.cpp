@@ -145,10 +145,10 @@ void adaptive_avg_forward(const T* x, const PoolGeometry& g, T* y) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
   for_each_adaptive_window(g, [&](int64_t p, int64_t o, const Span& rows, const Span& cols) {
     const T* in = x + p * in_plane;
-    T acc = 0;
+    double acc = 0;  // a 1x1 output sums the whole plane: in double, as sum and mean do
     for (int64_t h = rows.begin; h < rows.end; ++h)
-      for (int64_t w = cols.begin; w < cols.end; ++w) acc += in[h * g.in_w + w];
-    y[p * out_plane + o] = acc / static_cast<T>(rows.padded * cols.padded);
+      for (int64_t w = cols.begin; w < cols.end; ++w) acc += static_cast<double>(in[h * g.in_w + w]);
+    y[p * out_plane + o] = static_cast<T>(acc / static_cast<double>(rows.padded * cols.padded));
   });
 }
 

@@ -64,12 +64,13 @@ const Tensor& require(const CaseFile& file, const std::string& name) {
 
 // Whether `ours` stands for the same value as PyTorch's: NaN for NaN, the
 // same infinity, or within the tolerance of a finite reference. Where
-// PyTorch's own f32 result is not finite though the float64 one is (an
-// overflow), matching that result is accepted too.
+// PyTorch's own f32 result is a NaN or infinity that the float64 one is not
+// (an overflow: inf where float64 is finite, inf - inf where it is -inf),
+// matching that result is accepted too.
 bool element_matches(double ours, double ref, double tol, const double* alt) {
   const auto same_special = [](double a, double b) { return std::isnan(b) ? std::isnan(a) : a == b; };
-  if (!std::isfinite(ref)) return same_special(ours, ref);
   if (alt && !std::isfinite(*alt) && same_special(ours, *alt)) return true;
+  if (!std::isfinite(ref)) return same_special(ours, ref);
   return std::isfinite(ours) && std::abs(ours - ref) <= tol;
 }
 
