@@ -1,10 +1,12 @@
 // Forward + backward timings of the compute-heavy ops at the shapes that
-// dominate ResNet-56/CIFAR and MLP training, and (GPU only) whole training
-// steps of resnet56 and vgg16. The cases come from op_cases.json, which
-// torch_ops.py reads too; compare_cpu.sh and compare_gpu.sh run both.
+// dominate ResNet-56/CIFAR and MLP training, and whole training steps and
+// eval-mode forwards of the zoo models the paper trains. The cases come from
+// op_cases.json, which torch_ops.py reads too; compare_cpu.sh and
+// compare_gpu.sh run both.
 //
 // Every op iteration is one training-step slice: forward, then backward from
-// a fixed random output gradient, producing every input's gradient. Gradients
+// a fixed random output gradient, producing every input's gradient. Whole
+// models: one SGD training step, and one eval-mode forward without autograd. Gradients
 // are cleared before each iteration (as `param.grad = None` in PyTorch), so
 // nothing accumulates across iterations.
 //
@@ -142,6 +144,19 @@ void bench_train_step(benchmark::State& state, const json& c) {
   });
 }
 
+// One inference forward of a zoo model in eval mode (running BN statistics),
+// without autograd, as `tpp eval` runs it.
+void bench_eval_forward(benchmark::State& state, const json& c) {
+  Generator gen(5);
+  const int64_t n = c["batch"], classes = c["classes"], channels = c["channels"], size = c["size"];
+  const std::shared_ptr<models::Module> model = models::make_model(c["arch"], classes, channels);
+  model->to(bench_device);
+  model->eval();
+  const Tensor x = randn({n, channels, size, size}, {.device = bench_device}, &gen);
+  NoGradGuard no_grad;
+  time_steps(state, [&] { benchmark::DoNotOptimize((*model)(x)); });
+}
+
 json load_cases() {
   std::ifstream in(TPP_BENCH_CASES);
   if (!in) throw std::runtime_error(fmt::format("bench_ops: cannot open {}", TPP_BENCH_CASES));
@@ -206,6 +221,7 @@ int main(int argc, char** argv) {
     if (op == "batch_norm2d") b = benchmark::RegisterBenchmark(name.c_str(), bench_batch_norm2d, c);
 #endif
     if (op == "train_step") b = benchmark::RegisterBenchmark(name.c_str(), bench_train_step, c);
+    if (op == "eval_forward") b = benchmark::RegisterBenchmark(name.c_str(), bench_eval_forward, c);
     if (b) b->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   benchmark::AddCustomContext("openblas_core", openblas_get_corename());
