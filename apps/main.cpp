@@ -6,6 +6,7 @@
 #include "engine/distributed.h"
 #include "engine/error.h"
 #include "engine/math_mode.h"
+#include "ops/cpu/conv_path.h"
 
 namespace {
 // A failing rank of a multi-process run ends the whole job at once, so that
@@ -28,10 +29,16 @@ int main(int argc, char** argv) {
                  "CUDA convolution and matmul precision: tf32 (tensor cores, the default) or fp32 (full precision)")
       ->check(CLI::IsMember({"tf32", "fp32"}))
       ->capture_default_str();
+  std::string cpu_conv;
+  app.add_option("--cpu-conv", cpu_conv,
+                 "CPU convolutions in f32: onednn (the default) or reference (im2col + GEMM); default: "
+                 "$TPP_CPU_CONV, else onednn")
+      ->check(CLI::IsMember({"onednn", "reference"}));
   tpp::apps::add_commands(app);
   try {
     app.parse(argc, argv);
     tpp::set_math_mode(tpp::parse_math_mode(math));
+    if (!cpu_conv.empty()) tpp::ops::set_cpu_conv_path(tpp::ops::parse_cpu_conv_path(cpu_conv));
     if (show_version) {
       fmt::print("{}", tpp::apps::version_text());
       return 0;
