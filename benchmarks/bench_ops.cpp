@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/cpu_allocator.h"
 #include "engine/cuda_info.h"
 #include "engine/error.h"
 #include "engine/math_mode.h"
@@ -71,14 +72,21 @@ void clear_grads(std::initializer_list<Tensor*> leaves) {
 // allocator's first blocks), then once per iteration, each iteration waiting
 // for the device so that the wall time covers the GPU's work and not only
 // the queueing of it.
+//
+// The counter allocs_per_step is the number of host memory allocations the
+// CPU caching allocator (engine/cpu_allocator.h) took from the system per
+// timed iteration: 0 once the warm-up has filled the cache.
 template <class Step>
 void time_steps(benchmark::State& state, Step&& step) {
   step();
   synchronize(bench_device);
+  const size_t allocations_before = cpu_allocator_stats().driver_allocations;
   for (auto _ : state) {
     step();
     synchronize(bench_device);
   }
+  const auto allocations = static_cast<double>(cpu_allocator_stats().driver_allocations - allocations_before);
+  state.counters["allocs_per_step"] = benchmark::Counter(allocations / static_cast<double>(state.iterations()));
 }
 
 void bench_conv2d(benchmark::State& state, const json& c) {

@@ -60,6 +60,10 @@ for r in $(seq 1 "$rounds"); do
     mkdir -p "$out/$threads"
     OMP_NUM_THREADS=$threads "$bench_ops" --benchmark_filter="$filter" \
       --benchmark_min_time="$min_time" --benchmark_format=json >"$out/$threads/ours_$r.json" 2>/dev/null
+    if [[ -n ${BASELINE_OPS:-} ]]; then
+      OMP_NUM_THREADS=$threads "$BASELINE_OPS" --benchmark_filter="$filter" \
+        --benchmark_min_time="$min_time" --benchmark_format=json >"$out/$threads/baseline_$r.json" 2>/dev/null
+    fi
     /usr/bin/python3 "$here/torch_ops.py" --threads "$threads" --filter "$filter" --min-time "$min_time" \
       >"$out/$threads/torch_$r.json"
   done

@@ -9,7 +9,9 @@ RATIO is "ours/PyTorch" or "PyTorch/ours" (the column's name uses OURS_LABEL
 for "ours"). HEADER is printed first, formatted with {ours[key]} (bench_ops'
 context) and {torch[key]} (torch_ops.py's info); a missing key shows as "?".
 Cases for which bench_ops reports the counter allocs_per_step (system
-allocations per iteration after warm-up) get a column of it.
+allocations per iteration after warm-up) get a column of it. With
+OUT/baseline_R.json (compare_cpu.sh's BASELINE_OPS: bench_ops of another
+commit, timed in the same rounds) the table gets its times and ours/before.
 """
 import json
 import pathlib
@@ -48,11 +50,18 @@ class Medians:
             self.info = Known({k: v for k, v in t.items() if k != "results"})
             for name, ms in t["results"].items():
                 torch.setdefault(name, []).append(ms)
+        baseline = {}
+        for r in range(1, rounds + 1):
+            path = out / f"baseline_{r}.json"
+            if path.exists():
+                for b in json.loads(path.read_text())["benchmarks"]:
+                    baseline.setdefault(b["name"].removesuffix("/real_time"), []).append(b["real_time"])
         self.order += [n for n in torch if n not in self.order]
         median = lambda d, n: statistics.median(d[n]) if n in d else None
         self.ours = {n: median(ours, n) for n in self.order}
         self.torch = {n: median(torch, n) for n in self.order}
         self.allocs = {n: median(allocs, n) for n in self.order}
+        self.baseline = {n: median(baseline, n) for n in self.order} if baseline else None
 
 
 def fmt_ms(v):
@@ -71,14 +80,20 @@ def main():
     with_allocs = any(v is not None for v in m.allocs.values())
     print(header.format(ours=m.context, torch=m.info))
     print()
-    extra = " allocs/step |" if with_allocs else ""
-    print(f"| case | {ours_label} ms | PyTorch ms | {ratio.replace('ours', ours_label)} |{extra}")
-    print("|---|---:|---:|---:|" + ("---:|" if with_allocs else ""))
+    before = " before ms |" if m.baseline else ""
+    extra = (f" {ours_label}/before |" if m.baseline else "") + (" allocs/step |" if with_allocs else "")
+    print(f"| case |{before} {ours_label} ms | PyTorch ms | {ratio.replace('ours', ours_label)} |{extra}")
+    print("|---|" + "---:|" * (3 + (2 if m.baseline else 0) + (1 if with_allocs else 0)))
     for name in m.order:
         o, p = m.ours[name], m.torch[name]
         value = fmt_ratio(o, p) if ratio == "ours/PyTorch" else fmt_ratio(p, o)
-        allocs = "" if not with_allocs else f" {'n/a' if m.allocs[name] is None else f'{m.allocs[name]:g}'} |"
-        print(f"| {name} | {fmt_ms(o)} | {fmt_ms(p)} | {value} |{allocs}")
+        cells = [fmt_ms(m.baseline[name])] if m.baseline else []
+        cells += [fmt_ms(o), fmt_ms(p), value]
+        if m.baseline:
+            cells.append(fmt_ratio(o, m.baseline[name]))
+        if with_allocs:
+            cells.append("n/a" if m.allocs[name] is None else f"{m.allocs[name]:g}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
