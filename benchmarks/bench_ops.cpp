@@ -137,21 +137,33 @@ void bench_batch_norm2d(benchmark::State& state, const json& c) {
 }
 #endif
 
+// A zoo model case: the model on the bench device and a fixed random batch
+// of images (with class labels for training).
+struct ZooCase {
+  std::shared_ptr<models::Module> model;
+  Tensor images, labels;
+};
+
+ZooCase zoo_case(const json& c, uint64_t seed) {
+  Generator gen(seed);
+  const int64_t n = c["batch"], classes = c["classes"], channels = c["channels"], size = c["size"];
+  ZooCase z{models::make_model(c["arch"], classes, channels), {}, {}};
+  z.model->to(bench_device);
+  z.images = randn({n, channels, size, size}, {.device = bench_device}, &gen);
+  z.labels = randint({n}, 0, classes, &gen).to(bench_device);
+  return z;
+}
+
 // One SGD training step of a zoo model on a fixed random batch: forward in
 // train mode, cross-entropy, backward, momentum step; gradients zeroed first
 // as our Trainer does (Sgd::zero_grad fills them with 0).
 void bench_train_step(benchmark::State& state, const json& c) {
-  Generator gen(4);
-  const int64_t n = c["batch"], classes = c["classes"], channels = c["channels"], size = c["size"];
-  const std::shared_ptr<models::Module> model = models::make_model(c["arch"], classes, channels);
-  model->to(bench_device);
-  model->train();
-  Sgd sgd(model->parameters(), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
-  const Tensor x = randn({n, channels, size, size}, {.device = bench_device}, &gen);
-  const Tensor target = randint({n}, 0, classes, &gen).to(bench_device);
+  const ZooCase z = zoo_case(c, 4);
+  z.model->train();
+  Sgd sgd(z.model->parameters(), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
   time_steps(state, [&] {
     sgd.zero_grad();
-    ops::cross_entropy((*model)(x), target).backward();
+    ops::cross_entropy((*z.model)(z.images), z.labels).backward();
     sgd.step();
   });
 }
@@ -159,14 +171,10 @@ void bench_train_step(benchmark::State& state, const json& c) {
 // One inference forward of a zoo model in eval mode (running BN statistics),
 // without autograd, as `tpp eval` runs it.
 void bench_eval_forward(benchmark::State& state, const json& c) {
-  Generator gen(5);
-  const int64_t n = c["batch"], classes = c["classes"], channels = c["channels"], size = c["size"];
-  const std::shared_ptr<models::Module> model = models::make_model(c["arch"], classes, channels);
-  model->to(bench_device);
-  model->eval();
-  const Tensor x = randn({n, channels, size, size}, {.device = bench_device}, &gen);
+  const ZooCase z = zoo_case(c, 5);
+  z.model->eval();
   NoGradGuard no_grad;
-  time_steps(state, [&] { benchmark::DoNotOptimize((*model)(x)); });
+  time_steps(state, [&] { benchmark::DoNotOptimize((*z.model)(z.images)); });
 }
 
 json load_cases() {

@@ -40,15 +40,9 @@ min_time=${MIN_TIME:-0.5}
 
 bench_ops=${BENCH_OPS:-}
 if [[ -z $bench_ops ]]; then
-  # A fresh build dir gets Ninja, ccache and no tests; an existing one keeps its settings.
-  fresh=()
-  if [[ ! -e $build/CMakeCache.txt ]]; then
-    command -v ninja >/dev/null && fresh+=(-G Ninja)
-    command -v ccache >/dev/null && fresh+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    fresh+=(-DCMAKE_BUILD_TYPE=Release -DTPP_CUDA=OFF -DTPP_BUILD_TESTS=OFF)
-  fi
-  cmake -S "$root" -B "$build" "${fresh[@]}" -DTPP_BUILD_BENCHMARKS=ON >/dev/null
-  cmake --build "$build" --target bench_ops >/dev/null
+  # shellcheck source=cpu_build.sh
+  source "$here/cpu_build.sh"
+  cpu_build "$build" bench_ops -DTPP_BUILD_BENCHMARKS=ON
   bench_ops=$build/benchmarks/bench_ops
 fi
 

@@ -31,14 +31,9 @@ build=${BUILD_DIR:-$root/build-bench}
   || { echo "compare_train: no Fashion-MNIST in $data_dir (apt-get install dataset-fashion-mnist, or set DATA_DIR)" >&2; exit 1; }
 tpp=${TPP:-}
 if [[ -z $tpp ]]; then
-  fresh=()
-  if [[ ! -e $build/CMakeCache.txt ]]; then
-    command -v ninja >/dev/null && fresh+=(-G Ninja)
-    command -v ccache >/dev/null && fresh+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    fresh+=(-DCMAKE_BUILD_TYPE=Release -DTPP_CUDA=OFF -DTPP_BUILD_TESTS=OFF)
-  fi
-  cmake -S "$root" -B "$build" "${fresh[@]}" >/dev/null
-  cmake --build "$build" --target tpp >/dev/null
+  # shellcheck source=cpu_build.sh
+  source "$here/cpu_build.sh"
+  cpu_build "$build" tpp
   tpp=$build/tpp
 fi
 
