@@ -13,6 +13,7 @@
 #include "ops/conv2d.h"
 #include "ops/reduce.h"
 #include "ops/cpu/conv_path.h"
+#include "ops/cpu/onednn/context.h"
 #include "ops/cpu/onednn/conv.h"
 
 using namespace tpp;
@@ -163,6 +164,13 @@ TEST_SUITE("conv2d on oneDNN") {
       ops::conv2d(randn({2, 3, 11, 6}, {}, &gen), randn({4, 3, 2, 2}, {}, &gen));
     }
     CHECK(ops::cpu::onednn::conv_primitive_count() == before);
+  }
+
+  TEST_CASE("a oneDNN error becomes one tpp::Error line naming the op, the shapes and oneDNN's status") {
+    const auto describe = [] { return std::string("conv2d forward (oneDNN) of input [1, 2, 3, 4]"); };
+    CHECK_THROWS_WITH_AS(
+        ops::cpu::onednn::checked(describe, [] { throw dnnl::error(dnnl_invalid_arguments, "bad strides"); }),
+        "conv2d forward (oneDNN) of input [1, 2, 3, 4]: oneDNN invalid_arguments (bad strides)", Error);
   }
 
   TEST_CASE("the CPU convolution path is named onednn or reference, nothing else") {
