@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,12 +42,19 @@ std::string format_lr(double lr) { return fmt::format("{:g}", lr); }
 }  // namespace
 
 Recipe with_overrides(Recipe r, const ReproConfig& c) {
-  if (c.dense_epochs > 0) r.dense_epochs = c.dense_epochs;
-  if (c.epochs > 0) r.epochs = c.epochs;
-  if (c.reg_granularity > 0) r.reg_granularity = c.reg_granularity;
-  if (c.reg_interval > 0) r.reg_interval = c.reg_interval;
-  if (c.stabilize_iters > 0) r.stabilize_iters = c.stabilize_iters;
-  if (c.zero_out_interval > 0) r.zero_out_interval = c.zero_out_interval;
+  std::vector<std::string> changed;
+  const auto take = [&](auto given, auto& field, const char* flag) {
+    if (given <= 0) return;
+    field = given;
+    changed.push_back(fmt::format("{} {:g}", flag, static_cast<double>(given)));
+  };
+  take(c.dense_epochs, r.dense_epochs, "--dense-epochs");
+  take(c.epochs, r.epochs, "--epochs");
+  take(c.reg_granularity, r.reg_granularity, "--reg-granularity");
+  take(c.reg_interval, r.reg_interval, "--reg-interval");
+  take(c.stabilize_iters, r.stabilize_iters, "--stabilize-iters");
+  take(c.zero_out_interval, r.zero_out_interval, "--zero-out-interval");
+  if (!changed.empty()) r.description += fmt::format("; OVERRIDDEN by {}", fmt::join(changed, ", "));
   return r;
 }
 

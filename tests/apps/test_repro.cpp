@@ -59,6 +59,8 @@ TEST_SUITE("apps") {
     CHECK(r.epochs == 3);
     CHECK(r.reg_granularity == 1e-4);
     CHECK(r.reg_interval == 1);
+    CHECK(r.description.ends_with("; OVERRIDDEN by --epochs 3, --reg-interval 1"));
+    CHECK(with_overrides(paper, ReproConfig{}).description == paper.description);
   }
 
   TEST_CASE("finished: the run's status, and for a retraining the epochs it has done") {
