@@ -1,15 +1,16 @@
 // The cuBLAS entry points the engine calls, as host reference
 // implementations written from NVIDIA's cuBLAS documentation: handles,
 // stream/workspace/math-mode setters, and column-major S/D GEMM with
-// transposes, leading dimensions and alpha/beta (beta = 0 never reads C).
+// transposes, leading dimensions and alpha/beta (beta = 0 never reads C),
+// computed by OpenBLAS.
 // Work runs in the handle's stream order.
+#include <cblas.h>
 #include <cublas_v2.h>
 
 #include <cstdint>
 #include <mutex>
 #include <set>
 #include <string>
-#include <vector>
 
 #include "tests/cuda_emu/emu_state.h"
 
@@ -35,37 +36,17 @@ bool valid(cublasHandle_t h) {
 
 bool valid_op(cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T || op == CUBLAS_OP_C; }
 
-// C = alpha op(A) op(B) + beta C, column-major, accumulated in double.
-template <class T>
-void reference_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, T alpha, const T* a, int lda,
-                    const T* b, int ldb, T beta, T* c, int ldc) {
-  // op(A) as row-major m x k and op(B) as column-major k x n: contiguous dot products.
-  std::vector<double> a_rows(static_cast<size_t>(m) * static_cast<size_t>(k));
-  std::vector<double> b_cols(static_cast<size_t>(k) * static_cast<size_t>(n));
-  const bool alpha_used = alpha != T(0) && k > 0;
-  if (alpha_used) {
-    for (int i = 0; i < m; ++i)
-      for (int p = 0; p < k; ++p)
-        a_rows[static_cast<size_t>(i) * k + p] =
-            ta == CUBLAS_OP_N ? a[i + static_cast<int64_t>(p) * lda] : a[p + static_cast<int64_t>(i) * lda];
-    for (int j = 0; j < n; ++j)
-      for (int p = 0; p < k; ++p)
-        b_cols[static_cast<size_t>(j) * k + p] =
-            tb == CUBLAS_OP_N ? b[p + static_cast<int64_t>(j) * ldb] : b[j + static_cast<int64_t>(p) * ldb];
-  }
-  for (int j = 0; j < n; ++j) {
-    for (int i = 0; i < m; ++i) {
-      double acc = 0;
-      if (alpha_used) {
-        const double* ar = &a_rows[static_cast<size_t>(i) * k];
-        const double* bc = &b_cols[static_cast<size_t>(j) * k];
-        for (int p = 0; p < k; ++p) acc += ar[p] * bc[p];
-      }
-      T& out = c[i + static_cast<int64_t>(j) * ldc];
-      const double scaled = alpha_used ? static_cast<double>(alpha) * acc : 0.0;
-      out = static_cast<T>(beta == T(0) ? scaled : scaled + static_cast<double>(beta) * static_cast<double>(out));
-    }
-  }
+CBLAS_TRANSPOSE blas_op(cublasOperation_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
+
+// C = alpha op(A) op(B) + beta C, column-major, by OpenBLAS (the reference
+// BLAS semantics cuBLAS documents: beta = 0 never reads C).
+void reference_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float* a,
+                    int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasColMajor, blas_op(ta), blas_op(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void reference_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, double alpha, const double* a,
+                    int lda, const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasColMajor, blas_op(ta), blas_op(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 template <class T>

@@ -1,13 +1,15 @@
 // The cuDNN entry points the engine calls, as host reference implementations
 // written from NVIDIA's cuDNN documentation. Descriptors keep their own copy of
 // what they are given (the real library without a GPU answers getters with
-// zeros). Convolutions (forward, backward data, backward filter) honour
+// zeros). Convolutions (forward, backward data, backward filter; im2col and
+// OpenBLAS GEMMs) honour
 // padding, stride, dilation, groups, cross-correlation or convolution mode and
 // alpha/beta blending (beta = 0 never reads the output); every algorithm
 // computes the same reference, but algorithms differ in the workspace they
 // ask for (checked at the call) and in what Find*AlgorithmEx reports, so that
 // the engine's algorithm choice and workspace handling run. Bad parameters
 // return the documented statuses; cudnnGetLastErrorString names them.
+#include <cblas.h>
 #include <cudnn.h>
 
 #include <algorithm>
@@ -164,64 +166,132 @@ size_t filter_at(const cudnnFilterStruct* f, int k, int c, int h, int w) {
 
 size_t elements(const int* d) { return static_cast<size_t>(d[0]) * d[1] * d[2] * d[3]; }
 
-// Visits every (output position, filter tap) pair that touches the input:
-// fn(n, k, oh, ow, c, r, s, ih, iw) with c the input channel and (r, s) the
-// filter element it meets (flipped in convolution mode).
-template <class Fn>
-void for_each_tap(const cudnnConvolutionStruct* conv, const cudnnTensorStruct* x, const cudnnFilterStruct* w,
-                  const cudnnTensorStruct* y, Fn&& fn) {
-  const int groups = conv->groups, k_per_group = w->dims[0] / groups, c_per_group = w->dims[1];
-  const int kh = w->dims[2], kw = w->dims[3];
-  for (int n = 0; n < y->dims[0]; ++n)
-    for (int k = 0; k < y->dims[1]; ++k) {
-      const int g = k / k_per_group;
-      for (int oh = 0; oh < y->dims[2]; ++oh)
-        for (int ow = 0; ow < y->dims[3]; ++ow)
-          for (int cl = 0; cl < c_per_group; ++cl)
-            for (int r = 0; r < kh; ++r) {
-              const int ih = oh * conv->stride[0] - conv->pad[0] + r * conv->dilation[0];
-              if (ih < 0 || ih >= x->dims[2]) continue;
-              for (int s = 0; s < kw; ++s) {
-                const int iw = ow * conv->stride[1] - conv->pad[1] + s * conv->dilation[1];
-                if (iw < 0 || iw >= x->dims[3]) continue;
-                const bool flip = conv->mode == CUDNN_CONVOLUTION;
-                fn(n, k, oh, ow, g * c_per_group + cl, cl, flip ? kh - 1 - r : r, flip ? kw - 1 - s : s, ih, iw);
-              }
-            }
-    }
-}
-
 template <class T>
 T blend(double alpha, double acc, double beta, T old) {
   return static_cast<T>(beta == 0 ? alpha * acc : alpha * acc + beta * static_cast<double>(old));
 }
 
+// The convolutions run as im2col + GEMM (OpenBLAS) per image and group.
+void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float beta, float* c,
+          int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b,
+              ldb, beta, c, ldc);
+}
+void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double beta,
+          double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b,
+              ldb, beta, c, ldc);
+}
+
+// One convolution's geometry, as GEMM sizes: per image and group, the
+// filters are [kg, ckk], the columns [ckk, pixels], the output [kg, pixels].
+struct Geometry {
+  const cudnnConvolutionStruct* conv;
+  const cudnnTensorStruct* x;  // the input side (x or dx)
+  const cudnnFilterStruct* w;
+  const cudnnTensorStruct* y;  // the output side (y or dy)
+  int groups() const { return conv->groups; }
+  int kg() const { return w->dims[0] / conv->groups; }
+  int cg() const { return w->dims[1]; }
+  int ckk() const { return cg() * w->dims[2] * w->dims[3]; }
+  int pixels() const { return y->dims[2] * y->dims[3]; }
+
+  // fn(row of the column matrix, pixel, input h, input w, input channel) for
+  // every tap inside the input (padding reads nothing).
+  template <class Fn>
+  void for_each_column_entry(int group, Fn&& fn) const {
+    const int kh = w->dims[2], kw = w->dims[3], ow_count = y->dims[3];
+    const bool flip = conv->mode == CUDNN_CONVOLUTION;
+    for (int cl = 0; cl < cg(); ++cl)
+      for (int r = 0; r < kh; ++r)
+        for (int s = 0; s < kw; ++s) {
+          // Convolution mode meets the filter flipped: tap (r, s) uses (kh-1-r, kw-1-s).
+          const int row = (cl * kh + (flip ? kh - 1 - r : r)) * kw + (flip ? kw - 1 - s : s);
+          for (int oh = 0; oh < y->dims[2]; ++oh) {
+            const int ih = oh * conv->stride[0] - conv->pad[0] + r * conv->dilation[0];
+            if (ih < 0 || ih >= x->dims[2]) continue;
+            for (int ow = 0; ow < ow_count; ++ow) {
+              const int iw = ow * conv->stride[1] - conv->pad[1] + s * conv->dilation[1];
+              if (iw < 0 || iw >= x->dims[3]) continue;
+              fn(row, oh * ow_count + ow, ih, iw, group * cg() + cl);
+            }
+          }
+        }
+  }
+
+  template <class T>
+  void im2col(const T* data, int n, int group, std::vector<T>& col) const {
+    col.assign(static_cast<size_t>(ckk()) * pixels(), T(0));
+    for_each_column_entry(group, [&](int row, int pixel, int ih, int iw, int c) {
+      col[static_cast<size_t>(row) * pixels() + pixel] = data[tensor_at(x, n, c, ih, iw)];
+    });
+  }
+
+  // The filters of a group as a packed [kg, ckk] matrix (NCHW order).
+  template <class T>
+  std::vector<T> filters(const T* data, int group) const {
+    std::vector<T> out(static_cast<size_t>(kg()) * ckk());
+    for (int k = 0; k < kg(); ++k)
+      for (int cl = 0; cl < cg(); ++cl)
+        for (int r = 0; r < w->dims[2]; ++r)
+          for (int s = 0; s < w->dims[3]; ++s)
+            out[static_cast<size_t>(k) * ckk() + (cl * w->dims[2] + r) * w->dims[3] + s] =
+                data[filter_at(w, group * kg() + k, cl, r, s)];
+    return out;
+  }
+
+  // A [kg, pixels] block of the output side of image n, group g, as a matrix.
+  template <class T>
+  std::vector<T> output_block(const T* data, int n, int group) const {
+    std::vector<T> out(static_cast<size_t>(kg()) * pixels());
+    for (int k = 0; k < kg(); ++k)
+      for (int p = 0; p < pixels(); ++p)
+        out[static_cast<size_t>(k) * pixels() + p] =
+            data[tensor_at(y, n, group * kg() + k, p / y->dims[3], p % y->dims[3])];
+    return out;
+  }
+};
+
 template <class T>
 void forward(const cudnnConvolutionStruct* conv, const cudnnTensorStruct* xd, const T* x, const cudnnFilterStruct* wd,
              const T* w, const cudnnTensorStruct* yd, T* y, double alpha, double beta) {
-  std::vector<double> acc(elements(yd->dims));
-  const Packed out{yd->dims[1], yd->dims[2], yd->dims[3]};
-  for_each_tap(conv, xd, wd, yd, [&](int n, int k, int oh, int ow, int c, int cl, int r, int s, int ih, int iw) {
-    acc[out.at(n, k, oh, ow)] += static_cast<double>(x[tensor_at(xd, n, c, ih, iw)]) * w[filter_at(wd, k, cl, r, s)];
-  });
-  for (int n = 0; n < yd->dims[0]; ++n)
-    for (int k = 0; k < yd->dims[1]; ++k)
-      for (int h = 0; h < yd->dims[2]; ++h)
-        for (int v = 0; v < yd->dims[3]; ++v) {
-          T& o = y[tensor_at(yd, n, k, h, v)];
-          o = blend(alpha, acc[out.at(n, k, h, v)], beta, o);
+  const Geometry g{conv, xd, wd, yd};
+  std::vector<T> col, out(static_cast<size_t>(g.kg()) * g.pixels());
+  for (int group = 0; group < g.groups(); ++group) {
+    const std::vector<T> filters = g.filters(w, group);
+    for (int n = 0; n < yd->dims[0]; ++n) {
+      g.im2col(x, n, group, col);
+      gemm(false, false, g.kg(), g.pixels(), g.ckk(), filters.data(), g.ckk(), col.data(), g.pixels(), T(0),
+           out.data(), g.pixels());
+      for (int k = 0; k < g.kg(); ++k)
+        for (int p = 0; p < g.pixels(); ++p) {
+          T& o = y[tensor_at(yd, n, group * g.kg() + k, p / yd->dims[3], p % yd->dims[3])];
+          o = blend(alpha, static_cast<double>(out[static_cast<size_t>(k) * g.pixels() + p]), beta, o);
         }
+    }
+  }
 }
 
 template <class T>
 void backward_data(const cudnnConvolutionStruct* conv, const cudnnFilterStruct* wd, const T* w,
                    const cudnnTensorStruct* dyd, const T* dy, const cudnnTensorStruct* dxd, T* dx, double alpha,
                    double beta) {
-  std::vector<double> acc(elements(dxd->dims));
+  const Geometry g{conv, dxd, wd, dyd};
+  std::vector<double> acc(elements(dxd->dims), 0.0);
   const Packed in{dxd->dims[1], dxd->dims[2], dxd->dims[3]};
-  for_each_tap(conv, dxd, wd, dyd, [&](int n, int k, int oh, int ow, int c, int cl, int r, int s, int ih, int iw) {
-    acc[in.at(n, c, ih, iw)] += static_cast<double>(dy[tensor_at(dyd, n, k, oh, ow)]) * w[filter_at(wd, k, cl, r, s)];
-  });
+  std::vector<T> col(static_cast<size_t>(g.ckk()) * g.pixels());
+  for (int group = 0; group < g.groups(); ++group) {
+    const std::vector<T> filters = g.filters(w, group);
+    for (int n = 0; n < dyd->dims[0]; ++n) {
+      const std::vector<T> grad = g.output_block(dy, n, group);
+      // columns = filtersᵀ · dy, then scattered back onto the input (col2im).
+      gemm(true, false, g.ckk(), g.pixels(), g.kg(), filters.data(), g.ckk(), grad.data(), g.pixels(), T(0),
+           col.data(), g.pixels());
+      g.for_each_column_entry(group, [&](int row, int pixel, int ih, int iw, int c) {
+        acc[in.at(n, c, ih, iw)] += col[static_cast<size_t>(row) * g.pixels() + pixel];
+      });
+    }
+  }
   for (int n = 0; n < dxd->dims[0]; ++n)
     for (int c = 0; c < dxd->dims[1]; ++c)
       for (int h = 0; h < dxd->dims[2]; ++h)
@@ -235,12 +305,25 @@ template <class T>
 void backward_filter(const cudnnConvolutionStruct* conv, const cudnnTensorStruct* xd, const T* x,
                      const cudnnTensorStruct* dyd, const T* dy, const cudnnFilterStruct* dwd, T* dw, double alpha,
                      double beta) {
-  std::vector<double> acc(elements(dwd->dims));
-  for_each_tap(conv, xd, dwd, dyd, [&](int n, int k, int oh, int ow, int c, int cl, int r, int s, int ih, int iw) {
-    acc[filter_at(dwd, k, cl, r, s)] +=
-        static_cast<double>(dy[tensor_at(dyd, n, k, oh, ow)]) * x[tensor_at(xd, n, c, ih, iw)];
-  });
-  for (size_t i = 0; i < acc.size(); ++i) dw[i] = blend(alpha, acc[i], beta, dw[i]);
+  const Geometry g{conv, xd, dwd, dyd};
+  std::vector<T> col, sum(static_cast<size_t>(g.kg()) * g.ckk());
+  for (int group = 0; group < g.groups(); ++group) {
+    for (int n = 0; n < dyd->dims[0]; ++n) {
+      g.im2col(x, n, group, col);
+      const std::vector<T> grad = g.output_block(dy, n, group);
+      // dw_group += dy · columnsᵀ, summed over the images.
+      gemm(false, true, g.kg(), g.ckk(), g.pixels(), grad.data(), g.pixels(), col.data(), g.pixels(),
+           n == 0 ? T(0) : T(1), sum.data(), g.ckk());
+    }
+    for (int k = 0; k < g.kg(); ++k)
+      for (int cl = 0; cl < g.cg(); ++cl)
+        for (int r = 0; r < dwd->dims[2]; ++r)
+          for (int s = 0; s < dwd->dims[3]; ++s) {
+            T& o = dw[filter_at(dwd, group * g.kg() + k, cl, r, s)];
+            const T v = sum[static_cast<size_t>(k) * g.ckk() + (cl * dwd->dims[2] + r) * dwd->dims[3] + s];
+            o = blend(alpha, static_cast<double>(v), beta, o);
+          }
+  }
 }
 
 double scalar(const void* p, cudnnDataType_t t) {

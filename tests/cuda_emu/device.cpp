@@ -118,6 +118,7 @@ const char* op_name(WarpOp op) {
 
 struct Fiber {
   void* sp = nullptr;
+  int slot = -1;  // its stack, taken when it first runs
   State state = State::exited;
   ThreadCoordinates coords{};
   Site site;  // where it waits
@@ -142,9 +143,21 @@ struct Worker {
 #endif
   int threads = 0;
   int live = 0;
+  // A block starts as one fiber that runs its threads one after another
+  // (threads that never wait need no fiber of their own); the first barrier
+  // or warp collective ends the loop: the thread that reached it keeps the
+  // fiber and the threads not yet started get fibers of their own.
+  bool looping = false;
+  int loop_next = 0;
   int at_barrier = 0;
   int running = -1;
   std::vector<int> queue = std::vector<int>(kMaxThreadsPerBlock);
+  // Per warp: the lanes waiting in a warp collective, and the lanes that have exited.
+  std::vector<unsigned> warp_waiting = std::vector<unsigned>(kMaxThreadsPerBlock / kWarpSize);
+  std::vector<unsigned> warp_exited = std::vector<unsigned>(kMaxThreadsPerBlock / kWarpSize);
+  // Stacks not in use: a thread that ends without waiting gives its stack to
+  // the next, so a block without barriers runs on one (cache-hot) stack.
+  std::vector<int> free_slots;
   size_t queue_head = 0, queue_size = 0;
   bool faulted = false;
   std::string fault;
@@ -168,7 +181,7 @@ struct Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  char* stack_bottom(int t) const { return stacks + static_cast<size_t>(t) * kStackBytes; }
+  char* stack_bottom(int slot) const { return stacks + static_cast<size_t>(slot) * kStackBytes; }
   void push(int t) { queue[(queue_head + queue_size++) % static_cast<size_t>(threads)] = t; }
   int pop() {
     const int t = queue[queue_head];
@@ -191,18 +204,36 @@ Worker& this_worker() {
 
 // --- switching ---
 
+void prepare_fiber(Worker& w, int t);
+
 void enter_fiber(Worker& w, int t) {
+  Fiber& f = w.fibers[static_cast<size_t>(t)];
+  if (f.slot < 0) {
+    f.slot = w.free_slots.back();
+    w.free_slots.pop_back();
+    prepare_fiber(w, t);
+  }
   w.running = t;
-  tls_thread = &w.fibers[static_cast<size_t>(t)].coords;
+  tls_thread = &f.coords;
 #ifdef TPP_EMU_ASAN
-  __sanitizer_start_switch_fiber(&w.scheduler_fake_stack, w.stack_bottom(t), kStackBytes);
+  __sanitizer_start_switch_fiber(&w.scheduler_fake_stack, w.stack_bottom(f.slot), kStackBytes);
 #endif
   tpp_emu_switch(&w.scheduler_sp, w.fibers[static_cast<size_t>(t)].sp);
 #ifdef TPP_EMU_ASAN
   __sanitizer_finish_switch_fiber(w.scheduler_fake_stack, nullptr, nullptr);
 #endif
+  const Fiber& now = w.fibers[static_cast<size_t>(w.running)];  // not t when the loop went on
+  if (now.state == State::exited) w.free_slots.push_back(now.slot);
   w.running = -1;
   tls_thread = nullptr;
+}
+
+// The running thread waits for others: the threads the loop has not started
+// yet become fibers of their own.
+void end_loop(Worker& w) {
+  if (!w.looping) return;
+  w.looping = false;
+  for (int t = w.loop_next; t < w.threads; ++t) w.push(t);
 }
 
 // From the running fiber back to its worker's scheduler; returns when the
@@ -229,7 +260,7 @@ void leave_fiber(Worker& w, bool for_good) {
 }
 
 void prepare_fiber(Worker& w, int t) {
-  char* bottom = w.stack_bottom(t);
+  char* bottom = w.stack_bottom(w.fibers[static_cast<size_t>(t)].slot);
 #ifdef TPP_EMU_ASAN
   // The previous fiber on this stack may have been abandoned mid-frame.
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -314,6 +345,7 @@ void complete_warp_collective(Worker& w, int warp_base, const Fiber& caller) {
     w.fibers[static_cast<size_t>(t)].state = State::ready;
     if (t != w.running) w.push(t);
   }
+  w.warp_waiting[static_cast<size_t>(warp_base / kWarpSize)] &= ~caller.mask;
 }
 
 // --- the block scheduler ---
@@ -346,13 +378,19 @@ bool run_block(Worker& w, const LaunchConfig& config, unsigned block, void (*bod
   if (w.dynamic_shared.size() < config.shared_bytes) w.dynamic_shared.resize(config.shared_bytes);
   std::memset(w.dynamic_shared.data(), 0xff, w.dynamic_shared.size());
   const uint3 block_idx = unflatten(block, config.grid);
+  w.free_slots.clear();
+  for (int slot = w.threads - 1; slot >= 0; --slot) w.free_slots.push_back(slot);
   for (int t = 0; t < w.threads; ++t) {
     Fiber& f = w.fibers[static_cast<size_t>(t)];
     f.state = State::ready;
+    f.slot = -1;
     f.coords = {unflatten(static_cast<unsigned>(t), config.block), block_idx, config.block, config.grid};
-    prepare_fiber(w, t);
-    w.push(t);
   }
+  std::fill(w.warp_waiting.begin(), w.warp_waiting.end(), 0u);
+  std::fill(w.warp_exited.begin(), w.warp_exited.end(), 0u);
+  w.looping = true;
+  w.loop_next = 1;
+  w.push(0);
   while (w.queue_size > 0 && !w.faulted) enter_fiber(w, w.pop());
   if (!w.faulted && w.live > 0) {
     w.faulted = true;
@@ -565,6 +603,7 @@ void* dynamic_shared_memory() { return this_worker().dynamic_shared.data(); }
 
 void sync_threads(const char* file, int line) {
   Worker& w = *tls_worker;
+  end_loop(w);
   Fiber& f = w.fibers[static_cast<size_t>(w.running)];
   f.state = State::at_barrier;
   f.site = {file, line};
@@ -578,6 +617,7 @@ void sync_threads(const char* file, int line) {
 uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int lane_arg, int width, const char* file,
                          int line) {
   Worker& w = *tls_worker;
+  end_loop(w);
   const int t = w.running;
   Fiber& f = w.fibers[static_cast<size_t>(t)];
   const int lane = t % kWarpSize, warp_base = t - lane;
@@ -593,19 +633,17 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int lane_arg,
   f.value = value;
   f.lane_arg = lane_arg;
   f.width = width;
-  bool complete = true;
-  for (int l = 0; l < kWarpSize; ++l) {
-    if (!((mask >> l) & 1u)) continue;
-    if (warp_base + l >= w.threads)
-      fault(w, fmt::format("{} at {}: the mask {:#x} names lane {}, but this warp has only {} threads", op_name(op),
-                           describe(f.site), mask, l, w.threads - warp_base));
-    const Fiber& other = w.fibers[static_cast<size_t>(warp_base + l)];
-    if (other.state == State::exited)
-      fault(w, fmt::format("{} at {}: the mask {:#x} names lane {} of warp {}, which has exited", op_name(op),
-                           describe(f.site), mask, l, warp_base / kWarpSize));
-    complete = complete && other.state == State::at_warp;
-  }
-  if (complete) {
+  const int lanes = std::min(kWarpSize, w.threads - warp_base);
+  const unsigned existing = lanes == kWarpSize ? 0xffffffffu : (1u << lanes) - 1u;
+  if ((mask & ~existing) != 0)
+    fault(w, fmt::format("{} at {}: the mask {:#x} names lanes beyond the {} threads of this warp", op_name(op),
+                         describe(f.site), mask, lanes));
+  const size_t warp = static_cast<size_t>(warp_base / kWarpSize);
+  if ((mask & w.warp_exited[warp]) != 0)
+    fault(w, fmt::format("{} at {}: the mask {:#x} names lanes of warp {} that have exited (lanes {:#x})", op_name(op),
+                         describe(f.site), mask, warp, mask & w.warp_exited[warp]));
+  w.warp_waiting[warp] |= 1u << lane;
+  if ((w.warp_waiting[warp] & mask) == mask) {
     complete_warp_collective(w, warp_base, f);
   } else {
     leave_fiber(w, false);
@@ -630,11 +668,20 @@ extern "C" void tpp_emu_fiber_main() {
 #ifdef TPP_EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &w.scheduler_stack_bottom, &w.scheduler_stack_size);
 #endif
-  w.body(w.payload);
-  Fiber& f = w.fibers[static_cast<size_t>(w.running)];
-  f.state = State::exited;
-  --w.live;
-  if (w.at_barrier > 0 && w.at_barrier == w.live) release_barrier(w);
+  for (;;) {
+    w.body(w.payload);
+    Fiber& f = w.fibers[static_cast<size_t>(w.running)];
+    f.state = State::exited;
+    w.warp_exited[static_cast<size_t>(w.running / kWarpSize)] |= 1u << (w.running % kWarpSize);
+    --w.live;
+    if (w.at_barrier > 0 && w.at_barrier == w.live) release_barrier(w);
+    if (!w.looping || w.loop_next == w.threads) break;
+    // The next thread of the loop, on this fiber's stack.
+    const int next = w.loop_next++;
+    w.fibers[static_cast<size_t>(next)].slot = f.slot;
+    w.running = next;
+    tls_thread = &w.fibers[static_cast<size_t>(next)].coords;
+  }
   leave_fiber(w, true);
   std::abort();  // an exited fiber is never resumed
 }

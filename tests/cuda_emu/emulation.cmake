@@ -20,7 +20,7 @@ add_library(tpp_cuda_emu STATIC ${tpp_emu_dir}/device.cpp ${tpp_emu_dir}/runtime
 target_include_directories(tpp_cuda_emu SYSTEM PUBLIC ${TPP_CUDA_INCLUDE_DIR})
 target_include_directories(tpp_cuda_emu PRIVATE ${PROJECT_SOURCE_DIR})
 target_compile_options(tpp_cuda_emu PRIVATE -Wall -Wextra)
-target_link_libraries(tpp_cuda_emu PUBLIC fmt::fmt Threads::Threads)
+target_link_libraries(tpp_cuda_emu PUBLIC fmt::fmt Threads::Threads PkgConfig::OPENBLAS)
 
 target_link_libraries(tpp_deps INTERFACE tpp_cuda_emu)
 target_include_directories(tpp_deps SYSTEM INTERFACE ${TPP_CUDA_INCLUDE_DIR})
