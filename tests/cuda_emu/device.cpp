@@ -89,7 +89,7 @@ namespace {
 #ifdef TPP_EMU_ASAN
 constexpr size_t kStackBytes = size_t{1} << 20;  // instrumented frames are large
 #else
-constexpr size_t kStackBytes = size_t{128} << 10;
+constexpr size_t kStackBytes = size_t{64} << 10;
 #endif
 
 enum class State : uint8_t { ready, at_barrier, at_warp, exited };
@@ -267,8 +267,11 @@ void prepare_fiber(Worker& w, int t) {
   __asan_unpoison_memory_region(bottom + page, kStackBytes - page);
 #endif
   // Six callee-saved registers, then tpp_emu_fiber_entry as the return
-  // address, leaving the stack 16-byte aligned at its `call`.
-  auto* top = reinterpret_cast<void**>(bottom + kStackBytes);
+  // address, leaving the stack 16-byte aligned at its `call`. Each stack
+  // starts at another cache line (stack tops a multiple of 4 KiB apart would
+  // all compete for the same few L1 sets).
+  const size_t colour = static_cast<size_t>(w.fibers[static_cast<size_t>(t)].slot % 64) * 64;
+  auto* top = reinterpret_cast<void**>(bottom + kStackBytes - colour);
   void** sp = top - 9;
   for (int i = 0; i < 6; ++i) sp[i] = nullptr;
   sp[6] = reinterpret_cast<void*>(&tpp_emu_fiber_entry);
