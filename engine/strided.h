@@ -40,6 +40,9 @@ struct StridedLoop {
   }
 
   // fn(std::array<int64_t, N> offsets) for every element, innermost dim fastest.
+  // A shape with a zero-size dim has no elements: fn is never called (the
+  // odometer below would otherwise run the inner loop once before it looks
+  // at an outer size of 0).
   template <class Fn>
   void run(Fn&& fn) const {
     for (const int64_t size : sizes)

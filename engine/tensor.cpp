@@ -33,9 +33,10 @@ Shape contiguous_strides(const Shape& shape) {
 std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 int64_t wrap_dim(int64_t dim, int64_t ndim, std::string_view op) {
-  const int64_t wrapped = dim < 0 ? dim + ndim : dim;
-  TPP_CHECK(wrapped >= 0 && wrapped < std::max<int64_t>(ndim, 1), "{}: dim {} is out of range for a {}-d tensor", op,
-            dim, ndim);
+  // As PyTorch, a 0-d tensor takes dim 0 and -1 (as if it were 1-d).
+  const int64_t range = std::max<int64_t>(ndim, 1);
+  const int64_t wrapped = dim < 0 ? dim + range : dim;
+  TPP_CHECK(wrapped >= 0 && wrapped < range, "{}: dim {} is out of range for a {}-d tensor", op, dim, ndim);
   return wrapped;
 }
 
@@ -46,11 +47,21 @@ TensorImpl& Tensor::impl() const {
   return *impl_;
 }
 
-int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+// A dim that indexes t's shape: a 0-d tensor has none, though wrap_dim
+// accepts 0 and -1 for it (for reductions and softmax).
+namespace {
+int64_t existing_dim(const Tensor& t, int64_t d, std::string_view op) {
+  TPP_CHECK(t.dim() > 0, "{}: a 0-d tensor has no dim {}", op, d);
+  return wrap_dim(d, t.dim(), op);
+}
+}  // namespace
+
+int64_t Tensor::size(int64_t d) const { return sizes()[existing_dim(*this, d, "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[existing_dim(*this, d, "stride")]; }
 int64_t Tensor::numel() const { return numel_of(sizes()); }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element to place (as PyTorch)
   int64_t expected = 1;
   for (int64_t d = dim() - 1; d >= 0; --d) {
     if (sizes()[d] == 1) continue;
@@ -145,7 +156,7 @@ Tensor Tensor::view(Shape shape) const {
 Tensor Tensor::reshape(Shape shape) const { return is_contiguous() ? view(std::move(shape)) : contiguous().view(shape); }
 
 Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
-  d = wrap_dim(d, dim(), "slice");
+  d = existing_dim(*this, d, "slice");
   const int64_t n = sizes()[d];
   TPP_CHECK(step > 0, "slice: step must be positive but got {}", step);
   if (start < 0) start += n;
@@ -167,7 +178,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
-  d = wrap_dim(d, dim(), "select");
+  d = existing_dim(*this, d, "select");
   const int64_t n = sizes()[d];
   TPP_CHECK(index >= -n && index < n, "select: index {} is out of range for dim {} of size {} (shape {})", index, d,
             n, shape_str(sizes()));
@@ -205,7 +216,8 @@ Tensor Tensor::permute(const Shape& order) const {
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   Shape order(dim());
   std::iota(order.begin(), order.end(), 0);
-  std::swap(order[wrap_dim(d0, dim(), "transpose")], order[wrap_dim(d1, dim(), "transpose")]);
+  const int64_t a = wrap_dim(d0, dim(), "transpose"), b = wrap_dim(d1, dim(), "transpose");
+  if (dim() > 0) std::swap(order[a], order[b]);  // a 0-d tensor is its own transpose, as in PyTorch
   return permute(order);
 }
 
@@ -218,6 +230,7 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 
 Tensor Tensor::squeeze(int64_t d) const {
   d = wrap_dim(d, dim(), "squeeze");
+  if (dim() == 0) return permute({});  // a 0-d tensor squeezes to itself, as in PyTorch
   TPP_CHECK(sizes()[d] == 1, "squeeze: dim {} has size {} in shape {}", d, sizes()[d], shape_str(sizes()));
   Shape s = sizes(), st = strides();
   s.erase(s.begin() + d);
@@ -290,7 +303,7 @@ Tensor Tensor::to(Device target) const {
 }
 
 Tensor Tensor::index_select(int64_t d, const Tensor& index) const {
-  d = wrap_dim(d, dim(), "index_select");
+  d = existing_dim(*this, d, "index_select");
   TPP_CHECK(index.dtype() == DType::i64 && index.dim() == 1,
             "index_select: index must be a 1-d i64 tensor but got {} of shape {}", dtype_name(index.dtype()),
             shape_str(index.sizes()));

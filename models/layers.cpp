@@ -1,5 +1,6 @@
 #include "models/layers.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/autograd.h"
@@ -63,7 +64,8 @@ ops::Conv2dOptions Conv2d::options() const {
 
 Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, options()); }
 
-BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_) : eps(eps_), momentum(momentum_) {
+BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, std::optional<double> momentum_)
+    : eps(eps_), momentum(momentum_) {
   TPP_CHECK(channels > 0, "BatchNorm2d: channels must be positive, got {}", channels);
   weight = register_parameter("weight", ones({channels}));
   bias = register_parameter("bias", zeros({channels}));
@@ -74,7 +76,9 @@ BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_) : eps(
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   if (is_training()) num_batches_tracked.fill_(num_batches_tracked.item() + 1);
-  const ops::BatchNormOptions options{.training = is_training(), .momentum = momentum, .eps = eps};
+  const double batches = std::max(num_batches_tracked.item(), 1.0);
+  const ops::BatchNormOptions options{
+      .training = is_training(), .momentum = momentum.value_or(1.0 / batches), .eps = eps};
   if (sync) return ops::sync_batch_norm2d(x, weight, bias, running_mean, running_var, sync, options);
   return ops::batch_norm2d(x, weight, bias, running_mean, running_var, options);
 }

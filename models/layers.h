@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 
 #include "models/module.h"
 #include "ops/batch_norm.h"
@@ -54,10 +55,13 @@ class Conv2d : public Module {
 
 class BatchNorm2d : public Module {
  public:
-  explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+  // momentum = std::nullopt (PyTorch's momentum=None): the running statistics
+  // are the cumulative average over the batches seen, r += (stat - r) / n.
+  explicit BatchNorm2d(int64_t channels, double eps = 1e-5, std::optional<double> momentum = 0.1);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "BatchNorm2d"; }
-  double eps, momentum;
+  double eps;
+  std::optional<double> momentum;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   // When set, training uses statistics over every rank of `sync`
   // (ops::sync_batch_norm2d; see models::set_sync_batch_norm).

@@ -95,7 +95,10 @@ Tensor rdiv(double s, const Tensor& a) {
 
 Tensor pow(const Tensor& x, double p) {
   Tensor y = unary(Unary::pow_scalar, "pow", x, p);
-  record_grad(y, "pow", {x}, [x, p](const Tensor& dy) { return Grads{mul(mul(dy, pow(x, p - 1)), p)}; });
+  // p * x^(p-1) is 0 * inf at x = 0 for p = 0; the gradient of a constant is 0 (as in PyTorch).
+  record_grad(y, "pow", {x}, [x, p](const Tensor& dy) {
+    return Grads{p == 0 ? zeros(dy.sizes(), {.dtype = dy.dtype(), .device = dy.device()}) : mul(mul(dy, pow(x, p - 1)), p)};
+  });
   return y;
 }
 

@@ -52,6 +52,49 @@ Tensor matmul_2d(const Tensor& a, const Tensor& b) {
   return y;
 }
 
+// op(a_i) · op(b_i) for every i of the leading dim of the contiguous 3-d a
+// and b, into a new [batch, m, n], one GEMM per entry, outside autograd.
+Tensor batched_gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  const int64_t batch = a.size(0);
+  const int64_t m = trans_a ? a.size(2) : a.size(1), k = trans_a ? a.size(1) : a.size(2);
+  const int64_t n = trans_b ? b.size(1) : b.size(2);
+  Tensor out = empty({batch, m, n}, {.dtype = a.dtype(), .device = a.device()});
+  for (int64_t i = 0; i < batch; ++i)
+    TPP_ON_DEVICE(out, gemm_into(trans_a, trans_b, m, n, k, a.select(0, i), a.size(2), b.select(0, i), b.size(2), 0,
+                                 out.select(0, i), n));
+  return out;
+}
+
+// [batch, m, k] · [batch, k, n], both contiguous, differentiable.
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  Tensor y = batched_gemm(a.detach(), b.detach(), false, false);
+  const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  record_grad(y, "matmul", {a, b}, [a = a.detach(), b = b.detach(), need_a, need_b](const Tensor& dy) {
+    const Tensor g = dy.contiguous();  // dA_i = dY_i · B_iᵀ, dB_i = A_iᵀ · dY_i
+    return Grads{need_a ? batched_gemm(g, b, false, true) : Tensor(), need_b ? batched_gemm(a, g, true, false) : Tensor()};
+  });
+  return y;
+}
+
+// PyTorch's batched matmul: the dims before the last two are batch dims,
+// broadcast together; each operand is expanded to them and flattened to
+// [batch, rows, cols] (expand's gradient sums the broadcast back).
+Tensor matmul_batched(const Tensor& a2, const Tensor& b2) {
+  const Shape a_batch(a2.sizes().begin(), a2.sizes().end() - 2), b_batch(b2.sizes().begin(), b2.sizes().end() - 2);
+  const Shape batch = broadcast_shapes("matmul", a_batch, b_batch);
+  const int64_t m = a2.size(-2), k = a2.size(-1), n = b2.size(-1), entries = numel_of(batch);
+  const auto flat = [&](const Tensor& t, int64_t rows, int64_t cols) {
+    Shape full = batch;
+    full.push_back(rows);
+    full.push_back(cols);
+    return t.expand(full).reshape({entries, rows, cols}).contiguous();
+  };
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  return bmm(flat(a2, m, k), flat(b2, k, n)).view(out_shape);
+}
+
 void check_linear_args(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_floating("linear", x);
   check_same_dtype_device("linear", x, weight);
@@ -70,24 +113,24 @@ void check_linear_args(const Tensor& x, const Tensor& weight, const Tensor& bias
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_floating("matmul", a);
   check_same_dtype_device("matmul", a, b);
-  TPP_CHECK(a.dim() >= 1 && a.dim() <= 2 && b.dim() >= 1 && b.dim() <= 2,
-            "matmul: expected 1-d or 2-d operands but got shapes {} and {}", shape_str(a.sizes()),
-            shape_str(b.sizes()));
-  const int64_t ka = a.size(-1), kb = b.size(0);
+  TPP_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: expected operands of at least 1 dim but got shapes {} and {}",
+            shape_str(a.sizes()), shape_str(b.sizes()));
+  const int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
   TPP_CHECK(ka == kb, "matmul: shapes {} and {} cannot be multiplied ({} != {})", shape_str(a.sizes()),
             shape_str(b.sizes()), ka, kb);
   const Tensor a2 = a.dim() == 1 ? a.unsqueeze(0) : a;
   const Tensor b2 = b.dim() == 1 ? b.unsqueeze(1) : b;
-  Tensor y = matmul_2d(a2, b2);
-  if (b.dim() == 1) y = y.squeeze(1);
-  if (a.dim() == 1) y = y.squeeze(0);
+  Tensor y = a2.dim() == 2 && b2.dim() == 2 ? matmul_2d(a2, b2) : matmul_batched(a2, b2);
+  if (b.dim() == 1) y = y.squeeze(-1);
+  if (a.dim() == 1) y = y.squeeze(b.dim() == 1 ? -1 : -2);
   return y;
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_linear_args(x, weight, bias);
   const int64_t in = weight.size(1), out = weight.size(0);
-  const Tensor x2 = x.detach().contiguous().view({-1, in});
+  // The rows are counted, not inferred: with 0 input features view({-1, 0}) is ambiguous.
+  const Tensor x2 = x.detach().contiguous().view({numel_of(Shape(x.sizes().begin(), x.sizes().end() - 1)), in});
   const Tensor w = weight.detach().contiguous();
   const int64_t rows = x2.size(0);
   Tensor y2 = empty({rows, out}, {.dtype = x.dtype(), .device = x.device()});

@@ -12,6 +12,7 @@ struct Pool2dOptions {
   std::array<int64_t, 2> kernel{2, 2}, stride{0, 0} /*0 = kernel*/, padding{0, 0};
   bool ceil_mode = false;
   bool count_include_pad = true;  // avg_pool2d only
+  std::array<int64_t, 2> dilation{1, 1};  // max_pool2d only (on the CPU): the spacing of a window's taps
 };
 
 // Max over each window; padding counts as -inf. NaN propagates.
@@ -21,5 +22,9 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts);
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts);
 // [N, C, H, W] -> [N, C], the mean over H and W.
 Tensor global_avg_pool2d(const Tensor& x);
+// [N, C, H, W] -> [N, C, out_h, out_w] as PyTorch: output row i averages the
+// input rows [floor(i H / out_h), ceil((i + 1) H / out_h)), and so for
+// columns. Any output size >= 1, on any device.
+Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
 
 }  // namespace tpp::ops

@@ -23,19 +23,18 @@ T* optional_out(const Tensor& t) {
 template <class T>
 void normalize_channel(const T* x, T* y, const BatchNormShape& s, int64_t c, double mean, double scale,
                        double shift) {
-  const T m = static_cast<T>(mean), a = static_cast<T>(scale), b = static_cast<T>(shift);
+  const SplitMean<T> m(mean);
+  const T a = static_cast<T>(scale), b = static_cast<T>(shift);
   for (int64_t n = 0; n < s.n; ++n) {
     const int64_t base = (n * s.c + c) * s.hw;
 #pragma omp simd
-    for (int64_t i = 0; i < s.hw; ++i) y[base + i] = (x[base + i] - m) * a + b;
+    for (int64_t i = 0; i < s.hw; ++i) y[base + i] = m.centre(x[base + i]) * a + b;
   }
 }
 
-// Mean and biased variance of channel c in one pass. Sums are taken around
-// the channel's first value so that a large mean does not cancel the variance.
+// Σ (x - shift) and Σ (x - shift)² over channel c.
 template <class T>
-std::pair<double, double> channel_moments(const T* x, const BatchNormShape& s, int64_t c) {
-  const double shift = x[c * s.hw];
+std::pair<double, double> shifted_sums(const T* x, const BatchNormShape& s, int64_t c, double shift) {
   double s1 = 0, s2 = 0;
   for (int64_t n = 0; n < s.n; ++n) {
     const T* block = x + (n * s.c + c) * s.hw;
@@ -46,9 +45,19 @@ std::pair<double, double> channel_moments(const T* x, const BatchNormShape& s, i
       s2 += d * d;
     }
   }
+  return {s1, s2};
+}
+
+// Mean and biased variance of channel c in two passes: the mean, then the
+// sums around it (with the first pass's rounding corrected), so that f64
+// input keeps its digits too (one pass, s2/n - mean², lost ~1e-11).
+template <class T>
+std::pair<double, double> channel_moments(const T* x, const BatchNormShape& s, int64_t c) {
   const double count = static_cast<double>(s.per_channel());
-  const double centred = s1 / count;
-  return {shift + centred, std::max(s2 / count - centred * centred, 0.0)};
+  const double shift = x[c * s.hw];  // around a value of the channel: a large mean cancels less
+  const double mean = shift + shifted_sums(x, s, c, shift).first / count;
+  const auto [d1, d2] = shifted_sums(x, s, c, mean);
+  return {mean + d1 / count, std::max((d2 - d1 * d1 / count) / count, 0.0)};
 }
 
 template <class T>
@@ -105,11 +114,12 @@ std::pair<double, double> channel_dy_sums(const T* px, const T* g, const BatchNo
 template <class T>
 void write_channel_dx(T* pdx, const T* px, const T* g, const BatchNormShape& s, int64_t c, double a, double k,
                       double k0, double mean) {
-  const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0), tm = static_cast<T>(mean);
+  const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0);
+  const SplitMean<T> m(mean);
   for (int64_t n = 0; n < s.n; ++n) {
     const int64_t base = (n * s.c + c) * s.hw;
 #pragma omp simd
-    for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * (px[base + i] - tm) + tk0;
+    for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * m.centre(px[base + i]) + tk0;
   }
 }
 

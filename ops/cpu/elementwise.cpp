@@ -10,6 +10,12 @@ namespace {
 
 constexpr int64_t kParallelThreshold = 1 << 15;
 
+template <class T>
+struct StdMath {
+  static T sqrt(T v) { return std::sqrt(v); }
+  static T pow(T v, T p) { return std::pow(v, p); }
+};
+
 template <class T, class Fn>
 void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, Fn fn) {
   T* o = out.data<T>();
@@ -72,13 +78,12 @@ void unary_forward(Unary op, const Tensor& x, double scalar, const Tensor& out) 
       case Unary::log: return unary_loop<T>(x, out, [](T v) { return std::log(v); });
       case Unary::sqrt: return unary_loop<T>(x, out, [](T v) { return std::sqrt(v); });
       case Unary::abs: return unary_loop<T>(x, out, [](T v) { return std::abs(v); });
-      case Unary::relu: return unary_loop<T>(x, out, [](T v) { return v > T(0) ? v : T(0); });
+      // NaN propagates, as in PyTorch: only values below 0 become 0.
+      case Unary::relu: return unary_loop<T>(x, out, [](T v) { return v < T(0) ? T(0) : v; });
       case Unary::sign: return unary_loop<T>(x, out, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); });
       case Unary::add_scalar: return unary_loop<T>(x, out, [s](T v) { return v + s; });
       case Unary::mul_scalar: return unary_loop<T>(x, out, [s](T v) { return v * s; });
-      case Unary::pow_scalar:
-        if (scalar == 2) return unary_loop<T>(x, out, [](T v) { return v * v; });
-        return unary_loop<T>(x, out, [s](T v) { return std::pow(v, s); });
+      case Unary::pow_scalar: return unary_loop<T>(x, out, [s](T v) { return pow_as_pytorch<T, StdMath<T>>(v, s); });
       case Unary::rsub_scalar: return unary_loop<T>(x, out, [s](T v) { return s - v; });
       case Unary::rdiv_scalar: return unary_loop<T>(x, out, [s](T v) { return s / v; });
     }
@@ -88,7 +93,8 @@ void unary_forward(Unary op, const Tensor& x, double scalar, const Tensor& out) 
 void relu_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) {
   dispatch_floating(y.dtype(), "relu backward", [&](auto type) {
     using T = decltype(type);
-    binary_loop<T>(y, dy, dx, [](T out, T grad) { return out > T(0) ? grad : T(0); });
+    // As PyTorch: the gradient passes unless the output is <= 0, so through NaN too.
+    binary_loop<T>(y, dy, dx, [](T out, T grad) { return out <= T(0) ? T(0) : grad; });
   });
 }
 

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "engine/dtype.h"
 #include "engine/tensor.h"
@@ -94,12 +95,13 @@ void fill_rows_with(T* y, const T* bias, int64_t rows, int64_t cols) {
 
 template <class T>
 void column_sums(const T* dy, int64_t rows, int64_t cols, T* db) {
-  std::fill(db, db + cols, T(0));
+  std::vector<double> total(static_cast<size_t>(cols), 0.0);  // in double, as the CUDA kernel sums
   for (int64_t r = 0; r < rows; ++r) {
     const T* row = dy + r * cols;
 #pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) db[j] += row[j];
+    for (int64_t j = 0; j < cols; ++j) total[j] += static_cast<double>(row[j]);
   }
+  for (int64_t j = 0; j < cols; ++j) db[j] = static_cast<T>(total[j]);
 }
 
 #define TPP_INSTANTIATE(T)                                                                                          \

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace tpp::ops::cpu {
 
@@ -19,15 +20,29 @@ Span window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int6
   return {std::max<int64_t>(start, 0), std::min(stop, in_size), stop - start};
 }
 
-// Flat index of the first maximum in a (never empty) window; NaN wins.
+// The taps of a dilated window along one axis that fall inside the input:
+// begin, begin + step, ... below end (none when begin >= end).
+struct Taps {
+  int64_t begin, end, step;
+};
+
+Taps dilated_window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int64_t dilation,
+                    int64_t in_size) {
+  const int64_t start = out_index * stride - pad;
+  const int64_t first = start >= 0 ? start : start + (-start + dilation - 1) / dilation * dilation;
+  return {first, std::min(start + (kernel - 1) * dilation + 1, in_size), dilation};
+}
+
+// Flat index of the first maximum in a window, or of its last NaN (NaN
+// wins; the last, as PyTorch's kernels pick it); -1 for a window whose taps
+// all fall in the padding (its maximum is -inf, as in PyTorch).
 template <class T>
-int64_t window_argmax(const T* plane, int64_t in_w, const Span& rows, const Span& cols) {
-  int64_t where = rows.begin * in_w + cols.begin;
-  for (int64_t h = rows.begin; h < rows.end; ++h)
-    for (int64_t w = cols.begin; w < cols.end; ++w) {
+int64_t window_argmax(const T* plane, int64_t in_w, const Taps& rows, const Taps& cols) {
+  int64_t where = -1;
+  for (int64_t h = rows.begin; h < rows.end; h += rows.step)
+    for (int64_t w = cols.begin; w < cols.end; w += cols.step) {
       const T v = plane[h * in_w + w];
-      if (std::isnan(v)) return h * in_w + w;
-      if (v > plane[where]) where = h * in_w + w;
+      if (where < 0 || std::isnan(v) || v > plane[where]) where = h * in_w + w;
     }
   return where;
 }
@@ -41,11 +56,11 @@ void max_forward(const T* x, const PoolGeometry& g, T* y, int64_t* argmax) {
   for (int64_t p = 0; p < g.planes; ++p) {
     const T* in = x + p * in_plane;
     for (int64_t oh = 0; oh < g.out_h; ++oh) {
-      const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+      const Taps rows = dilated_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.dilation_h, g.in_h);
       for (int64_t ow = 0; ow < g.out_w; ++ow) {
-        const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+        const Taps cols = dilated_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.dilation_w, g.in_w);
         const int64_t where = window_argmax(in, g.in_w, rows, cols);
-        y[p * out_plane + oh * g.out_w + ow] = in[where];
+        y[p * out_plane + oh * g.out_w + ow] = where < 0 ? -std::numeric_limits<T>::infinity() : in[where];
         argmax[p * out_plane + oh * g.out_w + ow] = where;
       }
     }
@@ -59,7 +74,8 @@ void max_backward(const T* dy, const int64_t* argmax, const PoolGeometry& g, T* 
   for (int64_t p = 0; p < g.planes; ++p) {
     T* out = dx + p * in_plane;
     std::fill(out, out + in_plane, T(0));
-    for (int64_t i = 0; i < out_plane; ++i) out[argmax[p * out_plane + i]] += dy[p * out_plane + i];
+    for (int64_t i = 0; i < out_plane; ++i)
+      if (argmax[p * out_plane + i] >= 0) out[argmax[p * out_plane + i]] += dy[p * out_plane + i];
   }
 }
 
@@ -105,7 +121,65 @@ void avg_backward(const T* dy, const PoolGeometry& g, T* dx) {
   }
 }
 
+// Adaptive pooling's window along one axis, as PyTorch: output i covers
+// [floor(i in / out), ceil((i + 1) in / out)).
+Span adaptive_window(int64_t out_index, int64_t in_size, int64_t out_size) {
+  const int64_t begin = out_index * in_size / out_size, end = ((out_index + 1) * in_size + out_size - 1) / out_size;
+  return {begin, end, end - begin};
+}
+
+// fn(plane, output index, rows, cols) for every output of every plane.
+template <class Fn>
+void for_each_adaptive_window(const PoolGeometry& g, Fn fn) {
+#pragma omp parallel for if (parallel_planes(g))
+  for (int64_t p = 0; p < g.planes; ++p)
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      const Span rows = adaptive_window(oh, g.in_h, g.out_h);
+      for (int64_t ow = 0; ow < g.out_w; ++ow)
+        fn(p, oh * g.out_w + ow, rows, adaptive_window(ow, g.in_w, g.out_w));
+    }
+}
+
+template <class T>
+void adaptive_avg_forward(const T* x, const PoolGeometry& g, T* y) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+  for_each_adaptive_window(g, [&](int64_t p, int64_t o, const Span& rows, const Span& cols) {
+    const T* in = x + p * in_plane;
+    T acc = 0;
+    for (int64_t h = rows.begin; h < rows.end; ++h)
+      for (int64_t w = cols.begin; w < cols.end; ++w) acc += in[h * g.in_w + w];
+    y[p * out_plane + o] = acc / static_cast<T>(rows.padded * cols.padded);
+  });
+}
+
+template <class T>
+void adaptive_avg_backward(const T* dy, const PoolGeometry& g, T* dx) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+  std::fill(dx, dx + g.planes * in_plane, T(0));
+  // Windows of one plane may overlap; planes are separate, so threads never share an element.
+  for_each_adaptive_window(g, [&](int64_t p, int64_t o, const Span& rows, const Span& cols) {
+    T* out = dx + p * in_plane;
+    const T share = dy[p * out_plane + o] / static_cast<T>(rows.padded * cols.padded);
+    for (int64_t h = rows.begin; h < rows.end; ++h)
+      for (int64_t w = cols.begin; w < cols.end; ++w) out[h * g.in_w + w] += share;
+  });
+}
+
 }  // namespace
+
+void adaptive_avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y) {
+  dispatch_floating(x.dtype(), "adaptive_avg_pool2d", [&](auto type) {
+    using T = decltype(type);
+    adaptive_avg_forward(x.data<T>(), g, y.data<T>());
+  });
+}
+
+void adaptive_avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& dx) {
+  dispatch_floating(dy.dtype(), "adaptive_avg_pool2d backward", [&](auto type) {
+    using T = decltype(type);
+    adaptive_avg_backward(dy.data<T>(), g, dx.data<T>());
+  });
+}
 
 void max_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y, const Tensor& argmax) {
   dispatch_floating(x.dtype(), "max_pool2d", [&](auto type) {

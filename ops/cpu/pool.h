@@ -15,4 +15,8 @@ void max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const PoolGeome
 void avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y);
 void avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& dx);
 
+// Adaptive average pooling: only planes, in_h/in_w and out_h/out_w of g are read.
+void adaptive_avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y);
+void adaptive_avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& dx);
+
 }  // namespace tpp::ops::cpu

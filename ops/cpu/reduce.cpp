@@ -142,12 +142,13 @@ void frobenius_norm_backward(const Tensor& x, const Tensor& y, const Tensor& dy,
   dispatch_floating(x.dtype(), "frobenius_norm backward", [&](auto type) {
     using T = decltype(type);
     const double norm = static_cast<double>(y.data<T>()[0]);
-    const T scale = norm == 0 ? T(0) : static_cast<T>(dy.item() / norm);
+    // dy / norm in double: for a tiny norm (1e-40 in f32) it overflows T.
+    const double scale = norm == 0 ? 0.0 : dy.item() / norm;
     const T* p = x.data<T>();
     T* out = dx.data<T>();
     const int64_t n = x.numel();
 #pragma omp parallel for simd if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) out[i] = p[i] * scale;
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(static_cast<double>(p[i]) * scale);
   });
 }
 

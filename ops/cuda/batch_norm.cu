@@ -31,34 +31,43 @@ __device__ double value_or(const T* p, int64_t i, double fallback) {
   return p ? static_cast<double>(p[i]) : fallback;
 }
 
-// Mean and biased variance of channel c (at least one value), block-wide.
-// Sums are taken around the channel's first value so that a large mean does
-// not cancel the variance, as in the CPU kernel.
+// Σ (x - shift) and Σ (x - shift)² over channel c, block-wide.
+template <class T>
+__device__ void shifted_sums(const T* x, const BatchNormShape& s, int64_t c, double shift, double& s1, double& s2) {
+  double a = 0, b = 0;
+  for (int64_t k = threadIdx.x; k < s.n * s.hw; k += blockDim.x) {
+    const double d = static_cast<double>(x[channel_offset(s, c, k)]) - shift;
+    a += d;
+    b += d * d;
+  }
+  s1 = block_reduce(a, Sum{}, 0.0);
+  s2 = block_reduce(b, Sum{}, 0.0);
+}
+
+// Mean and biased variance of channel c (at least one value), block-wide, in
+// two passes as the CPU kernel: the mean (around the channel's first value),
+// then the sums around it with the first pass's rounding corrected.
 template <class T>
 __device__ void channel_moments(const T* x, const BatchNormShape& s, int64_t c, double& mean, double& var) {
-  const int64_t count = s.n * s.hw;
+  const double count = static_cast<double>(s.n * s.hw);
   const double shift = static_cast<double>(x[c * s.hw]);
-  double s1 = 0, s2 = 0;
-  for (int64_t k = threadIdx.x; k < count; k += blockDim.x) {
-    const double d = static_cast<double>(x[channel_offset(s, c, k)]) - shift;
-    s1 += d;
-    s2 += d * d;
-  }
-  s1 = block_reduce(s1, Sum{}, 0.0);
-  s2 = block_reduce(s2, Sum{}, 0.0);
-  const double centred = s1 / static_cast<double>(count);
-  mean = shift + centred;
-  var = fmax(s2 / static_cast<double>(count) - centred * centred, 0.0);
+  double s1, s2, d1, d2;
+  shifted_sums(x, s, c, shift, s1, s2);
+  const double first = shift + s1 / count;
+  shifted_sums(x, s, c, first, d1, d2);
+  mean = first + d1 / count;
+  var = fmax((d2 - d1 * d1 / count) / count, 0.0);
 }
 
 // y = (x - mean) * scale + shift over channel c, in T as the CPU kernel.
 template <class T>
 __device__ void normalize_channel(const T* x, T* y, const BatchNormShape& s, int64_t c, double mean, double scale,
                                   double shift) {
-  const T m = static_cast<T>(mean), a = static_cast<T>(scale), b = static_cast<T>(shift);
+  const SplitMean<T> m(mean);
+  const T a = static_cast<T>(scale), b = static_cast<T>(shift);
   for (int64_t k = threadIdx.x; k < s.n * s.hw; k += blockDim.x) {
     const int64_t at = channel_offset(s, c, k);
-    y[at] = (x[at] - m) * a + b;
+    y[at] = m.centre(x[at]) * a + b;
   }
 }
 
@@ -101,10 +110,10 @@ __global__ void forward_eval_kernel(const T* x, const T* weight, const T* bias, 
                                     const double* invstd, T* y, BatchNormShape s) {
   TPP_GRID_STRIDE_LOOP(i, s.n * s.c * s.hw) {
     const int64_t c = i / s.hw % s.c;
-    const T m = static_cast<T>(mean[c]);
+    const SplitMean<T> m(mean[c]);
     const T a = static_cast<T>(invstd[c] * value_or(weight, c, 1.0));
     const T b = static_cast<T>(value_or(bias, c, 0.0));
-    y[i] = (x[i] - m) * a + b;
+    y[i] = m.centre(x[i]) * a + b;
   }
 }
 
@@ -126,10 +135,11 @@ __device__ void channel_dy_sums(const T* x, const T* dy, const BatchNormShape& s
 template <class T>
 __device__ void write_channel_dx(T* dx, const T* x, const T* dy, const BatchNormShape& s, int64_t c, double a,
                                  double k, double k0, double mean) {
-  const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0), tm = static_cast<T>(mean);
+  const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0);
+  const SplitMean<T> m(mean);
   for (int64_t j = threadIdx.x; j < s.n * s.hw; j += blockDim.x) {
     const int64_t at = channel_offset(s, c, j);
-    dx[at] = ta * dy[at] + tk * (x[at] - tm) + tk0;
+    dx[at] = ta * dy[at] + tk * m.centre(x[at]) + tk0;
   }
 }
 
@@ -200,7 +210,7 @@ __global__ void backward_input_kernel(const T* x, const T* dy, const T* weight, 
     const double a = value_or(weight, c, 1.0) * invstd;
     const double k = -a * sums[s.c + c] * invstd * invstd / count;  // sum dy*xhat = sum_dy_centred * invstd
     const double k0 = -a * sums[c] / count;
-    dx[i] = static_cast<T>(a) * dy[i] + static_cast<T>(k) * (x[i] - static_cast<T>(mean[c])) + static_cast<T>(k0);
+    dx[i] = static_cast<T>(a) * dy[i] + static_cast<T>(k) * SplitMean<T>(mean[c]).centre(x[i]) + static_cast<T>(k0);
   }
 }
 

@@ -28,6 +28,12 @@ __device__ inline double abs_of(double v) { return ::fabs(v); }
 __device__ inline float pow_of(float v, float p) { return powf(v, p); }
 __device__ inline double pow_of(double v, double p) { return ::pow(v, p); }
 
+template <class T>
+struct DeviceMath {
+  __device__ static T sqrt(T v) { return sqrt_of(v); }
+  __device__ static T pow(T v, T p) { return pow_of(v, p); }
+};
+
 template <class T, Binary kOp>
 struct BinaryFn {
   __device__ T operator()(T x, T y) const {
@@ -40,7 +46,8 @@ struct BinaryFn {
 
 template <class T>
 struct ReluBackwardFn {
-  __device__ T operator()(T out, T grad) const { return out > T(0) ? grad : T(0); }
+  // As PyTorch: the gradient passes unless the output is <= 0, so through NaN too.
+  __device__ T operator()(T out, T grad) const { return out <= T(0) ? T(0) : grad; }
 };
 
 template <class T, Unary kOp>
@@ -52,11 +59,11 @@ struct UnaryFn {
     else if constexpr (kOp == Unary::log) return log_of(v);
     else if constexpr (kOp == Unary::sqrt) return sqrt_of(v);
     else if constexpr (kOp == Unary::abs) return abs_of(v);
-    else if constexpr (kOp == Unary::relu) return v > T(0) ? v : T(0);
+    else if constexpr (kOp == Unary::relu) return v < T(0) ? T(0) : v;  // NaN propagates
     else if constexpr (kOp == Unary::sign) return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
     else if constexpr (kOp == Unary::add_scalar) return v + s;
     else if constexpr (kOp == Unary::mul_scalar) return v * s;
-    else if constexpr (kOp == Unary::pow_scalar) return pow_of(v, s);
+    else if constexpr (kOp == Unary::pow_scalar) return pow_as_pytorch<T, DeviceMath<T>>(v, s);
     else if constexpr (kOp == Unary::rsub_scalar) return s - v;
     else return s / v;
   }

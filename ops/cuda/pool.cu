@@ -62,17 +62,12 @@ __global__ void max_forward_kernel(const T* x, T* y, int64_t* argmax, PoolGeomet
       argmax[i] = -1;
       continue;
     }
+    // The first maximum, but the last NaN, as PyTorch's kernels pick them.
     int64_t where = rows.begin * g.in_w + cols.begin;
-    bool found_nan = false;
-    for (int64_t h = rows.begin; h < rows.end && !found_nan; ++h)
+    for (int64_t h = rows.begin; h < rows.end; ++h)
       for (int64_t w = cols.begin; w < cols.end; ++w) {
         const T v = in[h * g.in_w + w];
-        if (isnan(v)) {
-          where = h * g.in_w + w;
-          found_nan = true;
-          break;
-        }
-        if (v > in[where]) where = h * g.in_w + w;
+        if (isnan(v) || v > in[where]) where = h * g.in_w + w;
       }
     y[i] = in[where];
     argmax[i] = where;

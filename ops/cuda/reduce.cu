@@ -150,9 +150,10 @@ __global__ void max_all_backward_kernel(const T* x, const T* max_value, const T*
 
 template <class T>
 __global__ void norm_backward_kernel(const T* x, const T* norm_value, const T* dy, T* dx, int64_t n) {
+  // dy / norm in double: for a tiny norm (1e-40 in f32) it overflows T.
   const double norm = static_cast<double>(*norm_value);
-  const T scale = norm == 0 ? T(0) : static_cast<T>(static_cast<double>(*dy) / norm);
-  TPP_GRID_STRIDE_LOOP(i, n) dx[i] = x[i] * scale;
+  const double scale = norm == 0 ? 0.0 : static_cast<double>(*dy) / norm;
+  TPP_GRID_STRIDE_LOOP(i, n) dx[i] = static_cast<T>(static_cast<double>(x[i]) * scale);
 }
 
 // One warp per row of a [rows, reduce] x: each lane keeps the first maximum of

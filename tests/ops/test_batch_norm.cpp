@@ -190,4 +190,34 @@ TEST_SUITE("batch_norm") {
     CHECK_THROWS_WITH(ops::batch_norm2d(zeros({2, 3, 4, 4}), zeros({3}, {.dtype = DType::f64}), {}, {}, {}),
                       "batch_norm2d: dtype mismatch: f32 with shape [2, 3, 4, 4] and f64 with shape [3]");
   }
+
+  TEST_CASE("f32 training keeps the digits of a mean that is large against the spread") {
+    // x = 1000 and 1000 + 2^-14: the f32 mean 1000 + 2^-15 is not representable.
+    const double d = std::ldexp(1.0, -15), var = d * d;
+    const double expected = d / std::sqrt(var + 1e-5);
+    const Tensor x = from_vector<float>({1000.0f, 1000.0f + std::ldexp(1.0f, -14)}, {1, 1, 1, 2});
+    const std::vector<float> y = ops::batch_norm2d(x, {}, {}, {}, {}).to_vector<float>();
+    CHECK(y[0] == doctest::Approx(-expected).epsilon(1e-4));
+    CHECK(y[1] == doctest::Approx(expected).epsilon(1e-4));
+  }
+
+  TEST_CASE("f32 training on 1000 + 0.01 N(0, 1) agrees with f64 in output and input gradient") {
+    Generator gen(7);
+    const Tensor x64 = ops::add(ops::mul(randn({2, 3, 4, 4}, {.dtype = DType::f64}, &gen), 0.01), 1000.0)
+                           .to(DType::f32).to(DType::f64);  // values exact in f32
+    const Tensor dy64 = randn({2, 3, 4, 4}, {.dtype = DType::f64}, &gen);
+    const Tensor x32 = x64.to(DType::f32).set_requires_grad(), x64_leaf = x64.detach().set_requires_grad();
+    const Tensor y32 = ops::batch_norm2d(x32, {}, {}, {}, {});
+    const Tensor y64 = ops::batch_norm2d(x64_leaf, {}, {}, {}, {});
+    y32.backward(dy64.to(DType::f32));
+    y64.backward(dy64);
+    const auto max_diff = [](const Tensor& a, const Tensor& b) {
+      const std::vector<double> u = a.to(DType::f64).to_vector<double>(), v = b.to_vector<double>();
+      double m = 0;
+      for (size_t i = 0; i < u.size(); ++i) m = std::max(m, std::abs(u[i] - v[i]));
+      return m;
+    };
+    CHECK(max_diff(y32, y64) < 1e-4);
+    CHECK(max_diff(x32.grad(), x64_leaf.grad()) < 1e-2 * 1e-2);  // the gradient scales with 1 / spread
+  }
 }

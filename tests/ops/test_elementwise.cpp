@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "ops/elementwise.h"
 #include "tests/gradcheck.h"
 
@@ -92,5 +94,23 @@ TEST_SUITE("elementwise") {
     const Tensor y = ops::mask_mul(x, mask);
     CHECK(y.to_vector<double>()[1] == 0);
     gradcheck([mask](const auto& in) { return ops::mask_mul(in[0], mask); }, {x});
+  }
+
+  TEST_CASE("relu passes NaN through, forward and backward, as PyTorch") {
+    const Tensor x = from_vector<double>({std::nan(""), -1, 2, 0}, {4}).set_requires_grad();
+    const Tensor y = ops::relu(x);
+    const std::vector<double> v = y.to_vector<double>();
+    CHECK(std::isnan(v[0]));
+    CHECK(v[1] == 0);
+    y.backward(from_vector<double>({5, 6, 7, 8}, {4}));
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{5, 0, 7, 0});
+  }
+
+  TEST_CASE("the gradient of pow(x, 0) is 0, also at x = 0 (not 0 * inf)") {
+    const Tensor x = from_vector<double>({0, 2, -3}, {3}).set_requires_grad();
+    const Tensor y = ops::pow(x, 0);
+    CHECK(y.to_vector<double>() == std::vector<double>{1, 1, 1});
+    y.backward(from_vector<double>({1, 1, 1}, {3}));
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 0, 0});
   }
 }

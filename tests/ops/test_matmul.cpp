@@ -138,9 +138,11 @@ TEST_SUITE("matmul") {
                       "matmul: shapes [2, 3] and [4, 5] cannot be multiplied (3 != 4)");
   }
 
-  TEST_CASE("matmul refuses operands of more than 2 dims") {
-    CHECK_THROWS_WITH(ops::matmul(zeros({2, 3, 4}), zeros({4, 5})),
-                      "matmul: expected 1-d or 2-d operands but got shapes [2, 3, 4] and [4, 5]");
+  TEST_CASE("batched matmul refuses batch dims that do not broadcast") {
+    CHECK_THROWS_WITH(ops::matmul(zeros({2, 3, 4}), zeros({3, 4, 5})),
+                      "matmul: shapes [2] and [3] cannot be broadcast together");
+    CHECK_THROWS_WITH(ops::matmul(zeros({2, 3, 4}), zeros({3, 5})),
+                      "matmul: shapes [2, 3, 4] and [3, 5] cannot be multiplied (4 != 3)");
   }
 
   TEST_CASE("matmul refuses mixed dtypes") {
@@ -165,5 +167,48 @@ TEST_SUITE("matmul") {
   TEST_CASE("linear refuses mixed dtypes") {
     CHECK_THROWS_WITH(ops::linear(zeros({8, 4}), zeros({2, 4}, {.dtype = DType::f64})),
                       "linear: dtype mismatch: f32 with shape [8, 4] and f64 with shape [2, 4]");
+  }
+
+  TEST_CASE("batched matmul: [2, 3, 4] x [4, 5] multiplies each batch entry by the matrix") {
+    const Tensor a = random_input({2, 3, 4}, 61), b = random_input({4, 5}, 62);
+    const Tensor y = ops::matmul(a, b);
+    REQUIRE(y.sizes() == Shape{2, 3, 5});
+    for (int64_t i = 0; i < 2; ++i) {
+      const auto expected = ops::matmul(a.select(0, i), b).to_vector<double>(), got = y.select(0, i).contiguous().to_vector<double>();
+      for (size_t j = 0; j < got.size(); ++j) CHECK(got[j] == doctest::Approx(expected[j]));
+    }
+  }
+
+  TEST_CASE("batched matmul broadcasts batch dims: [2, 1, 3, 4] x [3, 4, 2] is [2, 3, 3, 2]") {
+    const Tensor a = random_input({2, 1, 3, 4}, 63), b = random_input({3, 4, 2}, 64);
+    const Tensor y = ops::matmul(a, b);
+    REQUIRE(y.sizes() == Shape{2, 3, 3, 2});
+    const auto expected = ops::matmul(a.select(0, 1).select(0, 0), b.select(0, 2)).to_vector<double>();
+    const auto got = y.select(0, 1).select(0, 2).contiguous().to_vector<double>();
+    for (size_t j = 0; j < got.size(); ++j) CHECK(got[j] == doctest::Approx(expected[j]));
+  }
+
+  TEST_CASE("batched matmul with a 1-d operand: [5] x [2, 5, 3] is [2, 3], [2, 3, 4] x [4] is [2, 3]") {
+    CHECK(ops::matmul(zeros({5}), zeros({2, 5, 3})).sizes() == Shape{2, 3});
+    CHECK(ops::matmul(zeros({2, 3, 4}), zeros({4})).sizes() == Shape{2, 3});
+  }
+
+  TEST_CASE("gradcheck: batched matmul with broadcast batch dims and 1-d operands") {
+    gradcheck([](const auto& in) { return ops::matmul(in[0], in[1]); }, {random_input({2, 3, 4}, 65), random_input({4, 5}, 66)});
+    gradcheck([](const auto& in) { return ops::matmul(in[0], in[1]); },
+              {random_input({2, 1, 3, 4}, 67), random_input({3, 4, 2}, 68)});
+    gradcheck([](const auto& in) { return ops::matmul(in[0], in[1]); }, {random_input({5}, 69), random_input({2, 5, 3}, 70)});
+  }
+
+  TEST_CASE("linear with 0 input features gives the bias, and empty weight gradients") {
+    const Tensor x = zeros({3, 0}, {.dtype = DType::f64}).set_requires_grad();
+    const Tensor w = zeros({2, 0}, {.dtype = DType::f64}).set_requires_grad();
+    const Tensor b = from_vector<double>({1.5, -2}, {2}).set_requires_grad();
+    const Tensor y = ops::linear(x, w, b);
+    CHECK(y.to_vector<double>() == std::vector<double>{1.5, -2, 1.5, -2, 1.5, -2});
+    y.backward(ones({3, 2}, {.dtype = DType::f64}));
+    CHECK(b.grad().to_vector<double>() == std::vector<double>{3, 3});
+    CHECK(w.grad().sizes() == Shape{2, 0});
+    CHECK(ops::linear(zeros({3, 0}), zeros({2, 0})).to_vector<float>() == std::vector<float>(6, 0.0f));
   }
 }

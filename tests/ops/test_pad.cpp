@@ -58,9 +58,25 @@ TEST_SUITE("pad") {
               {x});
   }
 
-  TEST_CASE("negative pads are refused") {
-    CHECK_THROWS_WITH(ops::constant_pad(zeros({2, 3}), {1, -1}),
-                      "constant_pad: negative padding is not supported (pad [1, -1], x of shape [2, 3])");
+  TEST_CASE("negative pads crop, as PyTorch") {
+    const Tensor x = from_vector<double>({1, 2, 3, 4, 5, 6}, {2, 3});
+    CHECK(ops::constant_pad(x, {-1, 0}).to_vector<double>() == std::vector<double>{2, 3, 5, 6});
+    CHECK(ops::constant_pad(x, {1, -2}, 9).to_vector<double>() == std::vector<double>{9, 1, 9, 4});
+    CHECK(ops::constant_pad(x, {-1, -2}).sizes() == Shape{2, 0});
+    // A cut longer than x eats into the other end's padding: [9 | 1 2 3] minus 4 from the end.
+    CHECK(ops::constant_pad(x, {1, -4}, 9).sizes() == Shape{2, 0});
+    CHECK(ops::constant_pad(x, {-3, 1}, 9).to_vector<double>() == std::vector<double>{9, 9});
+    CHECK(ops::constant_pad(x, {0, 0, -1, 1}).to_vector<double>() == std::vector<double>{4, 5, 6, 0, 0, 0});
+  }
+
+  TEST_CASE("gradcheck: constant_pad with crops and pads together") {
+    const Tensor x = random_input({2, 3, 4}, 31);
+    gradcheck([](const auto& in) { return ops::constant_pad(in[0], {-1, 2, 1, -2}, 0.5); }, {x});
+  }
+
+  TEST_CASE("a crop below size 0 is refused, naming the dim") {
+    CHECK_THROWS_WITH(ops::constant_pad(zeros({2, 3}), {-2, -2}),
+                      "constant_pad: pad [-2, -2] leaves dim 1 of x with shape [2, 3] a negative size");
   }
 
   TEST_CASE("the pad list must be even and cover at most every dim") {

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "ops/elementwise.h"
 #include "ops/pool.h"
 #include "tests/gradcheck.h"
@@ -149,5 +152,70 @@ TEST_SUITE("pool") {
   TEST_CASE("kernel and stride must be positive") {
     CHECK_THROWS_WITH(ops::max_pool2d(zeros({1, 1, 2, 2}), {.kernel = {0, 2}}),
                       "max_pool2d: kernel [0, 2] and stride [0, 0] must be positive (x has shape [1, 1, 2, 2])");
+  }
+
+  TEST_CASE("max_pool2d with dilation 2 takes every other row and column of a 3x3 span (PyTorch)") {
+    const Tensor x = from_vector<double>({3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6, 2, 6, 4, 3},
+                                         {1, 1, 5, 5});
+    // PyTorch 1.13: F.max_pool2d(x, 2, 1, 0, dilation=2)
+    CHECK(ops::max_pool2d(x, {.kernel = {2, 2}, .stride = {1, 1}, .dilation = {2, 2}}).to_vector<double>() ==
+          std::vector<double>{9, 8, 9, 9, 8, 6, 9, 8, 9});
+  }
+
+  TEST_CASE("a dilated window whose taps all fall in the padding gives -inf and no gradient (PyTorch)") {
+    const Tensor x = arange(0, 4, 1, {.dtype = DType::f64}).view({1, 1, 2, 2}).set_requires_grad();
+    const Tensor y = ops::max_pool2d(x, {.kernel = {2, 2}, .stride = {1, 1}, .padding = {1, 1}, .dilation = {3, 3}});
+    REQUIRE(y.sizes() == Shape{1, 1, 1, 1});
+    CHECK(y.item() == -std::numeric_limits<double>::infinity());
+    y.backward(ones({1, 1, 1, 1}, {.dtype = DType::f64}));
+    CHECK(x.grad().to_vector<double>() == std::vector<double>(4, 0.0));
+  }
+
+  TEST_CASE("gradcheck: max_pool2d with dilation, padding and ceil mode") {
+    const Tensor x = random_input({2, 2, 7, 6}, 43);
+    gradcheck(
+        [](const auto& in) {
+          return ops::max_pool2d(
+              in[0], {.kernel = {3, 2}, .stride = {2, 1}, .padding = {1, 1}, .ceil_mode = true, .dilation = {2, 3}});
+        },
+        {x});
+  }
+
+  TEST_CASE("adaptive_avg_pool2d averages PyTorch's windows for any output size") {
+    std::vector<double> v;
+    for (int i = 0; i < 25; ++i) v.push_back(i * i / 7.0);
+    const Tensor x = from_vector<double>(v, {1, 1, 5, 5});
+    // PyTorch 1.13: F.adaptive_avg_pool2d(x, (3, 2))
+    const std::vector<double> expected{2.7380952380952386, 5.309523809523809, 19.76190476190476,
+                                       26.619047619047617, 49.88095238095238, 61.02380952380952};
+    const std::vector<double> got = ops::adaptive_avg_pool2d(x, {3, 2}).to_vector<double>();
+    REQUIRE(got.size() == expected.size());
+    for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(expected[i]).epsilon(1e-12));
+  }
+
+  TEST_CASE("adaptive_avg_pool2d to 1x1 is the global average") {
+    const Tensor x = random_input({2, 3, 4, 5}, 44);
+    const auto a = ops::adaptive_avg_pool2d(x, {1, 1}).to_vector<double>(), g = ops::global_avg_pool2d(x).to_vector<double>();
+    for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(g[i]));
+  }
+
+  TEST_CASE("gradcheck: adaptive_avg_pool2d with overlapping windows and larger outputs") {
+    const Tensor x = random_input({2, 2, 5, 3}, 45);
+    gradcheck([](const auto& in) { return ops::adaptive_avg_pool2d(in[0], {3, 2}); }, {x});
+    gradcheck([](const auto& in) { return ops::adaptive_avg_pool2d(in[0], {7, 4}); }, {x});
+  }
+
+  TEST_CASE("adaptive_avg_pool2d refuses an output size below 1") {
+    CHECK_THROWS_WITH(ops::adaptive_avg_pool2d(zeros({1, 1, 4, 4}), {0, 2}),
+                      "adaptive_avg_pool2d: output size [0, 2] must be positive (x has shape [1, 1, 4, 4])");
+  }
+
+  TEST_CASE("max_pool2d: NaN wins a window, and of several NaNs the last one takes the gradient (PyTorch)") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const Tensor x = from_vector<double>({1, nan, 5, nan}, {1, 1, 2, 2}).set_requires_grad();
+    const Tensor y = ops::max_pool2d(x, {.kernel = {2, 2}});
+    CHECK(std::isnan(y.item()));
+    y.backward(ones({1, 1, 1, 1}, {.dtype = DType::f64}));
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 0, 0, 1});
   }
 }

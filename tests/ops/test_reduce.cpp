@@ -174,4 +174,13 @@ TEST_SUITE("reduce") {
     CHECK_THROWS_WITH(ops::sum(zeros({3}, {.dtype = DType::i64})),
                       "sum: expected a floating tensor (f32 or f64) but got i64 with shape [3]");
   }
+
+  TEST_CASE("sum and mean of a 0-d tensor over dim -1 or 0 are the value itself (PyTorch)") {
+    const Tensor x = from_vector<double>({2.5}, {}).set_requires_grad();
+    CHECK(ops::sum(x, {-1}).item() == 2.5);
+    CHECK(ops::mean(x, {0}, true).sizes() == Shape{});
+    ops::sum(x, {-1}).backward();
+    CHECK(x.grad().item() == 1);
+    CHECK_THROWS_WITH(ops::sum(x, {1}), "sum: dim 1 is out of range for a 0-d tensor");
+  }
 }

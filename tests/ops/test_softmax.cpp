@@ -74,4 +74,15 @@ TEST_SUITE("softmax") {
     CHECK_THROWS_WITH(ops::log_softmax(zeros({2, 3}, {.dtype = DType::i64}), 1),
                       "log_softmax: expected a floating tensor (f32 or f64) but got i64 with shape [2, 3]");
   }
+
+  TEST_CASE("a 0-d tensor takes dim 0 and -1: softmax is 1, log_softmax 0 (PyTorch)") {
+    const Tensor x = from_vector<double>({2.5}, {}).set_requires_grad();
+    CHECK(ops::softmax(x, -1).item() == 1);
+    CHECK(ops::softmax(x, 0).item() == 1);
+    const Tensor y = ops::log_softmax(x, -1);
+    CHECK(y.item() == 0);
+    CHECK(y.sizes() == Shape{});
+    y.backward(from_vector<double>({3}, {}));
+    CHECK(x.grad().item() == 0);
+  }
 }
