@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/usage.h"
 #include "apps/report.h"
 #include "apps/run_dir.h"
 #include "engine/error.h"
@@ -278,12 +279,15 @@ int run_repro(const ReproConfig& c) {
 CLI::App* add_repro_command(CLI::App& app) {
   auto c = std::make_shared<ReproConfig>();
   CLI::App* sub = app.add_subcommand("repro", "Reproduce an experiment of the paper end to end (mlp7-mnist: Fig. 3)");
+  sub->footer("Examples:\n  tpp repro mlp7-mnist --seeds 1 --out runs/repro\n  tpp repro mlp7-mnist --seeds 3 --data-dir ~/data/mnist");
   sub->add_option("experiment", c->experiment, "mlp7-mnist")->required();
-  sub->add_option("--seeds", c->seeds, "Seeds 0..N-1; the table gives mean ± std")->capture_default_str();
-  sub->add_option("--pr", c->pr, "Pruning ratio of the hidden layers")->capture_default_str();
-  sub->add_option("--dense-epochs", c->dense_epochs, "Epochs of dense training")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--epochs", c->epochs, "Epochs of each retraining")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--data-dir", c->data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
+  sub->add_option("--seeds", c->seeds, "Seeds 0..N-1; the table gives mean ± std")
+      ->capture_default_str()
+      ->check(positive_integer());
+  sub->add_option("--pr", c->pr, "Pruning ratio of the hidden layers")->capture_default_str()->check(pruning_ratio());
+  sub->add_option("--dense-epochs", c->dense_epochs, "Epochs of dense training")->capture_default_str()->check(positive_integer());
+  sub->add_option("--epochs", c->epochs, "Epochs of each retraining")->capture_default_str()->check(positive_integer());
+  sub->add_option("--data-dir", c->data_dir, kDataDirHelp);
   sub->add_option("--out", c->out, "Where the runs and the table go")->capture_default_str();
   sub->add_option("--workers", c->workers, "Data loader threads")->capture_default_str();
   sub->add_option("--limit", c->limit, "First N training images only (tests)")->capture_default_str();

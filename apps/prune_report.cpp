@@ -5,6 +5,8 @@
 #include "apps/report.h"
 #include "apps/trainer.h"
 #include "engine/build_info.h"
+#include "engine/text.h"
+#include "prune/jsv.h"
 
 namespace tpp::apps {
 
@@ -38,7 +40,7 @@ std::string percent(const Json& value) {
 }
 
 std::string jsv_text(const Json& jsv) {
-  return jsv.is_object() ? fmt::format("{:.4f}", jsv.at("mean").get<double>()) : std::string("-");
+  return jsv.is_object() ? prune::jsv_text(jsv.at("mean").get<double>()) : std::string("-");
 }
 
 }  // namespace
@@ -195,7 +197,8 @@ void print_prune_outcome(const std::vector<Json>& log, const std::string& run_di
   if (!epochs.empty()) {
     const auto best = std::max_element(epochs.begin(), epochs.end(),
                                        [](const EpochStats& a, const EpochStats& b) { return a.test_acc < b.test_acc; });
-    fmt::print("prune: retrained {} epochs: final {:.2f}%, best {:.2f}% (epoch {})\n", epochs.size(),
+    fmt::print("prune: retrained {}: final {:.2f}%, best {:.2f}% (epoch {})\n",
+               counted(static_cast<int64_t>(epochs.size()), "epoch"),
                epochs.back().test_acc, best->test_acc, best->epoch);
   }
   fmt::print("prune: run directory {} (report.html, summary.json, log.jsonl, pruned/last/best.safetensors)\n", run_dir);

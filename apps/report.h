@@ -19,11 +19,20 @@ struct ChartSeries {
 struct ChartOptions {
   std::string title, x_label, y_label;
   int width = 560, height = 320;
+  // The y axis: linear, logarithmic, or logarithmic when every value is
+  // positive and they span more than a factor of 100 (a loss of 1 next to a
+  // penalty of 0.001 would otherwise be a flat line).
+  enum class Scale { linear, log, automatic } y_scale = Scale::automatic;
 };
 
-// An SVG line chart with "nice" axis ticks, grid lines and a legend. Empty
-// series are skipped; with no points at all the chart says so.
+// An SVG line chart with "nice" axis ticks, grid lines, axis labels and a
+// legend in rows of its own under the title. Series drawn earlier are drawn
+// wider, and every series after the first dashed, so that one lying on
+// another stays visible. Empty series are skipped; with no points at all
+// the chart says so.
 std::string svg_line_chart(const std::vector<ChartSeries>& series, const ChartOptions& options);
+// The same axes with one marker per point and no lines (one series per run).
+std::string svg_scatter_chart(const std::vector<ChartSeries>& series, const ChartOptions& options);
 
 // Text for HTML element content and attribute values.
 std::string html_escape(std::string_view text);
