@@ -197,6 +197,14 @@ EarlyCurve early_curve(const fs::path& dir) {
   return curve;
 }
 
+// The settings of the experiment, for the report's Config section.
+std::string repro_config_text(const ReproConfig& c) {
+  return fmt::format("experiment = \"{}\"\nseeds = {}\npr = {:g}\ndense-epochs = {}\nepochs = {}\nreg-granularity = "
+                     "{:g}\nreg-interval = {}\nstabilize-iters = {}\nzero-out-interval = {}\nout = \"{}\"\n",
+                     c.experiment, c.seeds, c.pr, c.dense_epochs, c.epochs, c.reg_granularity, c.reg_interval,
+                     c.stabilize_iters, c.zero_out_interval, c.out);
+}
+
 int run_repro(const ReproConfig& c) {
   TPP_CHECK(c.experiment == "mlp7-mnist", "repro: unknown experiment '{}'; known: mlp7-mnist", c.experiment);
   TPP_CHECK(c.seeds >= 1, "repro: --seeds must be at least 1, got {}", c.seeds);
@@ -227,12 +235,15 @@ int run_repro(const ReproConfig& c) {
       "|---|---|---|---|---|---|---|\n",
       c.pr, c.seeds, c.epochs, dense_acc.text(2), dense_jsv.text(4));
   Json results = Json::object();
+  std::vector<std::vector<std::string>> html_rows;
   for (const Variant& v : variants()) {
     const Cell& a = cells[fmt::format("{}/{:g}", v.method, 1e-2)];
     const Cell& b = cells[fmt::format("{}/{:g}", v.method, 1e-3)];
     const Cell& j = cells[v.method + "/jsv"];
     table += fmt::format("| {} | {} | {} | {} | {:.2f} | {:.2f} | {:.4f} |\n", v.label, a.text(2), b.text(2), j.text(4),
                          v.paper_lr2, v.paper_lr3, v.paper_jsv);
+    html_rows.push_back({v.label, a.text(2), b.text(2), j.text(4), fmt::format("{:.2f}", v.paper_lr2),
+                         fmt::format("{:.2f}", v.paper_lr3), fmt::format("{:.4f}", v.paper_jsv)});
     results[v.method] = {{"best_acc_lr1e-2", a.values}, {"best_acc_lr1e-3", b.values}, {"jsv_after_pruning", j.values}};
   }
   fmt::print("\n{}", table);
@@ -268,8 +279,11 @@ int run_repro(const ReproConfig& c) {
                                          {"dense best accuracy", dense_acc.text(2)},
                                          {"dense mean JSV", dense_jsv.text(4)}},
                                .charts = charts,
-                               .sections = {{"Table", fmt::format("<pre>{}</pre>\n", html_escape(table))}},
-                               .config_toml = ""}));
+                               .sections = {{"Table", html_table({"Method", "LR 1e-2", "LR 1e-3",
+                                                                  "mean JSV after pruning", "paper LR 1e-2",
+                                                                  "paper LR 1e-3", "paper JSV"},
+                                                                 html_rows)}},
+                               .config_toml = repro_config_text(c)}));
   fmt::print("\nrepro: {} (repro.md, summary.json, report.html; one run directory per step)\n", c.out);
   return 0;
 }

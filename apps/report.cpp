@@ -87,7 +87,7 @@ std::vector<LegendEntry> legend_layout(const std::vector<ChartSeries>& series, d
     if (s.points.empty()) continue;
     const double width = 22 + 7.0 * static_cast<double>(s.label.size()) + 14;
     if (rows == 0 || x + width > right_edge) x = left, ++rows;
-    entries.push_back({&s, x, 30 + kLegendRow * (rows - 1)});
+    entries.push_back({&s, x, 40 + kLegendRow * (rows - 1)});
     x += width;
   }
   return entries;
@@ -114,12 +114,15 @@ std::string svg_chart(const std::vector<ChartSeries>& series, const ChartOptions
   constexpr double left = 72, right = 16, bottom = 48;
   int legend_rows = 0;
   const std::vector<LegendEntry> legend = legend_layout(series, left, o.width - right, legend_rows);
-  const double top = 34 + kLegendRow * legend_rows;
+  const double top = 44 + kLegendRow * legend_rows;
   const double plot_w = o.width - left - right, plot_h = o.height - top - bottom;
 
+  // A log axis has no place for zero or below: such points are left out.
+  const bool only_positive = o.y_scale == ChartOptions::Scale::log;
   double x_min = std::numeric_limits<double>::infinity(), x_max = -x_min, y_min = x_min, y_max = -x_min;
   for (const ChartSeries& s : series)
     for (const auto& [x, y] : s.points) {
+      if (only_positive && !(y > 0)) continue;
       x_min = std::min(x_min, x), x_max = std::max(x_max, x);
       y_min = std::min(y_min, y), y_max = std::max(y_max, y);
     }
@@ -180,17 +183,20 @@ std::string svg_chart(const std::vector<ChartSeries>& series, const ChartOptions
     const std::string color = html_escape(s.color);
     const double width = 2 + 1.5 * static_cast<double>(drawn - 1 - k);
     const std::string dash = k == 0 ? "" : fmt::format(" stroke-dasharray=\"{} {}\"", 4 + 2 * k, 3);
+    std::vector<std::pair<double, double>> shown;
+    for (const auto& point : s.points)
+      if (!log_y || point.second > 0) shown.push_back(point);
     if (mark == Mark::line) {
       std::string points;
-      for (const auto& [x, y] : s.points) points += fmt::format("{:.1f},{:.1f} ", px(x), py(y));
+      for (const auto& [x, y] : shown) points += fmt::format("{:.1f},{:.1f} ", px(x), py(y));
       svg += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"{:.1f}\" stroke-opacity=\"0.85\"{} "
                          "points=\"{}\"/>\n",
                          color, width, dash, points);
     }
-    if (mark == Mark::dot || s.points.size() <= 40)
-      for (const auto& [x, y] : s.points)
+    if (mark == Mark::dot || shown.size() <= 40)
+      for (const auto& [x, y] : shown)
         svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{}\" fill=\"{}\"/>\n", px(x), py(y),
-                           mark == Mark::dot ? 6.0 : 1.5 + width / 2, color);
+                           mark == Mark::dot ? 6.0 : 2 + 0.75 * static_cast<double>(drawn - 1 - k), color);
     const LegendEntry& e = legend[k];
     if (mark == Mark::line)
       svg += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"3\"{}/>\n",
