@@ -11,6 +11,7 @@
 
 #include "apps/commands.h"
 #include "apps/repro.h"
+#include "apps/usage.h"
 #include "apps/report.h"
 #include "apps/run_dir.h"
 #include "engine/error.h"
@@ -154,8 +155,8 @@ int run_mlp_repro(const ReproConfig& config) {
                                          {"dense best accuracy", dense_acc.text(2)},
                                          {"dense mean JSV", dense_jsv.text(4)}},
                                .charts = charts,
-                               .sections = {{"Table", fmt::format("<pre>{}</pre>\n", html_escape(table))}},
-                               .config_toml = ""}));
+                               .sections = {{"Table", markdown_tables_html(table)}},
+                               .config_toml = repro_config_toml(c, r)}));
   fmt::print("\nrepro: {} (repro.md, summary.json, report.html; one run directory per step)\n", c.out);
   return 0;
 }
@@ -175,9 +176,15 @@ CLI::App* add_repro_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "repro", "Reproduce an experiment of the paper end to end (mlp7-mnist: Fig. 3; resnet-fashion-mnist: Tabs. 1, 3, "
                "4 on a CIFAR ResNet)");
+  sub->footer(
+      "Examples:\n  tpp repro mlp7-mnist --seeds 1 --out runs/repro\n  tpp repro resnet-fashion-mnist --recipe cpu "
+      "--seeds 1\n  tpp repro resnet-fashion-mnist --recipe paper --arch resnet56 --dataset cifar10");
   sub->add_option("experiment", c->experiment, "mlp7-mnist or resnet-fashion-mnist")->required();
-  sub->add_option("--seeds", c->seeds, "Seeds 0..N-1; the table gives mean ± std")->capture_default_str();
-  sub->add_option("--pr", c->pr, "Pruning ratio of the pruned layers (default: 0.8 mlp7-mnist, 0.9 resnet)");
+  sub->add_option("--seeds", c->seeds, "Seeds 0..N-1; the table gives mean ± std")
+      ->capture_default_str()
+      ->check(positive_integer());
+  sub->add_option("--pr", c->pr, "Pruning ratio of the pruned layers (default: 0.8 mlp7-mnist, 0.9 resnet)")
+      ->check(pruning_ratio());
   sub->add_option("--recipe", c->recipe,
                   "resnet-fashion-mnist: paper (200 dense epochs, 100k+10k TPP iterations, 120 retraining epochs) or "
                   "cpu (shortened, same shapes: see the output)")
@@ -189,9 +196,9 @@ CLI::App* add_repro_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"fashion-mnist", "cifar10", "cifar100"}));
   sub->add_option("--dense-epochs", c->dense_epochs, "Epochs of dense training (default: the recipe's)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--epochs", c->epochs, "Epochs of each retraining (default: the recipe's)")->check(CLI::PositiveNumber);
-  sub->add_option("--data-dir", c->data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
+      ->check(positive_integer());
+  sub->add_option("--epochs", c->epochs, "Epochs of each retraining (default: the recipe's)")->check(positive_integer());
+  sub->add_option("--data-dir", c->data_dir, kDataDirHelp);
   sub->add_option("--out", c->out, "Where the runs and the table go (default: runs/repro-<experiment>)");
   sub->add_option("--workers", c->workers, "Data loader threads")->capture_default_str();
   sub->add_option("--limit", c->limit, "First N training images only (tests)")->capture_default_str();

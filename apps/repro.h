@@ -55,6 +55,8 @@ struct Recipe {
 
 // `recipe` with the config's overrides applied.
 Recipe with_overrides(Recipe recipe, const ReproConfig& c);
+// The experiment's settings as TOML text (the reports' Config section).
+std::string repro_config_toml(const ReproConfig& c, const Recipe& r);
 Json recipe_json(const Recipe& r);
 
 // "0:lr,m1:lr/10,m2:lr/100" for `epochs` epochs, the milestones at the

@@ -312,8 +312,8 @@ int run_resnet_repro(const ReproConfig& config) {
                                          {"dense best accuracy", dense_acc.text(2)},
                                          {"compute time per seed (s)", compute_seconds.text(0)}},
                                .charts = charts,
-                               .sections = {{"Tables", fmt::format("<pre>{}</pre>\n", html_escape(table))}},
-                               .config_toml = ""}));
+                               .sections = {{"Tables", markdown_tables_html(table)}},
+                               .config_toml = repro_config_toml(c, r)}));
   fmt::print("\nrepro: {} (repro.md, summary.json, report.html; one run directory per step); {:.0f} s in this "
              "invocation\n",
              c.out, wall);

@@ -221,4 +221,14 @@ std::vector<std::string> retrain_charts(const std::vector<ChartedRun>& runs, int
   return charts;
 }
 
+// The experiment's settings, for the report's Config section.
+std::string repro_config_toml(const ReproConfig& c, const Recipe& r) {
+  return fmt::format(
+      "experiment = \"{}\"\nseeds = {}\npr = {:g}\nrecipe = \"{}\"\narch = \"{}\"\ndataset = \"{}\"\n"
+      "dense-epochs = {}\nepochs = {}\nreg-granularity = {:g}\nreg-interval = {}\nstabilize-iters = {}\n"
+      "zero-out-interval = {}\nout = \"{}\"\n",
+      c.experiment, c.seeds, c.pr, r.name, c.arch, c.dataset, r.dense_epochs, r.epochs, r.reg_granularity,
+      r.reg_interval, r.stabilize_iters, r.zero_out_interval, c.out);
+}
+
 }  // namespace tpp::apps::repro
