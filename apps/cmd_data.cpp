@@ -81,7 +81,7 @@ void print_json(const data::DatasetLocation& where, const data::Dataset& train, 
 }
 
 int run_data_command(const DataCommandOptions& opts) {
-  const std::filesystem::path root = data::resolve_data_root(opts.data_dir);
+  const data::DataRoot root = data::resolve_data_root(opts.data_dir);
   const data::DatasetLocation where = data::locate_dataset(opts.dataset, root);
   const data::OpenOptions open_options{.cifar100_coarse = opts.coarse};
   std::vector<SplitSummary> splits;
@@ -105,9 +105,10 @@ int run_data_command(const DataCommandOptions& opts) {
 CLI::App* add_data_command(CLI::App& app) {
   auto opts = std::make_shared<DataCommandOptions>();
   CLI::App* sub = app.add_subcommand("data", "Describe a dataset: splits, sizes, label histogram, channel mean/std");
+  sub->footer("Examples:\n  tpp data --dataset fashion-mnist\n  tpp data --dataset mnist --data-dir ~/data/mnist --json");
   sub->add_option("--dataset", opts->dataset, fmt::format("One of: {}", fmt::join(data::known_datasets(), ", ")))
       ->required();
-  sub->add_option("--data-dir", opts->data_dir, "Data root (default: $TPP_DATA, else ../shared/data, else ./data)");
+  sub->add_option("--data-dir", opts->data_dir, kDataDirHelp);
   sub->add_flag("--json", opts->json, "Print JSON instead of text");
   sub->add_flag("--coarse", opts->coarse, "CIFAR-100: use the 20 coarse labels");
   sub->add_option("--stats-samples", opts->stats_samples,

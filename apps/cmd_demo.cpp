@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "apps/commands.h"
+#include "apps/usage.h"
 #include "apps/trainer.h"
 #include "data/catalog.h"
 #include "data/loader.h"
@@ -114,15 +115,16 @@ int run_demo(const DemoOptions& o) {
 CLI::App* add_demo_command(CLI::App& app) {
   auto options = std::make_shared<DemoOptions>();
   CLI::App* sub = app.add_subcommand("demo", "Short CPU training run of a small MLP or CNN (the quickstart's job)");
+  sub->footer("Examples:\n  tpp demo\n  tpp demo --dataset mnist --arch cnn --epochs 1");
   sub->add_option("--dataset", options->dataset, "mnist or fashion-mnist")->capture_default_str();
   sub->add_option("--arch", options->arch, "mlp or cnn")->capture_default_str();
-  sub->add_option("--data-dir", options->data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
-  sub->add_option("--epochs", options->epochs)->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--batch-size", options->batch_size)->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--limit", options->limit, "Train on the first N samples only (0: all)")->check(CLI::NonNegativeNumber);
-  sub->add_option("--lr", options->lr)->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--workers", options->workers, "Loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--seed", options->seed)->capture_default_str();
+  sub->add_option("--data-dir", options->data_dir, kDataDirHelp);
+  sub->add_option("--epochs", options->epochs)->capture_default_str()->check(positive_integer());
+  sub->add_option("--batch-size", options->batch_size)->capture_default_str()->check(positive_integer());
+  sub->add_option("--limit", options->limit, "Train on the first N samples only (0: all)")->check(non_negative_integer());
+  sub->add_option("--lr", options->lr)->capture_default_str()->check(positive_number());
+  sub->add_option("--workers", options->workers, "Loader threads")->capture_default_str()->check(non_negative_integer());
+  sub->add_option("--seed", options->seed)->capture_default_str()->check(non_negative_integer());
   register_command(sub, [options] { return run_demo(*options); });
   return sub;
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/usage.h"
 #include "apps/model_input.h"
 #include "data/catalog.h"
 #include "data/loader.h"
@@ -68,8 +69,12 @@ data::TransformPtr eval_transform(const std::string& dataset, const data::Datase
 
 int run_eval(const EvalOptions& o) {
   const models::Checkpoint ckpt = models::read_checkpoint(o.checkpoint);
-  const std::string dataset = o.dataset.empty() ? ckpt.info.dataset : o.dataset;
+  const std::string dataset =
+      o.dataset.empty() ? ckpt.info.dataset : as_usage_error([&] { return data::canonical_dataset_name(o.dataset); });
   TPP_CHECK(!dataset.empty(), "eval: {} names no dataset; pass --dataset", o.checkpoint);
+  if (!ckpt.info.dataset.empty() && dataset != ckpt.info.dataset)
+    fmt::print(stderr, "eval: warning: {} was trained on {}; evaluating it on {}\n", o.checkpoint, ckpt.info.dataset,
+               dataset);
   const data::DatasetLocation where = data::locate_dataset(dataset, data::resolve_data_root(o.data_dir));
   const std::string split = test_split(where);
   const auto test = data::open_dataset(where, split);
@@ -121,11 +126,12 @@ int run_eval(const EvalOptions& o) {
 CLI::App* add_eval_command(CLI::App& app) {
   auto opts = std::make_shared<EvalOptions>();
   CLI::App* sub = app.add_subcommand("eval", "Loss, top-1 and top-5 accuracy of a checkpoint on a test split");
+  sub->footer("Examples:\n  tpp eval --checkpoint runs/vgg_small/best.safetensors\n  tpp eval --checkpoint runs/prune/final.safetensors --json");
   sub->add_option("--checkpoint", opts->checkpoint, "Checkpoint (.safetensors)")->required();
   sub->add_option("--dataset", opts->dataset, "Dataset (default: the checkpoint's)");
-  sub->add_option("--data-dir", opts->data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
-  sub->add_option("--batch-size", opts->batch_size)->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--workers", opts->workers, "Loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--data-dir", opts->data_dir, kDataDirHelp);
+  sub->add_option("--batch-size", opts->batch_size)->capture_default_str()->check(positive_integer());
+  sub->add_option("--workers", opts->workers, "Loader threads")->capture_default_str()->check(non_negative_integer());
   sub->add_option("--arch", opts->arch, "Architecture, for a checkpoint without metadata (a torchvision state_dict)");
   sub->add_flag("--json", opts->json, "Print JSON (images, loss, top1, top5) instead of text");
   register_command(sub, [opts] { return run_eval(*opts); });

@@ -63,6 +63,7 @@ int run_forward(const ForwardOptions& o) {
 CLI::App* add_forward_command(CLI::App& app) {
   auto opts = std::make_shared<ForwardOptions>();
   CLI::App* sub = app.add_subcommand("forward", "One forward pass in eval mode of a checkpoint on a given input tensor");
+  sub->footer("Examples:\n  tpp forward --checkpoint runs/vgg_small/best.safetensors --input x.safetensors --output y.safetensors");
   sub->add_option("--checkpoint", opts->checkpoint, "Checkpoint (.safetensors)")->required();
   sub->add_option("--input", opts->input, "Safetensors file holding 'input', f32 [N, C, H, W]")->required();
   sub->add_option("--output", opts->output, "Safetensors file to write 'output' to")->required();

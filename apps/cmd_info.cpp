@@ -10,8 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/usage.h"
 #include "apps/dataset_shapes.h"
+#include "apps/usage.h"
 #include "engine/error.h"
+#include "models/checkpoint.h"
 #include "models/data_parallel.h"
 #include "models/layers.h"
 #include "models/summary.h"
@@ -22,7 +25,7 @@ namespace tpp::apps {
 namespace {
 
 struct InfoOptions {
-  std::string arch, dataset;
+  std::string arch, dataset, checkpoint;
   bool json = false;
   bool buckets = false;
   double bucket_mb = static_cast<double>(models::kDefaultBucketBytes) / (1 << 20);
@@ -63,12 +66,25 @@ std::string buckets_table(const nlohmann::ordered_json& j) {
   return out;
 }
 
-int run_info(const InfoOptions& opts) {
+// The model of --checkpoint (at its own, possibly pruned, widths), else a fresh --arch.
+std::shared_ptr<models::Module> info_model(InfoOptions& opts) {
+  if (!opts.checkpoint.empty()) {
+    const models::Checkpoint ckpt = models::read_checkpoint(opts.checkpoint);
+    if (opts.arch.empty()) opts.arch = ckpt.info.arch;
+    if (opts.dataset.empty()) opts.dataset = ckpt.info.dataset;
+    if (opts.dataset.empty()) usage_fail("info: {} names no dataset; pass --dataset", opts.checkpoint);
+    return models::build_model(ckpt, opts.arch);
+  }
+  if (opts.arch.empty() || opts.dataset.empty()) usage_fail("info: needs --arch and --dataset, or --checkpoint");
+  const DatasetShape& data = as_usage_error([&]() -> const DatasetShape& { return find_dataset_shape(opts.dataset); });
+  const models::SkipInit counts_need_no_values;
+  return as_usage_error([&] { return models::make_model(opts.arch, data.num_classes, data.channels); });
+}
+
+int run_info(InfoOptions opts) {
+  const auto model = info_model(opts);
   const DatasetShape& data = find_dataset_shape(opts.dataset);
-  const auto model = [&] {
-    const models::SkipInit counts_need_no_values;
-    return models::make_model(opts.arch, data.num_classes, data.channels);
-  }();
+  opts.dataset = data.name;
   const Shape input = models::model_input_shape(opts.arch, data.channels, data.resolution);
   if (opts.buckets) {
     TPP_CHECK(opts.bucket_mb > 0, "info: --bucket-mb must be positive but is {}", opts.bucket_mb);
@@ -99,13 +115,15 @@ int run_info(const InfoOptions& opts) {
 CLI::App* add_info_command(CLI::App& app) {
   auto opts = std::make_shared<InfoOptions>();
   CLI::App* sub = app.add_subcommand("info", "Layers, parameter count and FLOPs of an architecture on a dataset");
-  sub->add_option("--arch", opts->arch, "Architecture: " + fmt::format("{}", fmt::join(models::known_archs(), ", ")))
-      ->required();
-  sub->add_option("--dataset", opts->dataset, "mnist, fashion-mnist, cifar10, cifar100 or imagenet")->required();
+  sub->footer("Examples:\n  tpp info --arch resnet56 --dataset cifar10\n  tpp info --checkpoint runs/prune/best.safetensors\n  tpp info --arch resnet56 --dataset cifar10 --buckets");
+  sub->add_option("--arch", opts->arch, "Architecture: " + fmt::format("{}", fmt::join(models::known_archs(), ", ")));
+  sub->add_option("--dataset", opts->dataset, "mnist, fashion-mnist, cifar10, cifar100 or imagenet");
+  sub->add_option("--checkpoint", opts->checkpoint,
+                  "A checkpoint (.safetensors) instead of --arch: its own widths, pruned or not");
   sub->add_flag("--json", opts->json, "Print JSON (layers[], params, params_with_bn, flops) instead of a table");
   sub->add_flag("--buckets", opts->buckets,
                 "Data-parallel view: gradient bytes all-reduced per step and the bucket plan");
-  sub->add_option("--bucket-mb", opts->bucket_mb, "Bucket size for --buckets, MiB")->capture_default_str();
+  sub->add_option("--bucket-mb", opts->bucket_mb, "Bucket size for --buckets, MiB")->capture_default_str()->check(positive_number());
   register_command(sub, [opts] { return run_info(*opts); });
   return sub;
 }

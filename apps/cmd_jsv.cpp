@@ -15,11 +15,13 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/usage.h"
 #include "apps/model_input.h"
 #include "data/catalog.h"
 #include "data/loader.h"
 #include "models/checkpoint.h"
 #include "prune/jsv.h"
+#include "engine/text.h"
 
 namespace tpp::apps {
 
@@ -67,9 +69,7 @@ SampledRun sample_jacobians(const JsvOptions& o, const models::Checkpoint& ckpt,
   return run;
 }
 
-std::string number(double v) {
-  return v != 0 && std::abs(v) < 1e-3 ? fmt::format("{:.3e}", v) : fmt::format("{:.4f}", v);
-}
+std::string number(double v) { return prune::jsv_text(v); }
 
 int run_jsv(const JsvOptions& o) {
   TPP_CHECK(o.batches > 0, "jsv: --batches must be positive, got {}", o.batches);
@@ -114,9 +114,9 @@ int run_jsv(const JsvOptions& o) {
     fmt::print("{} ({}): exact, J = W_L ... W_1 of the linear model ({} singular values, no data used)\n", o.checkpoint,
                arch, stats.values);
   else
-    fmt::print("{} ({}): sampled, {} Jacobians on {} {} ({} batches, model in {} mode), {} singular values\n",
-               o.checkpoint, arch, stats.samples, sampled.dataset, sampled.split, sampled.batches, o.mode,
-               stats.values);
+    fmt::print("{} ({}): sampled, {} on {} {} ({}, model in {} mode), {} singular values\n", o.checkpoint, arch,
+               counted(stats.samples, "Jacobian"), sampled.dataset, sampled.split, counted(sampled.batches, "batch"),
+               o.mode, stats.values);
   fmt::print("mean JSV {}  std {}  min {}  max {}  condition {}  mean (s-1)^2 {}\n", number(stats.mean),
              number(stats.std), number(stats.min), number(stats.max), number(stats.condition),
              number(stats.mean_sq_dev_from_1));
@@ -128,18 +128,21 @@ int run_jsv(const JsvOptions& o) {
 CLI::App* add_jsv_command(CLI::App& app) {
   auto opts = std::make_shared<JsvOptions>();
   CLI::App* sub = app.add_subcommand("jsv", "Mean Jacobian singular value of a checkpoint (trainability, §8.3)");
+  sub->footer("Examples:\n  tpp jsv --checkpoint runs/vgg_small/best.safetensors\n  tpp jsv --checkpoint runs/prune/pruned.safetensors --batches 20");
   sub->add_option("--checkpoint", opts->checkpoint, "Checkpoint (.safetensors)")->required();
   sub->add_option("--dataset", opts->dataset, "Dataset (default: the checkpoint's)");
-  sub->add_option("--data-dir", opts->data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
+  sub->add_option("--data-dir", opts->data_dir, kDataDirHelp);
   sub->add_option("--split", opts->split, "Split the images come from")->capture_default_str();
-  sub->add_option("--batches", opts->batches, "Batches of Jacobians (sampled)")->capture_default_str();
-  sub->add_option("--batch-size", opts->batch_size)->capture_default_str();
+  sub->add_option("--batches", opts->batches, "Batches of Jacobians (sampled)")->capture_default_str()->check(positive_integer());
+  sub->add_option("--batch-size", opts->batch_size)->capture_default_str()->check(positive_integer());
   sub->add_option("--mode", opts->mode, "Model mode for the Jacobians: eval or train (BN batch statistics)")
       ->capture_default_str();
   sub->add_flag("--exact", opts->exact, "The exact product W_L...W_1 (linear models; the default for them)");
   sub->add_flag("--sampled", opts->sampled, "Per-sample Jacobians by backpropagation, even for a linear model");
-  sub->add_option("--seed", opts->seed, "Seeds the order of the shuffled images")->capture_default_str();
-  sub->add_option("--workers", opts->workers, "Loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--seed", opts->seed, "Seeds the order of the shuffled images")
+      ->capture_default_str()
+      ->check(non_negative_integer());
+  sub->add_option("--workers", opts->workers, "Loader threads")->capture_default_str()->check(non_negative_integer());
   sub->add_option("--arch", opts->arch, "Architecture, for a checkpoint without metadata (a torchvision state_dict)");
   sub->add_flag("--json", opts->json, "Print JSON (mean, std, min, max, condition, ...) instead of text");
   register_command(sub, [opts] { return run_jsv(*opts); });

@@ -14,12 +14,17 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/usage.h"
 #include "apps/dataset_shapes.h"
 #include "apps/prune_pipeline.h"
 #include "engine/error.h"
+#include "engine/text.h"
+#include "models/checkpoint.h"
 #include "models/layers.h"
 #include "models/zoo.h"
+#include "data/catalog.h"
 #include "prune/analysis.h"
+#include "prune/method.h"
 #include "prune/plan.h"
 
 namespace tpp::apps {
@@ -32,15 +37,6 @@ namespace fs = std::filesystem;
 struct DryRunOptions {
   bool dry_run = false, json = false;
 };
-
-std::string with_commas(int64_t value) {
-  std::string digits = std::to_string(value), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 nlohmann::ordered_json report_json(const prune::PrunePlan& plan, const prune::PruneAnalysis& a) {
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
@@ -68,23 +64,44 @@ std::string report_table(const prune::PrunePlan& plan, const prune::PruneAnalysi
   return out;
 }
 
-int run_dry_run(const PipelineConfig& o, bool json) {
-  TPP_CHECK(!o.arch.empty() && !o.dataset.empty(), "prune --dry-run: needs --arch and --dataset");
-  const DatasetShape& data = find_dataset_shape(o.dataset);
+// The names typed for --method, --arch and --dataset (a checkpoint's own are checked when it is read).
+void check_names(const PipelineConfig& c) {
+  as_usage_error([&] { return prune::find_method(c.method); });
+  const std::vector<std::string>& archs = models::known_archs();
+  if (!c.arch.empty() && std::find(archs.begin(), archs.end(), c.arch) == archs.end()) usage_fail("prune: {}", models::unknown_arch_text(c.arch));
+  if (!c.dataset.empty()) as_usage_error([&] { return data::canonical_dataset_name(c.dataset); });
+}
+
+// --arch and --dataset, else those of the --base checkpoint.
+PipelineConfig with_base_metadata(PipelineConfig o) {
+  if (!o.base.empty() && (o.arch.empty() || o.dataset.empty())) {
+    const models::Checkpoint base = models::read_checkpoint(o.base);
+    if (o.arch.empty()) o.arch = base.info.arch;
+    if (o.dataset.empty()) o.dataset = base.info.dataset;
+  }
+  if (o.arch.empty() || o.dataset.empty())
+    usage_fail("prune --dry-run: needs --arch and --dataset, or a --base checkpoint that names them");
+  return o;
+}
+
+int run_dry_run(const PipelineConfig& given, bool json) {
+  const PipelineConfig o = with_base_metadata(given);
+  const DatasetShape& data = as_usage_error([&]() -> const DatasetShape& { return find_dataset_shape(o.dataset); });
   const auto model = [&] {
     const models::SkipInit widths_need_no_values;
     return models::make_model(o.arch, data.num_classes, data.channels);
   }();
-  const prune::PrunePlan plan = prune::make_plan(*model, {.stage_pr = o.stage_pr, .skip_layers = o.skip_layers});
+  const prune::PrunePlan plan = as_usage_error(
+      [&] { return prune::make_plan(*model, {.stage_pr = o.stage_pr, .skip_layers = o.skip_layers}); });
   const Shape input = models::model_input_shape(o.arch, data.channels, data.resolution);
   const prune::PruneAnalysis analysis =
       prune::analyze_widths(o.arch, data.num_classes, data.channels, input, plan.widths());
   if (json) {
     fmt::print("{}\n", report_json(plan, analysis).dump(2));
   } else {
-    fmt::print("{} on {}: stage-pr '{}'{}, {} of {} layers pruned\n\n{}", o.arch, o.dataset, o.stage_pr,
+    fmt::print("{} on {}: stage-pr '{}'{}, {} of {} pruned\n\n{}", o.arch, data.name, o.stage_pr,
                o.skip_layers.empty() ? "" : fmt::format(", skip-layers '{}'", o.skip_layers), plan.pruned_layers(),
-               plan.layers.size(), report_table(plan, analysis));
+               counted(static_cast<int64_t>(plan.layers.size()), "layer"), report_table(plan, analysis));
   }
   return 0;
 }
@@ -98,79 +115,83 @@ int run_prune(const DryRunOptions& o, const PipelineConfig& pipeline, const CLI:
 
 void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
   sub->add_option("--base", c.base, "Trained dense checkpoint to prune (.safetensors)");
-  sub->add_option("--data-dir", c.data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
+  sub->add_option("--data-dir", c.data_dir, kDataDirHelp);
   sub->add_option("--epochs", c.epochs, "Retraining epochs (0: stop after removal)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   sub->add_option("--batch-size", c.batch_size,
                   "Samples per step and per rank in every phase (global batch: ranks x this)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--lr-schedule", c.lr_schedule, "Retraining step schedule epoch:lr,...")->capture_default_str();
-  sub->add_option("--momentum", c.momentum)->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->check(positive_integer());
+  sub->add_option("--lr-schedule", c.lr_schedule, "Retraining step schedule epoch:lr,...")
+      ->capture_default_str()
+      ->check(lr_schedule_text());
+  sub->add_option("--momentum", c.momentum)->capture_default_str()->check(non_negative_number());
   sub->add_option("--weight-decay", c.weight_decay, "In every phase, on every parameter")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_flag("--nesterov", c.nesterov, "Nesterov momentum");
-  sub->add_option("--seed", c.seed, "Seeds the data order (and scratch's weights)")->capture_default_str();
+  sub->add_option("--seed", c.seed, "Seeds the data order (and scratch's weights)")
+      ->capture_default_str()
+      ->check(non_negative_integer());
   sub->add_option("--device", c.device, "cpu, cuda or cuda:N")->capture_default_str();
-  sub->add_option("--workers", c.workers, "Data loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--workers", c.workers, "Data loader threads")->capture_default_str()->check(non_negative_integer());
   sub->add_option("--on-nan", c.on_nan, "A step whose loss or gradients are not finite: stop the run, or skip the step")
       ->capture_default_str()
-      ->check(CLI::IsMember({"stop", "skip"}));
+      ->check(one_of({"stop", "skip"}));
   sub->add_flag("--sync-bn", c.sync_bn,
                 "Data-parallel runs: batch-norm statistics over the global batch (default: each rank's own)");
   sub->add_option("--distributed", c.distributed,
                   "auto: data-parallel when launched as several processes (mpirun, srun, torchrun); off: one process")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "off"}))
+      ->check(one_of({"auto", "off"}))
       ->configurable(false);
   sub->add_option("--limit", c.limit, "Train on the first N training samples only (0: all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   sub->add_option("--test-limit", c.test_limit, "Evaluate on the first N test samples only (0: all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   sub->add_option("--reg-granularity", c.reg_granularity, "TPP: lambda step Delta")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--reg-ceiling", c.reg_ceiling, "TPP: lambda ceiling tau")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(positive_number());
+  sub->add_option("--reg-ceiling", c.reg_ceiling, "TPP: lambda ceiling tau")->capture_default_str()->check(positive_number());
   sub->add_option("--reg-interval", c.reg_interval, "TPP: iterations between lambda updates K_u")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   sub->add_option("--stabilize-iters", c.stabilize_iters, "TPP: iterations at the ceiling before removal S")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   sub->add_option("--zero-out-interval", c.zero_out_interval, "TPP: iterations between layers' hard zeroing")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--reg-lr", c.reg_lr, "Constant LR of the regularised phases")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(positive_integer());
+  sub->add_option("--reg-lr", c.reg_lr, "Constant LR of the regularised phases")->capture_default_str()->check(positive_number());
   sub->add_option("--gram-weight", c.gram_weight, "TPP: alpha, the gram term's weight")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("--reg-target", c.reg_target, "TPP: decorrelate (the method) or diagonal (ablation)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"decorrelate", "diagonal"}));
+      ->check(one_of({"decorrelate", "diagonal"}));
   sub->add_flag("--no-bn-reg", c.no_bn_reg, "TPP ablation: no penalty on the pruned channels' BN gamma, beta");
   sub->add_flag("--no-gram", c.no_gram, "TPP ablation: no gram term (L2 and BN penalties only)");
   sub->add_option("--orth-weight", c.orth_weight, "KernOrth/OrthConv loss weight")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("--orth-reg-iters", c.orth_reg_iters, "kernorth+l1, orthconv+l1: regularised iterations before pruning")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   sub->add_option("--orthp-gain", c.orthp_gain, "l1+orthp: gain of the orthogonal weights (0: 1 for linear nets, sqrt 2 else)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("--log-interval", c.log_interval, "Iterations between penalty log lines")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   sub->add_option("--checkpoint-interval", c.checkpoint_interval, "Iterations between checkpoints inside a phase")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   sub->add_option("--jsv-batches", c.jsv_batches, "Batches for the mean JSV of CNNs (0: skip; exact for mlp7_linear)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
 }
 
 CLI::App* add_prune_command(CLI::App& app) {
@@ -178,6 +199,7 @@ CLI::App* add_prune_command(CLI::App& app) {
   auto c = std::make_shared<PipelineConfig>();
   CLI::App* sub = app.add_subcommand("prune", "Structured filter pruning: plans and counts (--dry-run), or the whole "
                                               "pipeline of a method on a trained checkpoint");
+  sub->footer("Examples:\n  tpp prune --dry-run --arch resnet56 --dataset cifar10 --stage-pr \"*conv1:0.5\"\n  tpp prune --method tpp --base runs/vgg_small/best.safetensors --stage-pr \"features.*:0.5\" --out runs/prune\n  tpp prune --resume runs/prune");
   CLI::Option* config = add_config_option(sub);
   sub->add_flag("--dry-run", o->dry_run, "Print the plan's widths, params, FLOPs, sparsity and speedup; no training")
       ->configurable(false);
@@ -200,7 +222,8 @@ CLI::App* add_prune_command(CLI::App& app) {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "prune: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
     apply_config_files(*sub);
-    TPP_CHECK(!c->stage_pr.empty(), "prune: --stage-pr is required (as a flag or in the --config file)");
+    if (c->stage_pr.empty()) usage_fail("prune: --stage-pr is required (as a flag or in the --config file)");
+    check_names(*c);
     return run_prune(*o, *c, *sub);
   });
   return sub;

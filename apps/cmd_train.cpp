@@ -14,6 +14,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 
 #include <ctime>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/usage.h"
 #include "apps/progress.h"
 #include "apps/report.h"
 #include "apps/run_data.h"
@@ -61,8 +63,8 @@ struct TrainConfig {
 
 void check_arch(const std::string& arch) {
   const auto& known = models::known_archs();
-  TPP_CHECK(std::find(known.begin(), known.end(), arch) != known.end(), "train: unknown arch '{}'; known archs: {}",
-            arch, fmt::join(known, ", "));
+  if (std::find(known.begin(), known.end(), arch) == known.end())
+    usage_fail("train: {}", models::unknown_arch_text(arch));
 }
 
 fs::path default_run_dir(const TrainConfig& c, const std::string& dataset) {
@@ -102,6 +104,7 @@ nlohmann::ordered_json summary_json(const TrainConfig& c, const RunData& d, cons
       {"global_batch_size", c.batch_size * dist.world_size},
       {"sync_bn", c.sync_bn && dist.distributed()},
       {"seed", c.seed},
+      {"pid", static_cast<int64_t>(getpid())},  // `tpp compare` tells a running run from a killed one
       {"run_dir", run.path().string()},
       {"checkpoints", {{"last", run.last_checkpoint().filename().string()},
                        {"best", run.best_checkpoint().filename().string()}}},
@@ -224,7 +227,7 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
   // Rank 0 alone owns the run directory; other ranks only train.
   std::optional<RunDir> run;
   std::vector<EpochStats> history;
-  const std::string config = command.config_to_str(true, true);
+  const std::string config = with_config_value(command.config_to_str(true, true), "data-dir", d.where.dir.string());
   models::run_on_root(*dist.comm, [&] {
     run.emplace(dir, mode);
     if (resuming) {
@@ -282,49 +285,55 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
 CLI::App* add_train_command(CLI::App& app) {
   auto c = std::make_shared<TrainConfig>();
   CLI::App* sub = app.add_subcommand("train", "Train a zoo model on a dataset; writes a run directory");
+  sub->footer("Examples:\n  tpp train --arch vgg_small --dataset fashion-mnist --epochs 3 --out runs/vgg_small\n  tpp train --config configs/vgg_small-fashion-mnist.toml --out runs/vgg_small\n  tpp train --resume runs/vgg_small --epochs 6");
   CLI::Option* config = add_config_option(sub);
   sub->add_option("--arch", c->arch,
                   fmt::format("Architecture (required): {}", fmt::join(models::known_archs(), ", ")));
   sub->add_option("--dataset", c->dataset,
                   "Dataset (required): mnist, fashion-mnist, cifar10, cifar100, imagenet or imagefolder:<path>");
-  sub->add_option("--data-dir", c->data_dir, "Data root (default: $TPP_DATA, ../shared/data, ./data)");
-  sub->add_option("--epochs", c->epochs, "Train until this epoch")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--data-dir", c->data_dir, kDataDirHelp);
+  sub->add_option("--epochs", c->epochs, "Train until this epoch")->capture_default_str()->check(positive_integer());
   sub->add_option("--batch-size", c->batch_size, "Samples per step and per rank (global batch: ranks x this)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer());
   sub->add_option("--lr-schedule", c->lr_schedule, "Step schedule epoch:lr,... (the LR of the last milestone reached)")
-      ->capture_default_str();
-  sub->add_option("--momentum", c->momentum)->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--weight-decay", c->weight_decay)->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(lr_schedule_text());
+  sub->add_option("--momentum", c->momentum)->capture_default_str()->check(non_negative_number());
+  sub->add_option("--weight-decay", c->weight_decay)->capture_default_str()->check(non_negative_number());
   sub->add_flag("--nesterov", c->nesterov, "Nesterov momentum");
-  sub->add_option("--seed", c->seed, "Seeds the initial weights and the data order")->capture_default_str();
+  sub->add_option("--seed", c->seed, "Seeds the initial weights and the data order")
+      ->capture_default_str()
+      ->check(non_negative_integer());
   sub->add_option("--device", c->device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str();
-  sub->add_option("--workers", c->workers, "Data loader threads")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--workers", c->workers, "Data loader threads")->capture_default_str()->check(non_negative_integer());
   sub->add_flag("--sync-bn", c->sync_bn,
                 "Data-parallel runs: batch-norm statistics over the global batch (default: each rank's own)");
   sub->add_option("--distributed", c->distributed,
                   "auto: data-parallel when launched as several processes (mpirun, srun, torchrun); off: one process")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "off"}))
+      ->check(one_of({"auto", "off"}))
       ->configurable(false);
   sub->add_option("--limit", c->limit, "Train on the first N training samples only (0: all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   sub->add_option("--test-limit", c->test_limit, "Evaluate on the first N test samples only (0: all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   sub->add_option("--on-nan", c->on_nan,
                   "A step whose loss or gradients hold NaN/inf: stop the run (naming the step), or skip the step "
                   "(counted in log.jsonl); TPP_SYNC_DEBUG=1 names the op that produced it")
       ->capture_default_str()
-      ->check(CLI::IsMember({"stop", "skip"}));
+      ->check(one_of({"stop", "skip"}));
   add_run_dir_options(sub, config, c->out, c->overwrite, c->resume, "runs/<arch>-<dataset>-<time>");
   register_command(sub, [c, sub, config] {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "train: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
     apply_config_files(*sub);
-    TPP_CHECK(!c->arch.empty() && !c->dataset.empty(),
-              "train: --arch and --dataset are required (as flags or in the --config file)");
+    if (c->arch.empty() || c->dataset.empty())
+      usage_fail("train: --arch and --dataset are required (as flags or in the --config file)");
+    check_arch(c->arch);
+    as_usage_error([&] { return data::canonical_dataset_name(c->dataset); });
     return run_train(*c, *sub);
   });
   return sub;

@@ -5,9 +5,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "apps/config_file.h"
+#include "apps/usage.h"
 #include "engine/error.h"
+#include "engine/suggest.h"
 
 namespace tpp::apps {
 
@@ -29,35 +33,53 @@ CLI::Option* add_config_option(CLI::App* sub) {
 
 void apply_config_text(CLI::App& sub, const std::string& text, const std::string& source) {
   const std::string command = sub.get_name();
-  std::vector<CLI::ConfigItem> items;
+  // Every line is read before any value is used: a file with a bad line is refused whole.
+  std::vector<ConfigEntry> entries;
   try {
-    std::istringstream in(text);
-    items = CLI::ConfigTOML().from_config(in);
-  } catch (const CLI::Error& e) {
-    fail("{}: --config {}: {}", command, source, e.what());
+    entries = parse_config_text(text, source);
+  } catch (const UsageError& e) {
+    usage_fail("{}: --config {}", command, e.what());
   }
-  for (const CLI::ConfigItem& item : items) {
-    TPP_CHECK(item.parents.empty(), "{}: --config {}: sections ([{}]) are not read; write key = value lines", command,
-              source, item.parents.front());
-    CLI::Option* option = sub.get_option_no_throw("--" + item.name);
-    TPP_CHECK(option != nullptr && option->get_configurable(), "{}: --config {}: unknown option '{}'", command, source,
-              item.name);
+  std::vector<std::string> keys;
+  for (const CLI::Option* option : sub.get_options())
+    if (option->get_configurable() && !option->get_lnames().empty()) keys.push_back(option->get_lnames().front());
+  for (const ConfigEntry& entry : entries) {
+    const std::string at = fmt::format("{}: --config {}:{}", command, source, entry.line);
+    CLI::Option* option = sub.get_option_no_throw("--" + entry.key);
+    if (option == nullptr || !option->get_configurable())
+      usage_fail("{}: unknown option '{}'{}", at, entry.key, did_you_mean(entry.key, keys));
     if (option->count() > 0) continue;  // given on the command line (or by an earlier file)
-    // An empty array ("key = []", or "key = [" cut short) would reach the option's callback with no value.
-    TPP_CHECK(!item.inputs.empty(), "{}: --config {}: '{}' has no value", command, source, item.name);
     try {
-      option->add_result(item.inputs);
+      option->add_result(entry.values);
       option->run_callback();
     } catch (const CLI::Error& e) {  // a value of the wrong type or out of range
-      fail("{}: --config {}: {}", command, source, e.what());
+      std::string why = e.what();
+      if (why.starts_with(option->get_name() + ": ")) why.erase(0, option->get_name().size() + 2);
+      usage_fail("{}: '{}' {}", at, entry.key, why);
     }
   }
+}
+
+std::string with_config_value(const std::string& config, const std::string& key, const std::string& value) {
+  std::istringstream lines(config);
+  std::string out, line;
+  bool replaced = false;
+  const std::string entry = fmt::format("{}={}", key, nlohmann::json(value).dump());  // a TOML basic string
+  while (std::getline(lines, line)) {
+    if (line.starts_with(key + "=") || line.starts_with(key + " =")) {
+      line = entry;
+      replaced = true;
+    }
+    out += line + "\n";
+  }
+  if (!replaced) out += entry + "\n";
+  return out;
 }
 
 void apply_config_files(CLI::App& sub) {
   const CLI::Option* config = sub.get_option("--config");
   for (const std::string& file : config->results()) {
-    TPP_CHECK(std::filesystem::is_regular_file(file), "{}: --config {}: no such file", sub.get_name(), file);
+    if (!std::filesystem::is_regular_file(file)) usage_fail("{}: --config {}: no such file", sub.get_name(), file);
     std::ifstream in(file);
     std::ostringstream text;
     text << in.rdbuf();
@@ -77,6 +99,8 @@ void add_commands(CLI::App& app) {
   add_train_command(app);
   add_repro_command(app);
   add_compare_command(app);
+  add_list_command(app);
+  add_completion_command(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -26,11 +26,19 @@ void register_command(CLI::App* sub, CommandRunner run);
 // (may be repeated) and calls apply_config_files() before running: every
 // configurable option not given on the command line takes the file's value
 // (flags override files; an earlier file overrides a later one). Keys are the
-// long option names without dashes (`batch-size = 128`); sub.config_to_str()
-// writes files in this form.
+// long option names without dashes (`batch-size = 128`), in the TOML subset
+// of apps/config_file.h; sub.config_to_str() writes files in this form.
 CLI::Option* add_config_option(CLI::App* sub);
+// `config` (as config_to_str() writes it) with `key` set to `value`: the
+// run's config.toml records the data folder actually used, so that a
+// resume reads the same data wherever it was found.
+std::string with_config_value(const std::string& config, const std::string& key, const std::string& value);
+// The help text of --data-dir.
+inline constexpr const char* kDataDirHelp =
+    "The dataset's folder, or a data root holding it (default: $TPP_DATA, else ./data; then /usr/share/datasets)";
 // An unknown key, a [section], a bad value or a missing file throws
-// tpp::Error naming them.
+// UsageError naming the file and the line; a file with a bad line is
+// refused before any of its values is used.
 void apply_config_files(CLI::App& sub);
 // The same for the TOML text of one file; `source` names it in errors.
 void apply_config_text(CLI::App& sub, const std::string& text, const std::string& source);
@@ -53,5 +61,7 @@ CLI::App* add_train_command(CLI::App& app);  // apps/cmd_train.cpp
 CLI::App* add_repro_command(CLI::App& app);  // apps/cmd_repro.cpp
 CLI::App* add_jsv_command(CLI::App& app);  // apps/cmd_jsv.cpp
 CLI::App* add_compare_command(CLI::App& app);  // apps/cmd_compare.cpp
+CLI::App* add_list_command(CLI::App& app);  // apps/cmd_list.cpp
+CLI::App* add_completion_command(CLI::App& app);  // apps/cmd_completion.cpp
 
 }  // namespace tpp::apps

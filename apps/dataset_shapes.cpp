@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "data/catalog.h"
 #include "engine/error.h"
+#include "engine/suggest.h"
 
 namespace tpp::apps {
 
@@ -17,12 +19,17 @@ const std::vector<DatasetShape>& dataset_shapes() {
 }
 
 const DatasetShape& find_dataset_shape(const std::string& name) {
-  for (const DatasetShape& d : dataset_shapes())
-    if (d.name == name) return d;
   std::vector<std::string> names;
   for (const DatasetShape& d : dataset_shapes()) names.push_back(d.name);
-  TPP_CHECK(false, "unknown dataset '{}'; known datasets: {}", name, fmt::join(names, ", "));
-  return dataset_shapes().front();
+  std::string canonical;
+  try {
+    canonical = data::canonical_dataset_name(name);
+  } catch (const Error&) {
+    fail("unknown dataset '{}'; known datasets: {}{}", name, fmt::join(names, ", "), did_you_mean(name, names));
+  }
+  for (const DatasetShape& d : dataset_shapes())
+    if (d.name == canonical) return d;
+  fail("unknown dataset '{}'; known datasets: {}", name, fmt::join(names, ", "));
 }
 
 }  // namespace tpp::apps

@@ -3,18 +3,26 @@
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "apps/usage.h"
 #include "engine/distributed.h"
 #include "engine/error.h"
 #include "engine/math_mode.h"
+#include "ops/cpu/conv_path.h"
 
 namespace {
 // A failing rank of a multi-process run ends the whole job at once, so that
 // the other ranks do not wait for it until their collective timeout.
-int report_error(std::string_view message) {
+int report_error(std::string_view message, int status = 1) {
   if (tpp::dist::mpi_running())
-    tpp::dist::abort_job(fmt::format("tpp: error on rank {}: {}", tpp::dist::detect_launch_env().rank, message), 1);
+    tpp::dist::abort_job(fmt::format("tpp: error on rank {}: {}", tpp::dist::detect_launch_env().rank, message),
+                         status);
   fmt::print(stderr, "tpp: error: {}\n", message);
-  return 1;
+  return status;
+}
+
+bool asks_for_help(const CLI::ParseError& e) {
+  return dynamic_cast<const CLI::CallForHelp*>(&e) != nullptr ||
+         dynamic_cast<const CLI::CallForAllHelp*>(&e) != nullptr;
 }
 }  // namespace
 
@@ -26,12 +34,18 @@ int main(int argc, char** argv) {
   std::string math = "tf32";
   app.add_option("--math", math,
                  "CUDA convolution and matmul precision: tf32 (tensor cores, the default) or fp32 (full precision)")
-      ->check(CLI::IsMember({"tf32", "fp32"}))
+      ->check(tpp::apps::one_of({"tf32", "fp32"}))
       ->capture_default_str();
+  std::string cpu_conv;
+  app.add_option("--cpu-conv", cpu_conv,
+                 "CPU convolutions in f32: onednn (the default) or reference (im2col + GEMM); default: "
+                 "$TPP_CPU_CONV, else onednn")
+      ->check(CLI::IsMember({"onednn", "reference"}));
   tpp::apps::add_commands(app);
   try {
     app.parse(argc, argv);
     tpp::set_math_mode(tpp::parse_math_mode(math));
+    if (!cpu_conv.empty()) tpp::ops::set_cpu_conv_path(tpp::ops::parse_cpu_conv_path(cpu_conv));
     if (show_version) {
       fmt::print("{}", tpp::apps::version_text());
       return 0;
@@ -42,7 +56,10 @@ int main(int argc, char** argv) {
     }
     return tpp::apps::run_selected(app);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (asks_for_help(e)) return app.exit(e);
+    return report_error(tpp::apps::usage_error_text(app, e), tpp::apps::kUsageExitStatus);
+  } catch (const tpp::apps::UsageError& e) {
+    return report_error(e.what(), tpp::apps::kUsageExitStatus);
   } catch (const std::exception& e) {
     return report_error(e.what());
   }

@@ -1,6 +1,7 @@
 #include "apps/prune_pipeline.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "apps/commands.h"
 #include "apps/model_input.h"
 #include "apps/progress.h"
 #include "apps/prune_report.h"
@@ -32,6 +34,7 @@
 #include "prune/orth.h"
 #include "prune/plan.h"
 #include "prune/regularizer.h"
+#include "engine/text.h"
 
 namespace tpp::apps {
 
@@ -414,10 +417,10 @@ void Pipeline::remove() {
        {"inference_images_per_s",
         {{"dense", dense_speed}, {"pruned", pruned_speed}, {"batch", root() ? speed_batch.size(0) : 0}}},
        {"layers", layers}});
-  say("prune: removed filters of {} layers: params {} -> {} (sparsity {:.2f}%), FLOPs {:.2f}x fewer; test accuracy "
+  say("prune: removed filters of {}: params {} -> {} (sparsity {:.2f}%), FLOPs {:.2f}x fewer; test accuracy "
       "{:.2f}% before, {:.2f}% after{}\n",
-      plan_->pruned_layers(), counts.dense.params, counts.pruned.params, 100 * counts.sparsity, counts.speedup,
-      before.accuracy, after.accuracy, jsv ? fmt::format(", mean JSV {:.4g}", jsv->mean) : "");
+      counted(plan_->pruned_layers(), "layer"), with_commas(counts.dense.params), with_commas(counts.pruned.params), 100 * counts.sparsity, counts.speedup,
+      before.accuracy, after.accuracy, jsv ? fmt::format(", mean JSV {}", prune::jsv_text(jsv->mean)) : "");
   if (run_) {
     models::CheckpointInfo pruned_info = info_;
     pruned_info.extra = {{"phase", "remove"}, {"prune.method", method_.name}, {"prune.base", c_.base}};
@@ -499,6 +502,7 @@ void Pipeline::write_outcome(const std::string& error) {
   summary["world_size"] = dist_.world_size;
   summary["global_batch_size"] = c_.batch_size * dist_.world_size;
   summary["sync_bn"] = c_.sync_bn && dist_.distributed();
+  summary["pid"] = static_cast<int64_t>(getpid());  // `tpp compare` tells a running run from a killed one
   if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
   run_->write_summary(summary);
   run_->write_report(prune_report_html(summary, lines, config_toml_));
@@ -571,7 +575,7 @@ int Pipeline::run() {
         data::DataLoaderOptions{.batch_size = c_.batch_size, .num_workers = c_.workers, .seed = c_.seed});
 
   // Rank 0 alone owns the run directory; other ranks only compute.
-  config_toml_ = command_.config_to_str(true, true);
+  config_toml_ = with_config_value(command_.config_to_str(true, true), "data-dir", data_.where.dir.string());
   models::run_on_root(*dist_.comm, [&] {
     run_.emplace(dir_, mode);
     if (resuming) {

@@ -5,6 +5,8 @@
 #include "apps/report.h"
 #include "apps/trainer.h"
 #include "engine/build_info.h"
+#include "engine/text.h"
+#include "prune/jsv.h"
 
 namespace tpp::apps {
 
@@ -38,7 +40,7 @@ std::string percent(const Json& value) {
 }
 
 std::string jsv_text(const Json& jsv) {
-  return jsv.is_object() ? fmt::format("{:.4f}", jsv.at("mean").get<double>()) : std::string("-");
+  return jsv.is_object() ? prune::jsv_text(jsv.at("mean").get<double>()) : std::string("-");
 }
 
 }  // namespace
@@ -105,9 +107,14 @@ std::string prune_report_html(const Json& summary, const std::vector<Json>& log,
   }
   std::vector<std::string> charts;
   if (!ce.points.empty()) {
-    charts.push_back(svg_line_chart({ce, gram, l2, bn}, {.title = "Regularised phase: loss terms",
-                                                         .x_label = "iteration",
-                                                         .y_label = "value"}));
+    // The cross-entropy stays near 1 while the penalties span decades: two charts, the penalties on a log axis.
+    charts.push_back(svg_line_chart({ce}, {.title = "Regularised phase: cross-entropy",
+                                           .x_label = "iteration",
+                                           .y_label = "cross-entropy"}));
+    charts.push_back(svg_line_chart({gram, l2, bn}, {.title = "Regularised phase: penalty terms",
+                                                     .x_label = "iteration",
+                                                     .y_label = "penalty",
+                                                     .y_scale = ChartOptions::Scale::log}));
     charts.push_back(svg_line_chart({lambda}, {.title = "Penalty coefficient", .x_label = "iteration",
                                                .y_label = "lambda"}));
     charts.push_back(svg_line_chart({kept, pruned}, {.title = "Mean filter L2 norm (pruned layers)",
@@ -143,7 +150,7 @@ std::string prune_report_html(const Json& summary, const std::vector<Json>& log,
     const Json& d = removal->at("dense");
     const Json& p = removal->at("pruned");
     const Json& speed = removal->at("inference_images_per_s");
-    const auto count = [](const Json& j) { return std::to_string(j.get<int64_t>()); };
+    const auto count = [](const Json& j) { return with_commas(j.get<int64_t>()); };
     sections.emplace_back(
         "Dense and pruned",
         html_table({"", "dense", "pruned", ""},
@@ -155,8 +162,8 @@ std::string prune_report_html(const Json& summary, const std::vector<Json>& log,
                      fmt::format("speedup {:.2f}x", removal->at("speedup").get<double>())},
                     {"test accuracy", percent(removal->at("test_acc_before")), percent(removal->at("test_acc")),
                      "before / right after removal"},
-                    {"inference img/s", fmt::format("{:.0f}", speed.at("dense").get<double>()),
-                     fmt::format("{:.0f}", speed.at("pruned").get<double>()),
+                    {"inference img/s", with_commas(std::llround(speed.at("dense").get<double>())),
+                     with_commas(std::llround(speed.at("pruned").get<double>())),
                      fmt::format("measured {:.2f}x, batch {}",
                                  speed.at("pruned").get<double>() / speed.at("dense").get<double>(),
                                  speed.at("batch").get<int64_t>())}}));
@@ -195,7 +202,8 @@ void print_prune_outcome(const std::vector<Json>& log, const std::string& run_di
   if (!epochs.empty()) {
     const auto best = std::max_element(epochs.begin(), epochs.end(),
                                        [](const EpochStats& a, const EpochStats& b) { return a.test_acc < b.test_acc; });
-    fmt::print("prune: retrained {} epochs: final {:.2f}%, best {:.2f}% (epoch {})\n", epochs.size(),
+    fmt::print("prune: retrained {}: final {:.2f}%, best {:.2f}% (epoch {})\n",
+               counted(static_cast<int64_t>(epochs.size()), "epoch"),
                epochs.back().test_acc, best->test_acc, best->epoch);
   }
   fmt::print("prune: run directory {} (report.html, summary.json, log.jsonl, pruned/last/best.safetensors)\n", run_dir);

@@ -1,10 +1,12 @@
 // Forward + backward timings of the compute-heavy ops at the shapes that
-// dominate ResNet-56/CIFAR and MLP training, and (GPU only) whole training
-// steps of resnet56 and vgg16. The cases come from op_cases.json, which
-// torch_ops.py reads too; compare_cpu.sh and compare_gpu.sh run both.
+// dominate ResNet-56/CIFAR and MLP training, and whole training steps and
+// eval-mode forwards of the zoo models the paper trains. The cases come from
+// op_cases.json, which torch_ops.py reads too; compare_cpu.sh and
+// compare_gpu.sh run both.
 //
 // Every op iteration is one training-step slice: forward, then backward from
-// a fixed random output gradient, producing every input's gradient. Gradients
+// a fixed random output gradient, producing every input's gradient. Whole
+// models: one SGD training step, and one eval-mode forward without autograd. Gradients
 // are cleared before each iteration (as `param.grad = None` in PyTorch), so
 // nothing accumulates across iterations.
 //
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/cpu_allocator.h"
 #include "engine/cuda_info.h"
 #include "engine/error.h"
 #include "engine/math_mode.h"
@@ -65,18 +68,29 @@ void clear_grads(std::initializer_list<Tensor*> leaves) {
     if (t->defined()) t->set_grad(Tensor());
 }
 
-// Runs `step` once untimed (on a GPU: cuDNN's algorithm search, the caching
-// allocator's first blocks), then once per iteration, each iteration waiting
+// Runs `step` twice untimed (on a GPU: cuDNN's algorithm search, the caching
+// allocators' first blocks), then once per iteration, each iteration waiting
 // for the device so that the wall time covers the GPU's work and not only
 // the queueing of it.
+//
+// The counter allocs_per_step is the number of host memory allocations the
+// CPU caching allocator (engine/cpu_allocator.h) took from the system per
+// timed iteration: 0 once the warm-up has filled the cache.
 template <class Step>
 void time_steps(benchmark::State& state, Step&& step) {
-  step();
-  synchronize(bench_device);
+  // Two untimed steps: the first makes the optimizer's state, whose blocks
+  // the second then finds taken; from the third on every block is reused.
+  for (int warm_up = 0; warm_up < 2; ++warm_up) {
+    step();
+    synchronize(bench_device);
+  }
+  const size_t allocations_before = cpu_allocator_stats().driver_allocations;
   for (auto _ : state) {
     step();
     synchronize(bench_device);
   }
+  const auto allocations = static_cast<double>(cpu_allocator_stats().driver_allocations - allocations_before);
+  state.counters["allocs_per_step"] = benchmark::Counter(allocations / static_cast<double>(state.iterations()));
 }
 
 void bench_conv2d(benchmark::State& state, const json& c) {
@@ -123,23 +137,44 @@ void bench_batch_norm2d(benchmark::State& state, const json& c) {
 }
 #endif
 
+// A zoo model case: the model on the bench device and a fixed random batch
+// of images (with class labels for training).
+struct ZooCase {
+  std::shared_ptr<models::Module> model;
+  Tensor images, labels;
+};
+
+ZooCase zoo_case(const json& c, uint64_t seed) {
+  Generator gen(seed);
+  const int64_t n = c["batch"], classes = c["classes"], channels = c["channels"], size = c["size"];
+  ZooCase z{models::make_model(c["arch"], classes, channels), {}, {}};
+  z.model->to(bench_device);
+  z.images = randn({n, channels, size, size}, {.device = bench_device}, &gen);
+  z.labels = randint({n}, 0, classes, &gen).to(bench_device);
+  return z;
+}
+
 // One SGD training step of a zoo model on a fixed random batch: forward in
 // train mode, cross-entropy, backward, momentum step; gradients zeroed first
 // as our Trainer does (Sgd::zero_grad fills them with 0).
 void bench_train_step(benchmark::State& state, const json& c) {
-  Generator gen(4);
-  const int64_t n = c["batch"], classes = c["classes"], channels = c["channels"], size = c["size"];
-  const std::shared_ptr<models::Module> model = models::make_model(c["arch"], classes, channels);
-  model->to(bench_device);
-  model->train();
-  Sgd sgd(model->parameters(), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
-  const Tensor x = randn({n, channels, size, size}, {.device = bench_device}, &gen);
-  const Tensor target = randint({n}, 0, classes, &gen).to(bench_device);
+  const ZooCase z = zoo_case(c, 4);
+  z.model->train();
+  Sgd sgd(z.model->parameters(), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
   time_steps(state, [&] {
     sgd.zero_grad();
-    ops::cross_entropy((*model)(x), target).backward();
+    ops::cross_entropy((*z.model)(z.images), z.labels).backward();
     sgd.step();
   });
+}
+
+// One inference forward of a zoo model in eval mode (running BN statistics),
+// without autograd, as `tpp eval` runs it.
+void bench_eval_forward(benchmark::State& state, const json& c) {
+  const ZooCase z = zoo_case(c, 5);
+  z.model->eval();
+  NoGradGuard no_grad;
+  time_steps(state, [&] { benchmark::DoNotOptimize((*z.model)(z.images)); });
 }
 
 json load_cases() {
@@ -206,6 +241,7 @@ int main(int argc, char** argv) {
     if (op == "batch_norm2d") b = benchmark::RegisterBenchmark(name.c_str(), bench_batch_norm2d, c);
 #endif
     if (op == "train_step") b = benchmark::RegisterBenchmark(name.c_str(), bench_train_step, c);
+    if (op == "eval_forward") b = benchmark::RegisterBenchmark(name.c_str(), bench_eval_forward, c);
     if (b) b->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   benchmark::AddCustomContext("openblas_core", openblas_get_corename());

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Builds bench_ops, then times our CPU ops and PyTorch's on the same cases
-# (benchmarks/op_cases.json) and prints a markdown table.
+# (benchmarks/op_cases.json: single ops, training steps and eval-mode forwards
+# of the zoo models) and prints a markdown table per thread count, then the
+# thread-scaling table.
 #
 #   benchmarks/compare_cpu.sh [rounds]        (default 5)
-#   env: THREADS (default 2), FILTER (regex over case names), MIN_TIME (seconds
-#        per case and round, default 0.5), BUILD_DIR (default build-bench),
+#   env: THREADS (thread counts, default "2 1"), FILTER (regex over case names),
+#        MIN_TIME (seconds per case and round, default 0.5), BUILD_DIR (default
+#        build-bench; an existing build dir keeps its settings, bench_ops is
+#        added to it), BENCH_OPS (a bench_ops binary to time instead of
+#        building one, e.g. one built from another commit),
 #        BLAS_CORE (an OpenBLAS core name for OPENBLAS_CORETYPE, or "auto" to
 #        let OpenBLAS detect the CPU; default: the environment as it is),
 #        BOOST=1 (run both at raised priority, in an autogroup of their own at
@@ -29,26 +34,45 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 build=${BUILD_DIR:-$root/build-bench}
 rounds=${1:-5}
-threads=${THREADS:-2}
+thread_counts=${THREADS:-2 1}
 filter=${FILTER:-.}
 min_time=${MIN_TIME:-0.5}
 
-launcher=()
-if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTPP_CUDA=OFF -DTPP_BUILD_BENCHMARKS=ON \
-  -DTPP_BUILD_TESTS=OFF "${launcher[@]}" >/dev/null
-ninja -C "$build" bench_ops >/dev/null
+bench_ops=${BENCH_OPS:-}
+if [[ -z $bench_ops ]]; then
+  # shellcheck source=cpu_build.sh
+  source "$here/cpu_build.sh"
+  cpu_build "$build" bench_ops -DTPP_BUILD_BENCHMARKS=ON
+  bench_ops=$build/benchmarks/bench_ops
+fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq 1 "$rounds"); do
-  OMP_NUM_THREADS=$threads "$build/benchmarks/bench_ops" --benchmark_filter="$filter" \
-    --benchmark_min_time="$min_time" --benchmark_format=json >"$out/ours_$r.json" 2>/dev/null
-  /usr/bin/python3 "$here/torch_ops.py" --threads "$threads" --filter "$filter" --min-time "$min_time" \
-    >"$out/torch_$r.json"
+  for threads in $thread_counts; do
+    mkdir -p "$out/$threads"
+    OMP_NUM_THREADS=$threads "$bench_ops" --benchmark_filter="$filter" \
+      --benchmark_min_time="$min_time" --benchmark_format=json >"$out/$threads/ours_$r.json" 2>/dev/null
+    if [[ -n ${BASELINE_OPS:-} ]]; then
+      OMP_NUM_THREADS=$threads "$BASELINE_OPS" --benchmark_filter="$filter" \
+        --benchmark_min_time="$min_time" --benchmark_format=json >"$out/$threads/baseline_$r.json" 2>/dev/null
+    fi
+    /usr/bin/python3 "$here/torch_ops.py" --threads "$threads" --filter "$filter" --min-time "$min_time" \
+      >"$out/$threads/torch_$r.json"
+  done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-/usr/bin/python3 "$here/median_table.py" "$out" "$rounds" ours ours/PyTorch \
-  "$threads threads, median of $rounds alternating rounds; OpenBLAS core {ours[openblas_core]}; PyTorch {torch[torch]}; load average $load_before before, $load_after after"
+scaling=()
+for threads in $thread_counts; do
+  /usr/bin/python3 "$here/median_table.py" "$out/$threads" "$rounds" ours ours/PyTorch \
+    "$threads thread(s), median of $rounds alternating rounds; $(lscpu | sed -n 's/^Model name: *//p'); OpenBLAS core {ours[openblas_core]}; PyTorch {torch[torch]}; load average $load_before before, $load_after after"
+  echo
+  scaling+=("$threads:$out/$threads")
+done
+if ((${#scaling[@]} > 1)); then
+  echo "Thread scaling (medians as above):"
+  echo
+  /usr/bin/python3 "$here/scaling_table.py" "$rounds" "${scaling[@]}"
+fi

@@ -3,7 +3,8 @@
 times our engine: one iteration = forward, then backward from a fixed random
 output gradient, producing every gradient (input, weight, bias); gradients
 are cleared before each iteration. A train_step case is one SGD step of the
-zoo model (as written out in scripts/make_model_fixtures.py). Prints JSON
+zoo model (as written out in scripts/make_model_fixtures.py); an eval_forward
+case one eval-mode forward under torch.no_grad(). Prints JSON
 {"results": {name: ms}} with the mean wall time per iteration over at least
 --min-time seconds, after one untimed warm-up iteration.
 
@@ -97,7 +98,23 @@ def train_step(c):
     return step
 
 
-STEPS = {"conv2d": conv2d_step, "linear": linear_step, "batch_norm2d": batch_norm2d_step, "train_step": train_step}
+def eval_forward(c):
+    sys.path.insert(0, str(SCRIPTS))
+    from make_model_fixtures import build
+
+    n, channels, size, classes = c["batch"], c["channels"], c["size"], c["classes"]
+    model = build(c["arch"], classes, channels).to(DEVICE).eval()
+    x = torch.randn(n, channels, size, size, device=DEVICE)
+
+    def step():
+        with torch.no_grad():
+            model(x)
+
+    return step
+
+
+STEPS = {"conv2d": conv2d_step, "linear": linear_step, "batch_norm2d": batch_norm2d_step, "train_step": train_step,
+         "eval_forward": eval_forward}
 
 
 def synchronize():

@@ -1,8 +1,15 @@
 # CUDA backend: on when TPP_CUDA=ON, or AUTO and nvcc is found. cuDNN and NCCL
 # are looked up under /usr/local/cuda unless CUDNN_ROOT / NCCL_ROOT point
 # elsewhere (e.g. inside the nvidia-* PyTorch wheels on a GPU machine).
+# TPP_CUDA=EMULATE builds the same backend against the emulated device of
+# tests/cuda_emu (no GPU, no nvcc; CI runs the GPU tests on it).
 set(TPP_WITH_CUDA OFF)
-if(NOT TPP_CUDA STREQUAL "OFF")
+set(TPP_CUDA_EMULATED OFF)
+if(TPP_CUDA STREQUAL "EMULATE")
+  set(TPP_WITH_CUDA ON)
+  set(TPP_CUDA_EMULATED ON)
+  include(${CMAKE_CURRENT_LIST_DIR}/../tests/cuda_emu/emulation.cmake)
+elseif(NOT TPP_CUDA STREQUAL "OFF")
   if(NOT CMAKE_CUDA_COMPILER)
     find_program(TPP_NVCC nvcc HINTS /usr/local/cuda/bin ENV CUDA_PATH PATH_SUFFIXES bin)
     if(TPP_NVCC)
@@ -16,7 +23,7 @@ if(NOT TPP_CUDA STREQUAL "OFF")
   endif()
 endif()
 
-if(TPP_WITH_CUDA)
+if(TPP_WITH_CUDA AND NOT TPP_CUDA_EMULATED)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
     # "native" needs a visible GPU; fall back to Ampere + Hopper otherwise.
     execute_process(COMMAND nvidia-smi --query-gpu=compute_cap --format=csv,noheader
@@ -47,6 +54,6 @@ if(TPP_WITH_CUDA)
   target_link_libraries(tpp_deps INTERFACE CUDA::cudart CUDA::cublas CUDA::cublasLt ${CUDNN_LIBRARY} ${NCCL_LIBRARY})
   target_include_directories(tpp_deps SYSTEM INTERFACE ${CUDNN_INCLUDE_DIR} ${NCCL_INCLUDE_DIR})
   target_compile_definitions(tpp_deps INTERFACE TPP_WITH_CUDA=1)
-else()
+elseif(NOT TPP_WITH_CUDA)
   message(STATUS "tpp: CUDA off (CPU-only build)")
 endif()

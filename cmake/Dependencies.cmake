@@ -10,9 +10,13 @@ find_package(CLI11 REQUIRED)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 pkg_check_modules(TURBOJPEG REQUIRED IMPORTED_TARGET libturbojpeg)
 find_path(STB_INCLUDE_DIR stb_image.h PATH_SUFFIXES stb REQUIRED)
+# oneDNN (libdnnl-dev) runs the CPU convolutions. Found by hand rather than by
+# its CMake package, whose target drags in OpenCL for the GPU runtime we never use.
+find_path(DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp REQUIRED)
+find_library(DNNL_LIBRARY dnnl REQUIRED)
 
 add_library(tpp_deps INTERFACE)
 target_link_libraries(tpp_deps INTERFACE
   fmt::fmt OpenMP::OpenMP_CXX Threads::Threads ZLIB::ZLIB nlohmann_json::nlohmann_json CLI11::CLI11
-  PkgConfig::OPENBLAS PkgConfig::TURBOJPEG)
-target_include_directories(tpp_deps SYSTEM INTERFACE ${STB_INCLUDE_DIR})
+  PkgConfig::OPENBLAS PkgConfig::TURBOJPEG ${DNNL_LIBRARY})
+target_include_directories(tpp_deps SYSTEM INTERFACE ${STB_INCLUDE_DIR} ${DNNL_INCLUDE_DIR})

@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include "data/cifar.h"
@@ -10,6 +11,7 @@
 #include "data/io.h"
 #include "data/mnist.h"
 #include "engine/error.h"
+#include "engine/suggest.h"
 
 namespace tpp::data {
 
@@ -20,18 +22,40 @@ struct Candidate {
   fs::path marker;  // a file whose presence (plain or .gz) says "the data is here"
 };
 
-std::vector<Candidate> candidates_for(const std::string& name, const fs::path& root) {
-  if (name == "mnist")
-    return {{root / "mnist", "train-images-idx3-ubyte"}, {root / "MNIST" / "raw", "train-images-idx3-ubyte"}};
-  if (name == "fashion-mnist")
-    return {{root / "fashion-mnist", "train-images-idx3-ubyte"},
-            {root / "FashionMNIST" / "raw", "train-images-idx3-ubyte"},
-            {"/usr/share/datasets/fashion-mnist", "train-images-idx3-ubyte"}};
-  if (name == "cifar10")
-    return {{root / "cifar-10-batches-bin", "data_batch_1.bin"}, {root / "cifar10", "data_batch_1.bin"}};
-  if (name == "cifar100") return {{root / "cifar-100-binary", "train.bin"}, {root / "cifar100", "train.bin"}};
-  if (name == "imagenet") return {{root / "imagenet", ""}};
-  return {};
+// Debian's dataset packages (dataset-fashion-mnist, ...).
+const fs::path kSystemDatasets = "/usr/share/datasets";
+
+// The folders under a root where `name` may sit, the root itself first.
+std::vector<fs::path> folders_for(const std::string& name, const fs::path& root) {
+  if (name == "mnist") return {root, root / "mnist", root / "MNIST" / "raw"};
+  if (name == "fashion-mnist") return {root, root / "fashion-mnist", root / "FashionMNIST" / "raw"};
+  if (name == "cifar10") return {root, root / "cifar-10-batches-bin", root / "cifar10"};
+  if (name == "cifar100") return {root, root / "cifar-100-binary", root / "cifar100"};
+  return {root / "imagenet"};  // a root of split folders is any folder: only the named one counts
+}
+
+fs::path marker_for(const std::string& name) {
+  if (name == "mnist" || name == "fashion-mnist") return "train-images-idx3-ubyte";
+  if (name == "cifar10") return "data_batch_1.bin";
+  if (name == "cifar100") return "train.bin";
+  return "";  // imagenet: the folder itself
+}
+
+std::vector<Candidate> candidates_for(const std::string& name, const DataRoot& root) {
+  std::vector<fs::path> folders = folders_for(name, root.dir);
+  if (!root.given && root.dir != kSystemDatasets) {
+    const std::vector<fs::path> system = folders_for(name, kSystemDatasets);
+    folders.insert(folders.end(), system.begin() + (name == "imagenet" ? 0 : 1), system.end());
+  }
+  std::vector<Candidate> candidates;
+  for (fs::path& dir : folders) candidates.push_back({std::move(dir), marker_for(name)});
+  return candidates;
+}
+
+std::string lower_case(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
 }
 
 std::vector<std::string> folder_splits(const fs::path& dir) {
@@ -47,25 +71,35 @@ std::vector<std::string> folder_splits(const fs::path& dir) {
 
 }  // namespace
 
-fs::path resolve_data_root(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("TPP_DATA"); env != nullptr && *env != '\0') return env;
-  std::error_code ec;
-  if (fs::is_directory("../shared/data", ec)) return "../shared/data";
-  return "data";
+std::string canonical_dataset_name(const std::string& name) {
+  if (name.starts_with("imagefolder:")) return name;
+  std::string key = lower_case(name);
+  std::replace(key.begin(), key.end(), '_', '-');
+  if (key == "fashionmnist") key = "fashion-mnist";
+  if (key == "cifar-10") key = "cifar10";
+  if (key == "cifar-100") key = "cifar100";
+  const std::vector<std::string>& known = known_datasets();
+  TPP_CHECK(std::find(known.begin(), known.end(), key) != known.end() && key != "imagefolder:<path>",
+            "data: unknown dataset '{}' (known: {}){}", name, fmt::join(known, ", "), did_you_mean(name, known));
+  return key;
 }
 
-DatasetLocation locate_dataset(const std::string& name, const fs::path& root) {
+DataRoot resolve_data_root(const std::string& flag) {
+  if (!flag.empty()) return {flag, true};
+  if (const char* env = std::getenv("TPP_DATA"); env != nullptr && *env != '\0') return {env, false};
+  return {"data", false};
+}
+
+DatasetLocation locate_dataset(const std::string& typed_name, const DataRoot& root) {
   std::error_code ec;
-  if (name.starts_with("imagefolder:")) {
-    const fs::path dir = name.substr(std::string("imagefolder:").size());
+  if (typed_name.starts_with("imagefolder:")) {
+    const fs::path dir = typed_name.substr(std::string("imagefolder:").size());
     TPP_CHECK(fs::is_directory(dir, ec), "imagefolder: missing folder {}", dir.string());
     return {"imagefolder", dir, folder_splits(dir)};
   }
-  const std::vector<Candidate> candidates = candidates_for(name, root);
-  TPP_CHECK(!candidates.empty(), "data: unknown dataset '{}' (known: {})", name, fmt::join(known_datasets(), ", "));
+  const std::string name = canonical_dataset_name(typed_name);
   std::vector<std::string> looked;
-  for (const Candidate& c : candidates) {
+  for (const Candidate& c : candidates_for(name, root)) {
     const bool found = c.marker.empty() ? fs::is_directory(c.dir, ec) : find_plain_or_gz(c.dir / c.marker).has_value();
     if (found) {
       if (name == "imagenet") return {name, c.dir, folder_splits(c.dir)};
@@ -73,8 +107,10 @@ DatasetLocation locate_dataset(const std::string& name, const fs::path& root) {
     }
     looked.push_back(c.dir.string());
   }
-  fail("{}: no data found in {} (pass --data-dir, set TPP_DATA, or fetch it with scripts/get_data.sh)", name,
-       fmt::join(looked, " or "));
+  if (root.given)
+    fail("{}: no data found in --data-dir {} (looked in {})", name, root.dir.string(), fmt::join(looked, ", "));
+  fail("{}: no data found (looked in {}); pass --data-dir, set TPP_DATA, or fetch it with scripts/get_data.sh", name,
+       fmt::join(looked, ", "));
 }
 
 std::shared_ptr<Dataset> open_dataset(const DatasetLocation& where, const std::string& split,

@@ -28,10 +28,10 @@ std::string format_device_out_of_memory(size_t requested, int device, size_t fre
       mib(requested), device, mib(free_bytes), mib(reserved));
 }
 
-BlockCacheOptions allocation_options_from_env(const char* value) {
+BlockCacheOptions allocation_options_from_env(const char* value, std::string_view variable) {
   const std::string_view mode = value ? value : "";
   if (mode.empty() || mode == "cached") return {};
-  TPP_CHECK(mode == "direct", "TPP_CUDA_ALLOC={}: expected 'cached' (the default) or 'direct'", mode);
+  TPP_CHECK(mode == "direct", "{}={}: expected 'cached' (the default) or 'direct'", variable, mode);
   return BlockCacheOptions{.caching = false};
 }
 
@@ -113,7 +113,8 @@ bool BlockCache::take_cached(size_t size, StreamHandle stream, CachedBlock& out)
 void BlockCache::give_back(CachedBlock block) noexcept {
   const std::lock_guard lock(mutex_);
   stats_.allocated_bytes -= block.size;
-  if (!options_.caching) {
+  const size_t cached_bytes = stats_.reserved_bytes - stats_.allocated_bytes - block.size;
+  if (!options_.caching || cached_bytes + block.size > options_.max_cached_bytes) {
     source_->release(block.ptr);
     ++stats_.driver_releases;
     stats_.reserved_bytes -= block.size;

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace tpp {
@@ -42,10 +43,14 @@ std::string format_device_out_of_memory(size_t requested, int device, size_t fre
 struct BlockCacheOptions {
   bool caching = true;        // false: every request and release goes to the driver, unrounded
   bool host_visible = false;  // reuse waits for the release's event even on the same stream
+  // A released block that would take the free blocks past this goes back to
+  // the driver instead (bounds what a run of ever-new sizes keeps).
+  size_t max_cached_bytes = SIZE_MAX;
 };
 
-// TPP_CUDA_ALLOC: unset, "" or "cached" -> caching; "direct" -> no cache (for compute-sanitizer).
-BlockCacheOptions allocation_options_from_env(const char* value);
+// The value of `variable` (TPP_CUDA_ALLOC, TPP_CPU_ALLOC): unset, "" or
+// "cached" -> caching; "direct" -> no cache (for compute-sanitizer, ASan).
+BlockCacheOptions allocation_options_from_env(const char* value, std::string_view variable = "TPP_CUDA_ALLOC");
 
 // The driver calls a BlockCache makes. Only allocate may throw (errors other
 // than out of memory); the others run on release paths and must not.

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
 
 #include "engine/strided.h"
 #if TPP_WITH_CUDA
@@ -26,6 +27,14 @@ bool env_says_on(const char* value) {
 
 thread_local const std::string* g_backward_op = nullptr;
 
+// Set while a scan copies a device tensor to the host: that copy is an op
+// too, and checking its output would scan (and copy) again, without end.
+thread_local bool g_scanning_device_copy = false;
+struct ScanningDeviceCopy {
+  bool previous = std::exchange(g_scanning_device_copy, true);
+  ~ScanningDeviceCopy() { g_scanning_device_copy = previous; }
+};
+
 template <class T>
 std::optional<NonFinite> scan(const Tensor& t) {
   const auto scan_flat = [](const T* p, int64_t n) -> std::optional<NonFinite> {
@@ -34,6 +43,7 @@ std::optional<NonFinite> scan(const Tensor& t) {
     return std::nullopt;
   };
   if (!t.device().is_cpu()) {
+    const ScanningDeviceCopy scanning;
     const std::vector<T> host = t.contiguous().to_vector<T>();
     return scan_flat(host.data(), static_cast<int64_t>(host.size()));
   }
@@ -103,7 +113,7 @@ BackwardScope::BackwardScope(const std::string& op) : previous_(g_backward_op) {
 BackwardScope::~BackwardScope() { g_backward_op = previous_; }
 
 void check_op_output(const Tensor& output, std::string_view op, const std::vector<Tensor>& inputs) {
-  if (!sync_debug() || !output.defined()) return;
+  if (!sync_debug() || !output.defined() || g_scanning_device_copy) return;
   synchronize_after(output, op);
   for (const Tensor& in : inputs)
     if (in.defined() && output.shares_storage_with(in)) return;

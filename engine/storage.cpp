@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "engine/cpu_allocator.h"
 #include "engine/cuda_info.h"
 #include "engine/error.h"
 #if TPP_WITH_CUDA
@@ -11,10 +12,6 @@
 #endif
 
 namespace tpp {
-
-namespace {
-constexpr size_t kCpuAlignment = 64;
-}
 
 namespace {
 
@@ -34,22 +31,20 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
 #if TPP_WITH_CUDA
   if (device.is_cuda()) {
     if (nbytes == 0) return;
-    device_buffer_ = allocate_on_gpu(nbytes, device);
-    data_ = static_cast<cuda::DeviceBuffer*>(device_buffer_.get())->data();
+    buffer_ = allocate_on_gpu(nbytes, device);
+    data_ = static_cast<cuda::DeviceBuffer*>(buffer_.get())->data();
     return;
   }
 #endif
   TPP_CHECK(device.is_cpu(), "storage: {} tensors need the CUDA backend, which this build does not have",
             device.str());
-  const size_t rounded = (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
-  if (rounded == 0) return;
-  data_ = std::aligned_alloc(kCpuAlignment, rounded);
-  TPP_CHECK(data_ != nullptr, "storage: out of host memory allocating {} bytes", nbytes);
+  if (nbytes == 0) return;
+  auto host = std::make_shared<CachedBuffer>(cpu_allocate(nbytes));
+  data_ = host->data();
+  buffer_ = std::move(host);
 }
 
-Storage::~Storage() {
-  if (device_.is_cpu()) std::free(data_);
-}
+Storage::~Storage() = default;
 
 Device Device::parse(std::string_view text) {
   if (text == "cpu") return cpu();

@@ -1,5 +1,6 @@
 // A block of memory that tensors view. CPU blocks are 64-byte aligned so that
-// vector loads never straddle cache lines. CUDA blocks come from the device's
+// vector loads never straddle cache lines, and come from the CPU caching
+// allocator (engine/cpu_allocator.h). CUDA blocks come from the device's
 // caching allocator (engine/cuda/caching_allocator.h), allocated for its
 // compute stream, and go back to the cache when the last view goes.
 #pragma once
@@ -26,7 +27,7 @@ class Storage {
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
-  std::shared_ptr<void> device_buffer_;  // owns data_ on CUDA devices
+  std::shared_ptr<void> buffer_;  // owns data_: a CachedBuffer on the CPU, a cuda::DeviceBuffer on GPUs
 };
 
 }  // namespace tpp

@@ -46,7 +46,7 @@ struct StridedLoop {
   template <class Fn>
   void run(Fn&& fn) const {
     for (const int64_t size : sizes)
-      if (size == 0) return;
+      if (size == 0) return;  // no elements (an empty outer dim would still run one inner row)
     const size_t nd = sizes.size();
     std::vector<int64_t> index(nd, 0);
     std::array<int64_t, N> base{};

@@ -126,8 +126,7 @@ std::string resolve_arch(const Checkpoint& ckpt, const std::string& arch_overrid
               file);
     return ckpt.info.arch;
   }
-  TPP_CHECK(is_known_arch(arch_override), "unknown arch '{}'; known archs: {}", arch_override,
-            fmt::join(known_archs(), ", "));
+  TPP_CHECK(is_known_arch(arch_override), "{}", unknown_arch_text(arch_override));
   TPP_CHECK(ckpt.info.arch.empty() || ckpt.info.arch == arch_override,
             "build_model: {} holds a {} checkpoint, but {} was asked for", file, ckpt.info.arch, arch_override);
   return arch_override;

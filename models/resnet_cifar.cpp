@@ -39,12 +39,13 @@ Tensor CifarBasicBlock::forward(const Tensor& x) {
   return ops::relu(ops::add(out, shortcut(x)));
 }
 
-CifarResNet::CifarResNet(int64_t depth, int64_t num_classes, int64_t in_channels) {
+CifarResNet::CifarResNet(int64_t depth, int64_t num_classes, int64_t in_channels, int64_t width) {
   TPP_CHECK(depth >= 8 && (depth - 2) % 6 == 0, "CifarResNet: depth must be 6n + 2 (20, 32, 56, 110), got {}", depth);
+  TPP_CHECK(width > 0, "CifarResNet: width must be positive, got {}", width);
   const int64_t blocks_per_stage = (depth - 2) / 6;
-  conv1 = register_module("conv1", conv3x3(in_channels, 16, 1));
-  bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(16));
-  int64_t in_planes = 16;
+  conv1 = register_module("conv1", conv3x3(in_channels, width, 1));
+  bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(width));
+  int64_t in_planes = width;
   const auto make_stage = [&](const char* name, int64_t planes, int64_t stride) {
     auto stage = register_module(name, std::make_shared<Sequential>());
     for (int64_t b = 0; b < blocks_per_stage; ++b) {
@@ -53,10 +54,10 @@ CifarResNet::CifarResNet(int64_t depth, int64_t num_classes, int64_t in_channels
     }
     return stage;
   };
-  layer1 = make_stage("layer1", 16, 1);
-  layer2 = make_stage("layer2", 32, 2);
-  layer3 = make_stage("layer3", 64, 2);
-  fc = register_module("fc", std::make_shared<Linear>(64, num_classes));
+  layer1 = make_stage("layer1", width, 1);
+  layer2 = make_stage("layer2", 2 * width, 2);
+  layer3 = make_stage("layer3", 4 * width, 2);
+  fc = register_module("fc", std::make_shared<Linear>(4 * width, num_classes));
 }
 
 Tensor CifarResNet::forward(const Tensor& x) {

@@ -34,7 +34,9 @@ class CifarBasicBlock : public Module {
 
 class CifarResNet : public Module {
  public:
-  CifarResNet(int64_t depth, int64_t num_classes, int64_t in_channels = 3);
+  // Stage widths `width`, 2·width, 4·width: 16/32/64 as in the paper (the
+  // zoo's); narrower for small test fixtures.
+  CifarResNet(int64_t depth, int64_t num_classes, int64_t in_channels = 3, int64_t width = 16);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "CifarResNet"; }
 

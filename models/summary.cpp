@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/autograd.h"
+#include "engine/text.h"
 #include "models/layers.h"
 
 namespace tpp::models {
@@ -47,15 +48,6 @@ LayerStats layer_stats(const std::string& name, Module& module, const Shape& out
     row.params = numel_or_zero(bn->weight) + numel_or_zero(bn->bias);
   }
   return row;
-}
-
-std::string with_commas(int64_t value) {
-  std::string digits = std::to_string(value < 0 ? -value : value), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return value < 0 ? "-" + out : out;
 }
 
 std::string shape_text(const Shape& shape) { return fmt::format("{}", fmt::join(shape, "x")); }

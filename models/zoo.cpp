@@ -8,6 +8,7 @@
 
 #include "engine/autograd.h"
 #include "engine/init.h"
+#include "engine/suggest.h"
 #include "models/layers.h"
 #include "models/mlp.h"
 #include "models/resnet_cifar.h"
@@ -65,11 +66,16 @@ const std::vector<Arch>& archs() {
 const Arch& find_arch(const std::string& name) {
   const auto& table = archs();
   const auto it = std::find_if(table.begin(), table.end(), [&](const Arch& a) { return a.name == name; });
-  TPP_CHECK(it != table.end(), "unknown arch '{}'; known archs: {}", name, fmt::join(known_archs(), ", "));
+  TPP_CHECK(it != table.end(), "{}", unknown_arch_text(name));
   return *it;
 }
 
 }  // namespace
+
+std::string unknown_arch_text(const std::string& name) {
+  return fmt::format("unknown arch '{}'; known archs: {}{}", name, fmt::join(known_archs(), ", "),
+                     did_you_mean(name, known_archs()));
+}
 
 const std::vector<std::string>& known_archs() {
   static const std::vector<std::string> names = [] {

@@ -18,6 +18,8 @@ namespace tpp::models {
 
 // The names make_model() accepts, in the order above.
 const std::vector<std::string>& known_archs();
+// "unknown arch 'resnt20'; known archs: ...; did you mean 'resnet20'?"
+std::string unknown_arch_text(const std::string& name);
 
 // A freshly initialised model taking `in_channels`-channel images and giving
 // `num_classes` logits. An unknown arch throws tpp::Error listing the known.

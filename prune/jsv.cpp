@@ -1,5 +1,7 @@
 #include "prune/jsv.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -203,6 +205,10 @@ nlohmann::ordered_json jsv_json(const JsvStats& s) {
           {"condition", s.condition},
           {"mean_sq_dev_from_1", s.mean_sq_dev_from_1},
           {"samples", s.samples}};
+}
+
+std::string jsv_text(double value) {
+  return value != 0 && std::abs(value) < 1e-3 ? fmt::format("{:.3e}", value) : fmt::format("{:.4f}", value);
 }
 
 }  // namespace tpp::prune

@@ -81,4 +81,9 @@ JsvStats model_jsv(models::Module& model, data::DataLoader* loader, int64_t batc
 
 nlohmann::ordered_json jsv_json(const JsvStats& stats);
 
+// A JSV figure as every command and report prints it: four decimals, or
+// four significant digits in scientific notation below 0.001 (0.0001 next
+// to 1.0000 in one table).
+std::string jsv_text(double value);
+
 }  // namespace tpp::prune

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "engine/suggest.h"
 
 namespace tpp::prune {
 
@@ -29,7 +30,8 @@ const Method& find_method(const std::string& name) {
   if (it == methods.end()) {
     std::vector<std::string> names;
     for (const Method& m : methods) names.push_back(m.name);
-    throw Error(fmt::format("prune: unknown --method '{}'; known methods: {}", name, fmt::join(names, ", ")));
+    throw Error(fmt::format("prune: unknown --method '{}'; known methods: {}{}", name, fmt::join(names, ", "),
+                            did_you_mean(name, names)));
   }
   return *it;
 }

@@ -1,6 +1,7 @@
 #include "prune/plan.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -118,7 +119,11 @@ void check_every_glob_matches(const std::vector<std::string>& globs, const std::
                               const std::string& flag, const std::string& spec) {
   for (const std::string& glob : globs) {
     const bool used = std::any_of(links.begin(), links.end(), [&](const auto& l) { return glob_match(glob, l.name); });
-    TPP_CHECK(used, "{} '{}': the pattern '{}' matches no conv or linear layer of the model", flag, spec, glob);
+    if (used) continue;
+    std::vector<std::string> names;
+    for (const models::LayerLink& l : links) names.push_back(l.name);
+    fail("{} '{}': the pattern '{}' matches no conv or linear layer of the model; its layers: {}", flag, spec, glob,
+         fmt::join(names, ", "));
   }
 }
 
@@ -177,6 +182,26 @@ double layer_ratio(const std::string& layer, const std::vector<RatioRule>& rules
     if (glob_match(rule.pattern, layer)) ratio = rule.ratio;
   return ratio;
 }
+
+namespace {
+
+bool is_plain_name(std::string_view pattern) { return pattern.find_first_of("*?[") == std::string_view::npos; }
+
+// A layer named outright ('classifier:0.5') is taken out of the plan; one a
+// glob caught is excluded with --skip-layers.
+[[noreturn]] void refuse_unprunable(const std::string& stage_pr, const models::LayerLink& link, double ratio,
+                                    const std::vector<RatioRule>& rules) {
+  const auto named = std::find_if(rules.rbegin(), rules.rend(), [&](const RatioRule& r) {
+    return is_plain_name(r.pattern) && glob_match(r.pattern, link.name);
+  });
+  if (named != rules.rend())
+    fail("stage-pr '{}': the filters of '{}' cannot be removed: {}; remove '{}:{:g}' from --stage-pr", stage_pr,
+         link.name, link.refusal, named->pattern, named->ratio);
+  fail("stage-pr '{}' gives '{}' the ratio {:g}, but its filters cannot be removed: {} (exclude it with --skip-layers)",
+       stage_pr, link.name, ratio, link.refusal);
+}
+
+}  // namespace
 
 int64_t pruned_count(double ratio, int64_t filters) {
   const double n = static_cast<double>(filters);
@@ -256,10 +281,7 @@ PrunePlan make_plan(models::Module& model, const PlanSpec& spec) {
     const Tensor weight = weight_of(*modules.at(link.name));
     l.total = weight.size(0);
     const int64_t n = pruned_count(l.ratio, l.total);
-    TPP_CHECK(n == 0 || link.prunable(),
-              "stage-pr '{}' gives '{}' the ratio {}, but its filters cannot be removed: {} (exclude it with "
-              "--skip-layers)",
-              spec.stage_pr, link.name, l.ratio, link.refusal);
+    if (n > 0 && !link.prunable()) refuse_unprunable(spec.stage_pr, link, l.ratio, rules);
     l.pruned = n > 0 ? smallest_scores(filter_scores(weight), n) : std::vector<int64_t>{};
     for (int64_t i = 0; i < l.total; ++i)
       if (!std::binary_search(l.pruned.begin(), l.pruned.end(), i)) l.kept.push_back(i);

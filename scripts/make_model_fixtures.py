@@ -80,19 +80,21 @@ class CifarBasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth, num_classes=10, in_channels=3):
+    """Stage widths width, 2·width, 4·width (16/32/64 in the paper; narrower for small fixtures)."""
+
+    def __init__(self, depth, num_classes=10, in_channels=3, width=16):
         super().__init__()
         n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        in_planes = 16
-        for index, (planes, stride) in enumerate([(16, 1), (32, 2), (64, 2)], start=1):
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        in_planes = width
+        for index, (planes, stride) in enumerate([(width, 1), (2 * width, 2), (4 * width, 2)], start=1):
             blocks = []
             for b in range(n):
                 blocks.append(CifarBasicBlock(in_planes, planes, stride if b == 0 else 1))
                 in_planes = planes
             setattr(self, f"layer{index}", nn.Sequential(*blocks))
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = nn.Linear(4 * width, num_classes)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))

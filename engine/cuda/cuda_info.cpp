@@ -45,8 +45,13 @@ std::string cuda_version_text() {
   out += fmt::format("NCCL: {}.{}.{}\n", nccl / 10000, (nccl % 10000) / 100, nccl % 100);
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess) {
-    out += fmt::format("GPUs: none usable ({})\n", cudaGetErrorString(status));
+  // No driver (a machine without a GPU) or no device is the common case, said plainly; other
+  // failures (a driver too old for the runtime) are named.
+  const bool no_gpu = status == cudaErrorNoDevice || (status == cudaErrorInsufficientDriver && driver == 0) ||
+                      (status == cudaSuccess && count == 0);
+  if (no_gpu || status != cudaSuccess) {
+    out += no_gpu ? std::string("GPUs: no GPU found\n")
+                  : fmt::format("GPUs: none usable ({})\n", cudaGetErrorString(status));
     cudaGetLastError();
     return out;
   }

@@ -102,7 +102,7 @@ bool make_strided_offsets(const std::vector<int64_t>& shape, const std::array<co
 // After every kernel launch: a bad configuration fails here, naming the launch.
 #define TPP_CUDA_CHECK_LAUNCH() TPP_CUDA_CHECK(cudaGetLastError())
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(TPP_CUDA_EMULATED)  // nvcc, or the emulated device (tests/cuda_emu)
 // for (int64_t i : grid_stride(n)) style loops without the range machinery.
 #define TPP_GRID_STRIDE_LOOP(i, n)                                                                 \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);            \

@@ -1,3 +1,7 @@
+// The readable reference: convolution as GEMM. f32 convolutions run on oneDNN
+// (ops/cpu/onednn/conv.h) unless TPP_CPU_CONV / --cpu-conv choose this path;
+// f64 always runs here.
+//
 // Convolution as GEMM. Images are processed in chunks of a few at a time:
 // the chunk's im2col matrix [C kh kw, images * OH OW] makes the GEMMs wide
 // enough to run near peak even for 8x8 feature maps. Chunks are spread over
@@ -14,7 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "ops/cpu/conv_path.h"
 #include "ops/cpu/matmul.h"
+#include "ops/cpu/onednn/conv.h"
 
 namespace tpp::ops::cpu {
 
@@ -413,9 +419,16 @@ T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+// f32 runs on oneDNN unless the reference path is chosen; f64 always here.
+bool on_onednn(const Tensor& t) { return t.dtype() == DType::f32 && cpu_conv_path() == CpuConvPath::onednn; }
+
 }  // namespace
 
 void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) {
+  if (on_onednn(x)) {
+    onednn::conv2d_forward(g, x.data<float>(), w.data<float>(), data_or_null<float>(bias), y.data<float>());
+    return;
+  }
   dispatch_floating(x.dtype(), "conv2d", [&](auto type) {
     using T = decltype(type);
     forward_impl<T>(g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>());
@@ -424,6 +437,13 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, c
 
 void conv2d_backward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
                      const Tensor& dw, const Tensor& db) {
+  if (on_onednn(w)) {
+    const bool bias_alone = db.defined() && !dw.defined();  // a frozen weight: oneDNN has no pass for that
+    onednn::conv2d_backward(g, data_or_null<float>(x), w.data<float>(), dy.data<float>(), data_or_null<float>(dx),
+                            data_or_null<float>(dw), bias_alone ? nullptr : data_or_null<float>(db));
+    if (bias_alone) backward_impl<float>(g, nullptr, w.data<float>(), dy.data<float>(), nullptr, nullptr, db.data<float>());
+    return;
+  }
   dispatch_floating(w.dtype(), "conv2d backward", [&](auto type) {
     using T = decltype(type);
     backward_impl<T>(g, data_or_null<T>(x), w.data<T>(), dy.data<T>(), data_or_null<T>(dx), data_or_null<T>(dw),

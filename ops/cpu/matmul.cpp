@@ -8,6 +8,7 @@
 
 #include "engine/dtype.h"
 #include "engine/tensor.h"
+#include "ops/cpu/onednn/gemm.h"
 
 namespace tpp::ops::cpu {
 
@@ -37,10 +38,12 @@ void scale(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
     for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
 }
 
+// f32 on oneDNN: measured as fast as OpenBLAS with its right kernels for the
+// CPU, and several times faster where OpenBLAS does not know the CPU (see
+// ops/cpu/onednn/gemm.h); it needs no environment variable either way.
 void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans(ta), trans(tb), dim(m), dim(n), dim(k), alpha, a, ld(lda), b, ld(ldb), beta, c,
-              ld(ldc));
+  onednn::sgemm(ta, tb, m, n, k, alpha, a, ld(lda), b, ld(ldb), beta, c, ld(ldc));
 }
 
 void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,

@@ -1,10 +1,11 @@
-// CPU GEMM over raw row-major pointers (OpenBLAS) and the bias helpers of
-// linear layers.
+// CPU GEMM over raw row-major pointers (f32: oneDNN's sgemm, see
+// ops/cpu/onednn/gemm.h; f64: OpenBLAS) and the bias helpers of linear layers.
 //
-// Threads: the engine has one thread pool, OpenMP's. OpenBLAS is switched to
-// a single thread on first use, and big products are split over OpenMP
-// threads here, so OpenBLAS workers never compete with OpenMP workers for
-// the cores (the pthread OpenBLAS spins for a while after each threaded call).
+// Threads: the engine has one thread pool, OpenMP's. Each GEMM call runs on
+// its calling thread (OpenBLAS is switched to a single thread on first use),
+// and big products are split over OpenMP threads here, so BLAS workers never
+// compete with OpenMP workers for the cores (the pthread OpenBLAS spins for a
+// while after each threaded call).
 #pragma once
 
 #include <cstdint>

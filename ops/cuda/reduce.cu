@@ -83,7 +83,7 @@ __device__ typename Acc::V block_reduce(typename Acc::V v, const Acc& acc) {
   __shared__ typename Acc::V shared[kThreadsPerBlock];
   shared[threadIdx.x] = v;
   __syncthreads();
-  for (int width = kThreadsPerBlock / 2; width > 0; width /= 2) {
+  for (unsigned width = kThreadsPerBlock / 2; width > 0; width /= 2) {
     if (threadIdx.x < width) shared[threadIdx.x] = acc.combine(shared[threadIdx.x], shared[threadIdx.x + width]);
     __syncthreads();
   }

@@ -205,17 +205,18 @@ TEST_CASE("tpp eval: bad input gives one error line and a non-zero exit") {
   const TempDir dir;
   write_tiny_mnist(dir.path(), {0, 1, 2});
   const std::string data = " --data-dir " + dir.path().string();
-  auto expect_error = [&](const std::string& args, const std::string& message) {
+  auto expect_error = [&](const std::string& args, const std::string& message, int status = 1) {
     const TppRun run = run_tpp(args);
-    CHECK(run.status == 1);
+    CHECK(run.status == status);
     CHECK(run.output == "tpp: error: " + message + "\n");
   };
 
-  SUBCASE("an unknown dataset") {
+  SUBCASE("an unknown dataset (a usage error)") {
     const auto ckpt = save_constant_mlp(dir, std::vector<float>(10, 0.f));
     expect_error("eval --checkpoint " + ckpt.string() + data + " --dataset svhn",
                  "data: unknown dataset 'svhn' (known: mnist, fashion-mnist, cifar10, cifar100, imagenet, "
-                 "imagefolder:<path>)");
+                 "imagefolder:<path>)",
+                 2);
   }
   SUBCASE("a checkpoint that names no dataset") {
     const auto ckpt = save_constant_mlp(dir, std::vector<float>(10, 0.f), 1, "");

@@ -60,9 +60,9 @@ TEST_CASE("tpp info --buckets: the table names the bytes per step and each bucke
   CHECK(run.output.find("net.12.bias .. net.0.weight") != std::string::npos);
 }
 
-TEST_CASE("tpp info: an unknown dataset is a one-line error listing the known ones") {
+TEST_CASE("tpp info: an unknown dataset is a one-line usage error listing the known ones") {
   const Run run = run_tpp("info --arch resnet56 --dataset svhn");
-  CHECK(run.status == 1);
+  CHECK(run.status == 2);
   CHECK(run.output ==
         "tpp: error: unknown dataset 'svhn'; known datasets: mnist, fashion-mnist, cifar10, cifar100, imagenet\n");
 }

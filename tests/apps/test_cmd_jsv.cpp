@@ -86,9 +86,12 @@ TEST_SUITE("apps") {
       CHECK(run.status == 1);
       CHECK(run.output == "tpp: error: " + message + "\n");
     };
-    expect_error("jsv --checkpoint " + ckpt.string() + " --batches 0", "jsv: --batches must be positive, got 0");
-    expect_error("jsv --checkpoint " + ckpt.string() + " --batch-size -3",
-                 "jsv: --batch-size must be positive, got -3");
+    const TppRun zero = run_tpp("jsv --checkpoint " + ckpt.string() + " --batches 0");
+    CHECK(zero.status == 2);
+    CHECK(zero.output == "tpp: error: --batches must be a positive integer (got 0)\n");
+    const TppRun negative = run_tpp("jsv --checkpoint " + ckpt.string() + " --batch-size -3");
+    CHECK(negative.status == 2);
+    CHECK(negative.output == "tpp: error: --batch-size must be a positive integer (got -3)\n");
     expect_error("jsv --checkpoint " + ckpt.string() + " --mode test", "jsv: --mode must be eval or train, got 'test'");
     expect_error("jsv --checkpoint " + ckpt.string() + " --exact --sampled",
                  "jsv: --exact and --sampled exclude each other");

@@ -88,11 +88,11 @@ TEST_SUITE("apps") {
 
   TEST_CASE("tpp prune: a bad stage-pr or a residual layer is a one-line error") {
     Run run = run_tpp("prune --dry-run --arch resnet56 --dataset cifar10 --stage-pr '*layer*.conv1:1.5'");
-    CHECK(run.status == 1);
+    CHECK(run.status == 2);
     CHECK(run.output ==
           "tpp: error: stage-pr '*layer*.conv1:1.5': the ratio '1.5' of '*layer*.conv1' must be a number in [0, 1)\n");
     run = run_tpp("prune --dry-run --arch resnet56 --dataset cifar10 --stage-pr '*conv2:0.5'");
-    CHECK(run.status == 1);
+    CHECK(run.status == 2);
     CHECK(run.output ==
           "tpp: error: stage-pr '*conv2:0.5' gives 'layer1.0.conv2' the ratio 0.5, but its filters cannot be removed: "
           "its output feeds a residual sum ('add') (exclude it with --skip-layers)\n");

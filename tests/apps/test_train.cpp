@@ -231,7 +231,7 @@ TEST_CASE("tpp train: an existing run directory is refused without --overwrite, 
 TEST_CASE("tpp train: an unknown arch is one line listing the known ones, and no run directory appears") {
   const Scratch scratch("arch");
   const Run run = run_tpp("train --arch resnet99 --dataset fashion-mnist --out " + scratch / "run");
-  CHECK(run.status == 1);
+  CHECK(run.status == 2);
   CHECK(run.output.starts_with("tpp: error: train: unknown arch 'resnet99'; known archs: mlp7_linear, resnet20,"));
   CHECK(std::count(run.output.begin(), run.output.end(), '\n') == 1);
   CHECK(!fs::exists(scratch.dir / "run"));
@@ -240,7 +240,7 @@ TEST_CASE("tpp train: an unknown arch is one line listing the known ones, and no
 TEST_CASE("tpp train: an unknown dataset is one line, and no run directory appears") {
   const Scratch scratch("dataset");
   const Run run = run_tpp("train --arch resnet20 --dataset svhn --out " + scratch / "run");
-  CHECK(run.status == 1);
+  CHECK(run.status == 2);
   CHECK(run.output ==
         "tpp: error: data: unknown dataset 'svhn' (known: mnist, fashion-mnist, cifar10, cifar100, imagenet, "
         "imagefolder:<path>)\n");
@@ -269,14 +269,16 @@ TEST_CASE("fuzz regression: a config key whose value is an empty array is one li
   const Scratch scratch("empty_array");
   const std::string regression = std::string(TPP_SOURCE_DIR) + "/tests/fuzz/regressions/config/flag_empty_array";
   const Run cut_short = run_tpp("train --config " + regression + " --out " + scratch / "a");
-  CHECK(cut_short.status == 1);
-  CHECK(cut_short.output == "tpp: error: train: --config " + regression + ": 'nesterov' has no value\n");
+  CHECK(cut_short.status == 2);
+  CHECK(cut_short.output ==
+        "tpp: error: train: --config " + regression + ":1: 'nesterov': an array must end with ] on the same line\n");
   {
     std::ofstream toml(scratch.dir / "x.toml");
     toml << "arch = \"mlp7_linear\"\nmomentum = []\n";
   }
   const Run empty = run_tpp("train --config " + scratch / "x.toml" + " --out " + scratch / "b");
-  CHECK(empty.output == "tpp: error: train: --config " + scratch / "x.toml" + ": 'momentum' has no value\n");
+  CHECK(empty.status == 2);
+  CHECK(empty.output == "tpp: error: train: --config " + scratch / "x.toml" + ":2: 'momentum' has no value\n");
   CHECK(!fs::exists(scratch.dir / "a"));
   CHECK(!fs::exists(scratch.dir / "b"));
 }

@@ -91,7 +91,7 @@ TEST_SUITE("data.readers") {
       MESSAGE("skipped: /usr/share/datasets/fashion-mnist is not installed");
       return;
     }
-    const DatasetLocation where = locate_dataset("fashion-mnist", "/nonexistent-root");
+    const DatasetLocation where = locate_dataset("fashion-mnist", DataRoot("/nonexistent-root", false));
     CHECK(where.dir == fs::path(tpp::testing::kFashionMnistDir));
     const auto test = std::dynamic_pointer_cast<TensorDataset>(open_dataset(where, "test"));
     REQUIRE(test != nullptr);
@@ -196,8 +196,10 @@ TEST_SUITE("data.readers") {
     const char* saved = std::getenv("TPP_DATA");
     const std::string saved_value = saved ? saved : "";
     setenv("TPP_DATA", "/from/env", 1);
-    CHECK(resolve_data_root("/from/flag") == fs::path("/from/flag"));
-    CHECK(resolve_data_root("") == fs::path("/from/env"));
+    CHECK(resolve_data_root("/from/flag").dir == fs::path("/from/flag"));
+    CHECK(resolve_data_root("/from/flag").given);
+    CHECK(resolve_data_root("").dir == fs::path("/from/env"));
+    CHECK_FALSE(resolve_data_root("").given);
     if (saved) {
       setenv("TPP_DATA", saved_value.c_str(), 1);
     } else {
@@ -210,7 +212,13 @@ TEST_SUITE("data.readers") {
                       "data: unknown dataset 'svhn' (known: mnist, fashion-mnist, cifar10, cifar100, imagenet, "
                       "imagefolder:<path>)");
     CHECK_THROWS_WITH(locate_dataset("cifar10", "/r"),
-                      "cifar10: no data found in /r/cifar-10-batches-bin or /r/cifar10 (pass --data-dir, set "
-                      "TPP_DATA, or fetch it with scripts/get_data.sh)");
+                      "cifar10: no data found in --data-dir /r (looked in /r, /r/cifar-10-batches-bin, /r/cifar10)");
+    CHECK_THROWS_WITH(locate_dataset("cifar10", DataRoot("/r", false)),
+                      "cifar10: no data found (looked in /r, /r/cifar-10-batches-bin, /r/cifar10, "
+                      "/usr/share/datasets/cifar-10-batches-bin, /usr/share/datasets/cifar10); pass --data-dir, set "
+                      "TPP_DATA, or fetch it with scripts/get_data.sh");
+    CHECK_THROWS_WITH(locate_dataset("cifr10", "/r"),
+                      "data: unknown dataset 'cifr10' (known: mnist, fashion-mnist, cifar10, cifar100, imagenet, "
+                      "imagefolder:<path>); did you mean 'cifar10'?");
   }
 }

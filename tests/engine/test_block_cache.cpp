@@ -200,6 +200,21 @@ TEST_SUITE("block cache") {
     CHECK_FALSE(allocation_options_from_env("direct").caching);
     CHECK_THROWS_WITH_AS(allocation_options_from_env("off"),
                          "TPP_CUDA_ALLOC=off: expected 'cached' (the default) or 'direct'", Error);
+    CHECK_THROWS_WITH_AS(allocation_options_from_env("off", "TPP_CPU_ALLOC"),
+                         "TPP_CPU_ALLOC=off: expected 'cached' (the default) or 'direct'", Error);
+  }
+
+  TEST_CASE("a released block that would take the free blocks past max_cached_bytes goes back to the driver") {
+    FakeDriver driver;
+    auto cache = make_cache(driver, {.max_cached_bytes = 3 * MiB});
+    CachedBuffer first = cache->allocate(2 * MiB, stream(1)), second = cache->allocate(2 * MiB, stream(1));
+    first.reset();  // 2 MiB free: kept
+    CHECK(cache->stats().driver_releases == 0);
+    second.reset();  // would make 4 MiB free: released
+    CHECK(cache->stats().driver_releases == 1);
+    CHECK(cache->stats().reserved_bytes == 2 * MiB);
+    const CachedBuffer again = cache->allocate(2 * MiB, stream(1));
+    CHECK(cache->stats().cache_hits == 1);
   }
 
   TEST_CASE("out of memory empties the cache and retries once") {

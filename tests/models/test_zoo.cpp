@@ -203,7 +203,7 @@ TEST_CASE("zoo: each family is initialised as its reference (weight scale per la
 TEST_CASE("zoo: an unknown arch is an error listing the known ones") {
   CHECK_THROWS_WITH(make_model("resnet57", 10),
                     "unknown arch 'resnet57'; known archs: mlp7_linear, resnet20, resnet32, resnet56, resnet110, "
-                    "vgg11, vgg13, vgg16, vgg19, vgg_small, resnet18, resnet34, resnet50");
+                    "vgg11, vgg13, vgg16, vgg19, vgg_small, resnet18, resnet34, resnet50; did you mean 'resnet56'?");
 }
 
 TEST_CASE("zoo: mlp7_linear is net.0 ... net.12 with Identity activations and takes 32x32 images") {

@@ -159,10 +159,20 @@ TEST_SUITE("prune") {
         make_plan(*model, {.stage_pr = "*conv*:0.5"}),
         "stage-pr '*conv*:0.5' gives 'conv1' the ratio 0.5, but its filters cannot be removed: its output "
         "feeds a residual sum ('add') (exclude it with --skip-layers)");
+    const std::string layers =
+        "conv1, layer1.0.conv1, layer1.0.conv2, layer1.1.conv1, layer1.1.conv2, layer1.2.conv1, layer1.2.conv2, "
+        "layer2.0.conv1, layer2.0.conv2, layer2.1.conv1, layer2.1.conv2, layer2.2.conv1, layer2.2.conv2, "
+        "layer3.0.conv1, layer3.0.conv2, layer3.1.conv1, layer3.1.conv2, layer3.2.conv1, layer3.2.conv2, fc";
     CHECK_THROWS_WITH(make_plan(*model, {.stage_pr = "*layr*:0.5"}),
-                      "stage-pr '*layr*:0.5': the pattern '*layr*' matches no conv or linear layer of the model");
+                      ("stage-pr '*layr*:0.5': the pattern '*layr*' matches no conv or linear layer of the model; its "
+                       "layers: " + layers).c_str());
     CHECK_THROWS_WITH(make_plan(*model, {.stage_pr = "*layer*.conv1:0.5", .skip_layers = "*layer9*"}),
-                      "skip-layers '*layer9*': the pattern '*layer9*' matches no conv or linear layer of the model");
+                      ("skip-layers '*layer9*': the pattern '*layer9*' matches no conv or linear layer of the model; "
+                       "its layers: " + layers).c_str());
+    // A layer named outright is taken out of the plan, not skipped.
+    CHECK_THROWS_WITH(make_plan(*model, {.stage_pr = "*layer*.conv1:0.5,conv1:0.5"}),
+                      "stage-pr '*layer*.conv1:0.5,conv1:0.5': the filters of 'conv1' cannot be removed: its output "
+                      "feeds a residual sum ('add'); remove 'conv1:0.5' from --stage-pr");
     // Skipping the refused layers makes the same spec valid.
     CHECK(make_plan(*model, {.stage_pr = "*conv*:0.5", .skip_layers = "conv1,*conv2"}).pruned_layers() == 9);
   }

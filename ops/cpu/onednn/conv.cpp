@@ -1,0 +1,174 @@
+// oneDNN 2.x API: operation descriptors (convolution_forward::desc) turned into
+// primitive descriptors. oneDNN 3.x drops the descriptors; only this file and
+// context.cpp change then.
+#include "ops/cpu/onednn/conv.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/cpu/onednn/context.h"
+#include "ops/cuda/conv_algo_cache.h"  // the cache and its key are CUDA-free
+
+namespace tpp::ops::cpu::onednn {
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+
+using cuda::ConvAlgoKey;
+using cuda::ConvPass;
+
+// ConvAlgoKey::math carries which optional operands a primitive has.
+constexpr int kWithBias = 1;
+
+struct ConvShapes {
+  memory::dims src, weights, bias, dst, strides, dilates, pad_l, pad_r;
+  Tag weights_tag;
+};
+
+ConvShapes shapes_of(const Conv2dGeometry& g) {
+  ConvShapes s;
+  s.src = {g.batch, g.in_channels, g.in_h, g.in_w};
+  s.dst = {g.batch, g.out_channels, g.out_h, g.out_w};
+  const int64_t cg = g.in_channels / g.groups, kg = g.out_channels / g.groups;
+  s.weights = g.groups == 1 ? memory::dims{g.out_channels, cg, g.kernel_h, g.kernel_w}
+                            : memory::dims{g.groups, kg, cg, g.kernel_h, g.kernel_w};
+  s.weights_tag = g.groups == 1 ? Tag::oihw : Tag::goihw;
+  s.bias = {g.out_channels};
+  s.strides = {g.stride_h, g.stride_w};
+  s.dilates = {g.dilation_h - 1, g.dilation_w - 1};  // oneDNN counts the gaps
+  s.pad_l = {g.pad_h, g.pad_w};
+  // Whatever the floor division of the output size left unread on the far side.
+  s.pad_r = {(g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1 - g.in_h - g.pad_h,
+             (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1 - g.in_w - g.pad_w};
+  return s;
+}
+
+memory::desc plain(const memory::dims& dims, Tag tag) { return {dims, memory::data_type::f32, tag}; }
+memory::desc any(const memory::dims& dims) { return {dims, memory::data_type::f32, Tag::any}; }
+
+std::string describe(const Conv2dGeometry& g, const char* pass) {
+  return fmt::format(
+      "conv2d {} (oneDNN) of input [{}, {}, {}, {}] with weight [{}, {}, {}, {}], stride [{}, {}], padding [{}, {}], "
+      "dilation [{}, {}], groups {}",
+      pass, g.batch, g.in_channels, g.in_h, g.in_w, g.out_channels, g.in_channels / g.groups, g.kernel_h, g.kernel_w,
+      g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dilation_h, g.dilation_w, g.groups);
+}
+
+// The forward primitive descriptor, also the hint the backward ones need.
+dnnl::convolution_forward::primitive_desc forward_desc(const ConvShapes& s, bool with_bias) {
+  const auto prop = dnnl::prop_kind::forward_training;
+  const auto algo = dnnl::algorithm::convolution_direct;
+  const auto desc = with_bias ? dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.bias),
+                                                                any(s.dst), s.strides, s.dilates, s.pad_l, s.pad_r)
+                              : dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.dst),
+                                                                s.strides, s.dilates, s.pad_l, s.pad_r);
+  return {desc, user_scratchpad(), cpu_engine()};
+}
+
+Step forward_step(const ConvShapes& s, bool with_bias) {
+  const auto pd = forward_desc(s, with_bias);
+  Step step{.primitive = dnnl::convolution_forward(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
+  step.operands.push_back(input_operand(DNNL_ARG_SRC, plain(s.src, Tag::nchw), pd.src_desc()));
+  step.operands.push_back(input_operand(DNNL_ARG_WEIGHTS, plain(s.weights, s.weights_tag), pd.weights_desc()));
+  if (with_bias) step.operands.push_back(input_operand(DNNL_ARG_BIAS, plain(s.bias, Tag::x), pd.bias_desc()));
+  step.operands.push_back(output_operand(DNNL_ARG_DST, plain(s.dst, Tag::nchw), pd.dst_desc()));
+  return step;
+}
+
+Step backward_data_step(const ConvShapes& s) {
+  const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, any(s.src), any(s.weights),
+                                                   any(s.dst), s.strides, s.dilates, s.pad_l, s.pad_r);
+  const dnnl::convolution_backward_data::primitive_desc pd(desc, user_scratchpad(), cpu_engine(),
+                                                           forward_desc(s, false));
+  Step step{.primitive = dnnl::convolution_backward_data(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
+  step.operands.push_back(input_operand(DNNL_ARG_WEIGHTS, plain(s.weights, s.weights_tag), pd.weights_desc()));
+  step.operands.push_back(input_operand(DNNL_ARG_DIFF_DST, plain(s.dst, Tag::nchw), pd.diff_dst_desc()));
+  step.operands.push_back(output_operand(DNNL_ARG_DIFF_SRC, plain(s.src, Tag::nchw), pd.diff_src_desc()));
+  return step;
+}
+
+Step backward_weights_step(const ConvShapes& s, bool with_bias) {
+  const auto algo = dnnl::algorithm::convolution_direct;
+  using Desc = dnnl::convolution_backward_weights::desc;
+  const Desc desc = with_bias ? Desc(algo, any(s.src), any(s.weights), any(s.bias), any(s.dst), s.strides, s.dilates,
+                                     s.pad_l, s.pad_r)
+                              : Desc(algo, any(s.src), any(s.weights), any(s.dst), s.strides, s.dilates, s.pad_l,
+                                     s.pad_r);
+  const dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), cpu_engine(),
+                                                              forward_desc(s, with_bias));
+  Step step{.primitive = dnnl::convolution_backward_weights(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
+  step.operands.push_back(input_operand(DNNL_ARG_SRC, plain(s.src, Tag::nchw), pd.src_desc()));
+  step.operands.push_back(input_operand(DNNL_ARG_DIFF_DST, plain(s.dst, Tag::nchw), pd.diff_dst_desc()));
+  step.operands.push_back(
+      output_operand(DNNL_ARG_DIFF_WEIGHTS, plain(s.weights, s.weights_tag), pd.diff_weights_desc()));
+  if (with_bias)
+    step.operands.push_back(output_operand(DNNL_ARG_DIFF_BIAS, plain(s.bias, Tag::x), pd.diff_bias_desc()));
+  return step;
+}
+
+cuda::ConvAlgoCache<std::shared_ptr<const Step>>& step_cache() {
+  static cuda::ConvAlgoCache<std::shared_ptr<const Step>> cache;
+  return cache;
+}
+
+// The step of one pass for this shape, made the first time it is asked for.
+std::shared_ptr<const Step> step_for(const Conv2dGeometry& g, ConvPass pass, bool with_bias) {
+  const ConvAlgoKey key{
+      .geometry = g, .dtype = DType::f32, .math = with_bias ? kWithBias : 0, .device = -1, .pass = pass};
+  return step_cache().find_or_search(key, [&] {
+    const ConvShapes s = shapes_of(g);
+    switch (pass) {
+      case ConvPass::forward: return std::make_shared<const Step>(forward_step(s, with_bias));
+      case ConvPass::backward_data: return std::make_shared<const Step>(backward_data_step(s));
+      case ConvPass::backward_filter: break;
+    }
+    return std::make_shared<const Step>(backward_weights_step(s, with_bias));
+  });
+}
+
+Buffer in(const float* p) { return {const_cast<float*>(p)}; }  // oneDNN's memory objects take non-const pointers
+Buffer out(float* p) { return {p}; }
+
+}  // namespace
+
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  checked([&] { return describe(g, "forward"); },
+          [&] {
+            const auto step = step_for(g, ConvPass::forward, bias != nullptr);
+            if (bias) {
+              execute(*step, {in(x), in(w), in(bias), out(y)});
+            } else {
+              execute(*step, {in(x), in(w), out(y)});
+            }
+          });
+}
+
+void conv2d_backward(const Conv2dGeometry& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     float* db) {
+  checked([&] { return describe(g, "backward"); },
+          [&] {
+            const auto data = dx ? step_for(g, ConvPass::backward_data, false) : nullptr;
+            const auto weights = dw ? step_for(g, ConvPass::backward_filter, db != nullptr) : nullptr;
+            Buffer dy_buffer = in(dy);
+            CachedBuffer dy_chosen;
+            if (data && weights) {
+              const Operand& for_data = operand_of(*data, DNNL_ARG_DIFF_DST);
+              if (for_data.reorder && for_data.chosen == operand_of(*weights, DNNL_ARG_DIFF_DST).chosen) {
+                dy_chosen = to_chosen(for_data, in(dy).data);
+                dy_buffer = {dy_chosen.data(), true};
+              }
+            }
+            if (data) execute(*data, {in(w), dy_buffer, out(dx)});
+            if (weights && db) execute(*weights, {in(x), dy_buffer, out(dw), out(db)});
+            if (weights && !db) execute(*weights, {in(x), dy_buffer, out(dw)});
+          });
+}
+
+size_t conv_primitive_count() { return step_cache().size(); }
+
+}  // namespace tpp::ops::cpu::onednn

@@ -1,0 +1,25 @@
+// f32 convolutions on oneDNN: forward, backward-data, backward-weights over
+// contiguous NCHW buffers (weights [K, C / groups, kh, kw]). Each pass's
+// primitive is made once per shape and kept (the CPU counterpart of the cuDNN
+// algorithm cache); oneDNN picks its own memory layouts inside, reordering to
+// and from ours, with every work buffer from our allocator.
+#pragma once
+
+#include <cstddef>
+
+#include "ops/conv2d_types.h"
+
+namespace tpp::ops::cpu::onednn {
+
+// y = conv(x, w) + bias; bias may be null.
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+// The gradients of input (dx), weight (dw) and bias (db), each null when not
+// wanted; db only with dw. With both passes to run, dy goes into oneDNN's
+// layout once. x may be null when dw is.
+void conv2d_backward(const Conv2dGeometry& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     float* db);
+
+// How many primitives (one per shape and pass) have been made so far.
+size_t conv_primitive_count();
+
+}  // namespace tpp::ops::cpu::onednn
