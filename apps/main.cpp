@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    return report_error(e.what());
+    const auto selected = app.get_subcommands();
+    return report_error(tpp::apps::with_flag_names(e.what(), selected.empty() ? app : *selected.front()));
   }
 }
