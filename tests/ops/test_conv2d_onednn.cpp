@@ -166,6 +166,17 @@ TEST_SUITE("conv2d on oneDNN") {
     CHECK(ops::cpu::onednn::conv_primitive_count() == before);
   }
 
+  TEST_CASE("a NaN weight makes its channel's every output NaN on the default path, zero padding included") {
+    // The differential test found oneDNN giving finite values here; operands
+    // holding NaN or infinity take the reference path.
+    const CpuConvPathOverride path(CpuConvPath::onednn);
+    Tensor w = ones({2, 1, 3, 3});
+    w.data<float>()[0] = std::nanf("");
+    const Tensor y = ops::conv2d(ones({1, 1, 4, 4}), w, {}, {.padding = {1, 1}});
+    const std::vector<float> values = y.to_vector<float>();  // [1, 2, 4, 4]: channel 0 has the NaN tap
+    for (size_t i = 0; i < values.size(); ++i) CHECK(std::isnan(values[i]) == (i < 16));
+  }
+
   TEST_CASE("a oneDNN error becomes one tpp::Error line naming the op, the shapes and oneDNN's status") {
     const auto describe = [] { return std::string("conv2d forward (oneDNN) of input [1, 2, 3, 4]"); };
     CHECK_THROWS_WITH_AS(
