@@ -33,6 +33,7 @@
 #include "engine/cuda_info.h"
 #include "engine/device.h"
 #include "engine/rng.h"
+#include "engine/text.h"
 #include "models/checkpoint.h"
 #include "models/data_parallel.h"
 #include "models/summary.h"
@@ -223,6 +224,9 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
                               .extra = {}};
   // Every rank reads the same checkpoint: the same weights, momentum, counters and RNG.
   if (resuming) restore_last_checkpoint(dir, *model, trainer, c.arch, d.where.name);
+  if (resuming && trainer.state().epochs_done >= c.epochs)
+    usage_fail("train: --resume {}: the run has finished its {}; pass --epochs N with N > {} to train further",
+               dir.string(), counted(trainer.state().epochs_done, "epoch"), trainer.state().epochs_done);
 
   // Rank 0 alone owns the run directory; other ranks only train.
   std::optional<RunDir> run;
@@ -239,7 +243,7 @@ int run_train(const TrainConfig& c, const CLI::App& command) {
     run->write_config(config);
 
     fmt::print("train: {} on {} ({} train / {} test images, input {}), {} parameters, {}\n", c.arch, d.where.name,
-               d.train->size(), d.test->size(), shape_str(d.input), model_summary.params, c.device);
+               d.train->size(), d.test->size(), shape_str(d.input), with_commas(model_summary.params), c.device);
     print_distributed(dist, c, trainer);
     fmt::print("train: run directory {}{}\n", run->path().string(),
                resuming ? fmt::format(" (resuming after epoch {})", trainer.state().epochs_done) : "");

@@ -12,6 +12,7 @@
 #include "models/checkpoint.h"
 #include "models/zoo.h"
 #include "tests/apps/run_tpp.h"
+#include "tests/apps/saved_models.h"
 #include "tests/data/data_test_util.h"
 
 using namespace tpp;
@@ -41,11 +42,7 @@ void write_mnist_files(const std::filesystem::path& dir) {
 
 std::filesystem::path save_model(const TempDir& dir, const std::string& arch, int64_t channels,
                                  const std::string& dataset) {
-  manual_seed(3);
-  const auto net = models::make_model(arch, 10, channels);
-  const auto path = dir / (arch + ".safetensors");
-  models::save_checkpoint(path, *net, {.arch = arch, .dataset = dataset, .num_classes = 10, .in_channels = channels});
-  return path;
+  return testing::save_zoo_model(dir.path(), arch, channels, dataset, 3);
 }
 
 }  // namespace
@@ -221,5 +218,23 @@ TEST_SUITE("apps") {
     REQUIRE_MESSAGE(run.status == 0, run.output);
     CHECK(first_line(run.output) ==
           "eval: warning: " + ckpt.string() + " was trained on mnist; evaluating it on fashion-mnist");
+  }
+
+  TEST_CASE("prune --help says how long TPP regularises with the paper's defaults") {
+    const TppRun run = run_tpp("prune --help");
+    REQUIRE(run.status == 0);
+    CHECK(run.output.find("about 110,000 regularised iterations before removal") != std::string::npos);
+  }
+
+  TEST_CASE("train --resume of a finished run without a larger --epochs says so and changes nothing") {
+    const TempDir dir;
+    write_mnist_files(dir / "mnist");
+    const std::string run_dir = (dir / "run").string();
+    const TppRun first = run_tpp("train --arch mlp7_linear --dataset mnist --epochs 1 --batch-size 5 --workers 0 "
+                                 "--device cpu --data-dir " + (dir / "mnist").string() + " --out " + run_dir);
+    REQUIRE_MESSAGE(first.status == 0, first.output);
+    check_usage_error("train --resume " + run_dir,
+                      "train: --resume " + run_dir +
+                          ": the run has finished its 1 epoch; pass --epochs N with N > 1 to train further");
   }
 }

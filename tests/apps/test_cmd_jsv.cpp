@@ -9,6 +9,7 @@
 #include "models/checkpoint.h"
 #include "models/zoo.h"
 #include "tests/apps/run_tpp.h"
+#include "tests/apps/saved_models.h"
 #include "tests/data/data_test_util.h"
 
 using namespace tpp;
@@ -30,11 +31,7 @@ void write_tiny_mnist(const std::filesystem::path& root, uint32_t n) {
 
 std::filesystem::path save_model(const TempDir& dir, const std::string& arch, int64_t channels,
                                  const std::string& dataset) {
-  manual_seed(29);
-  const auto net = models::make_model(arch, 10, channels);
-  const auto path = dir / (arch + ".safetensors");
-  models::save_checkpoint(path, *net, {.arch = arch, .dataset = dataset, .num_classes = 10, .in_channels = channels});
-  return path;
+  return testing::save_zoo_model(dir.path(), arch, channels, dataset, 29);
 }
 
 nlohmann::json run_json(const std::string& args) {
