@@ -11,6 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${TPP_BUILD_DIR:-$root/build-emu}
 launcher=()
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}  # as scripts/build.sh
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S "$root" -B "$build_dir" -G Ninja "${launcher[@]}" -DTPP_CUDA=EMULATE -DTPP_BUILD_TESTS=ON "$@"
 cmake --build "$build_dir" -j "$(nproc)" --target tpp tpp_gpu_tests tpp_parity
