@@ -10,13 +10,28 @@
 #include "ops/cpu/conv_path.h"
 
 namespace {
+// The rank named by the launcher's environment, or -1 outside a launcher
+// (and when that environment is inconsistent: the error itself is reported).
+int launched_rank() {
+  try {
+    const tpp::dist::LaunchEnv env = tpp::dist::detect_launch_env();
+    return env.distributed() ? env.rank : -1;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
 // A failing rank of a multi-process run ends the whole job at once, so that
-// the other ranks do not wait for it until their collective timeout.
+// the other ranks do not wait for it until their collective timeout. Under a
+// launcher, an error found before MPI starts (a bad option) names the rank too.
 int report_error(std::string_view message, int status = 1) {
   if (tpp::dist::mpi_running())
     tpp::dist::abort_job(fmt::format("tpp: error on rank {}: {}", tpp::dist::detect_launch_env().rank, message),
                          status);
-  fmt::print(stderr, "tpp: error: {}\n", message);
+  if (const int rank = launched_rank(); rank >= 0)
+    fmt::print(stderr, "tpp: error on rank {}: {}\n", rank, message);
+  else
+    fmt::print(stderr, "tpp: error: {}\n", message);
   return status;
 }
 
