@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
-#include "apps/model_input.h"
+#include "train/model_input.h"
 #include "data/catalog.h"
 #include "data/loader.h"
 #include "engine/autograd.h"
@@ -17,6 +17,8 @@
 #include "ops/loss.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
-#include "apps/dataset_shapes.h"
+#include "train/dataset_shapes.h"
 #include "engine/error.h"
 #include "models/data_parallel.h"
 #include "models/layers.h"
@@ -18,6 +18,8 @@
 #include "models/zoo.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 

@@ -10,10 +10,21 @@
 namespace {
 // A failing rank of a multi-process run ends the whole job at once, so that
 // the other ranks do not wait for it until their collective timeout.
+// Under a launcher, an error found before MPI starts (a bad setting, which
+// every rank finds alike) still names the rank.
 int report_error(std::string_view message) {
   if (tpp::dist::mpi_running())
     tpp::dist::abort_job(fmt::format("tpp: error on rank {}: {}", tpp::dist::detect_launch_env().rank, message), 1);
-  fmt::print(stderr, "tpp: error: {}\n", message);
+  int rank = -1;
+  try {
+    const tpp::dist::LaunchEnv env = tpp::dist::detect_launch_env();
+    if (env.distributed()) rank = env.rank;
+  } catch (const std::exception&) {  // an inconsistent launch environment: report the error itself
+  }
+  if (rank >= 0)
+    fmt::print(stderr, "tpp: error on rank {}: {}\n", rank, message);
+  else
+    fmt::print(stderr, "tpp: error: {}\n", message);
   return 1;
 }
 }  // namespace
@@ -44,6 +55,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    return report_error(e.what());
+    const auto selected = app.get_subcommands();
+    return report_error(tpp::apps::with_flag_names(e.what(), selected.empty() ? app : *selected.front()));
   }
 }

@@ -73,7 +73,7 @@ DatasetLocation locate_dataset(const std::string& name, const fs::path& root) {
     }
     looked.push_back(c.dir.string());
   }
-  fail("{}: no data found in {} (pass --data-dir, set TPP_DATA, or fetch it with scripts/get_data.sh)", name,
+  fail("{}: no data found in {} (set `data_dir`, set TPP_DATA, or fetch it with scripts/get_data.sh)", name,
        fmt::join(looked, " or "));
 }
 

@@ -24,3 +24,9 @@ template <class... Args>
   do {                               \
     if (!(cond)) ::tpp::fail(__VA_ARGS__); \
   } while (0)
+
+// Errors about a setting of a run name the setting by its config field in
+// backticks ("`stage_pr` '*:0.9' prunes no layer"): the library knows config
+// structs, not command lines. A front end that sets the field by some other
+// name rewrites it (the tpp program: `stage_pr` -> --stage-pr,
+// apps/commands.h with_flag_names).

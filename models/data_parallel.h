@@ -77,16 +77,6 @@ std::vector<GradBucket> plan_grad_buckets(const ParameterArena& arena, int64_t b
 // into every rank's model.
 void broadcast_model(dist::Communicator& comm, const Module& model);
 
-// Rank 0's decisions everywhere: `indices` (any length on rank 0; resized
-// elsewhere) and `text` become rank 0's on every rank.
-void broadcast_indices(dist::Communicator& comm, std::vector<int64_t>& indices);
-void broadcast_text(dist::Communicator& comm, std::string& text);
-
-// Runs `work` on rank 0 only (file system checks and writes). If it throws,
-// every rank throws tpp::Error with rank 0's message, so all ranks stop
-// together and say the same thing; otherwise every rank returns.
-void run_on_root(dist::Communicator& comm, const std::function<void()>& work);
-
 // The floating buffers of `model` (BN running mean and variance) averaged
 // over the ranks. With per-rank BN statistics the ranks' running estimates
 // drift apart; this makes them one before evaluation and checkpoints.

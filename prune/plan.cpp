@@ -10,7 +10,7 @@
 
 #include "engine/autograd.h"
 #include "models/layers.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 
 namespace tpp::prune {
 
@@ -258,7 +258,7 @@ PrunePlan make_plan(models::Module& model, const PlanSpec& spec) {
     const int64_t n = pruned_count(l.ratio, l.total);
     TPP_CHECK(n == 0 || link.prunable(),
               "stage-pr '{}' gives '{}' the ratio {}, but its filters cannot be removed: {} (exclude it with "
-              "--skip-layers)",
+              "`skip_layers`)",
               spec.stage_pr, link.name, l.ratio, link.refusal);
     l.pruned = n > 0 ? smallest_scores(filter_scores(weight), n) : std::vector<int64_t>{};
     for (int64_t i = 0; i < l.total; ++i)

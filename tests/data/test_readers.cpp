@@ -210,7 +210,7 @@ TEST_SUITE("data.readers") {
                       "data: unknown dataset 'svhn' (known: mnist, fashion-mnist, cifar10, cifar100, imagenet, "
                       "imagefolder:<path>)");
     CHECK_THROWS_WITH(locate_dataset("cifar10", "/r"),
-                      "cifar10: no data found in /r/cifar-10-batches-bin or /r/cifar10 (pass --data-dir, set "
+                      "cifar10: no data found in /r/cifar-10-batches-bin or /r/cifar10 (set `data_dir`, set "
                       "TPP_DATA, or fetch it with scripts/get_data.sh)");
   }
 }

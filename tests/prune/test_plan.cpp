@@ -158,7 +158,7 @@ TEST_SUITE("prune") {
     CHECK_THROWS_WITH(
         make_plan(*model, {.stage_pr = "*conv*:0.5"}),
         "stage-pr '*conv*:0.5' gives 'conv1' the ratio 0.5, but its filters cannot be removed: its output "
-        "feeds a residual sum ('add') (exclude it with --skip-layers)");
+        "feeds a residual sum ('add') (exclude it with `skip_layers`)");
     CHECK_THROWS_WITH(make_plan(*model, {.stage_pr = "*layr*:0.5"}),
                       "stage-pr '*layr*:0.5': the pattern '*layr*' matches no conv or linear layer of the model");
     CHECK_THROWS_WITH(make_plan(*model, {.stage_pr = "*layer*.conv1:0.5", .skip_layers = "*layer9*"}),
