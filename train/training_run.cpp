@@ -195,9 +195,10 @@ void run_training(const TrainingRunConfig& c) {
                               .extra = {}};
   // Every rank reads the same checkpoint: the same weights, momentum, counters and RNG.
   if (resuming) restore_last_checkpoint(dir, *model, trainer, c.arch, d.where.name);
-  if (resuming && trainer.state().epochs_done >= c.epochs)
-    setting_fail("train: `resume` {}: the run has finished its {}; pass `epochs` N with N > {} to train further",
-                 dir.string(), counted(trainer.state().epochs_done, "epoch"), trainer.state().epochs_done);
+  // A finished run resumed with no more epochs has nothing left to train; its
+  // summary and report are written again (a run killed after its last
+  // checkpoint may have missed them).
+  const bool nothing_to_train = resuming && trainer.state().epochs_done >= c.epochs;
 
   // Rank 0 alone owns the run directory; other ranks only train.
   std::optional<RunDir> run;
@@ -218,6 +219,9 @@ void run_training(const TrainingRunConfig& c) {
     print_distributed(dist, c, trainer);
     fmt::print("train: run directory {}{}\n", run->path().string(),
                resuming ? fmt::format(" (resuming after epoch {})", trainer.state().epochs_done) : "");
+    if (nothing_to_train)
+      fmt::print("train: the run has finished its {}: nothing to train (resume with more epochs to train further)\n",
+                 counted(trainer.state().epochs_done, "epoch"));
     std::fflush(stdout);
   });
 

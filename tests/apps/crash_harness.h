@@ -270,10 +270,13 @@ inline CrashReport check_crash_safety(const CrashCommand& command, const crash_f
     return resumable ? command.resume(crashed) : command.start(crashed);
   };
   bool finished = false;
-  // Random kills and kills in a save, interleaved.
+  // Kills in a save and random kills, interleaved, a kill in a save first: a
+  // random kill may outlast the rest of the run (its delay is drawn from the
+  // reference run's time, and the load on the machine varies), while a kill
+  // in an early save always comes.
   const size_t attempts = static_cast<size_t>(options.random_kills) + options.kills_in_save.size();
   for (size_t attempt = 0; attempt < attempts && !finished; ++attempt) {
-    const bool in_save = attempt % 2 == 1 && attempt / 2 < options.kills_in_save.size();
+    const bool in_save = attempt % 2 == 0 && attempt / 2 < options.kills_in_save.size();
     const crash_fs::path output = log_of();
     const std::vector<crash_fs::path> temporaries_before = temporaries(crashed);
     std::string when;

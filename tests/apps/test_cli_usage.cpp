@@ -226,15 +226,25 @@ TEST_SUITE("apps") {
     CHECK(run.output.find("about 110,000 regularised iterations before removal") != std::string::npos);
   }
 
-  TEST_CASE("train --resume of a finished run without a larger --epochs says so and changes nothing") {
+  TEST_CASE("train --resume of a finished run without a larger --epochs says so and trains nothing") {
     const TempDir dir;
     write_mnist_files(dir / "mnist");
-    const std::string run_dir = (dir / "run").string();
+    const std::filesystem::path run_dir = dir / "run";
     const TppRun first = run_tpp("train --arch mlp7_linear --dataset mnist --epochs 1 --batch-size 5 --workers 0 "
-                                 "--device cpu --data-dir " + (dir / "mnist").string() + " --out " + run_dir);
+                                 "--device cpu --data-dir " + (dir / "mnist").string() + " --out " + run_dir.string());
     REQUIRE_MESSAGE(first.status == 0, first.output);
-    check_usage_error("train --resume " + run_dir,
-                      "train: --resume " + run_dir +
-                          ": the run has finished its 1 epoch; pass --epochs N with N > 1 to train further");
+    const auto bytes = [&](const char* name) {
+      std::ifstream in(run_dir / name, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::string log = bytes("log.jsonl"), last = bytes("last.safetensors");
+    const TppRun again = run_tpp("train --resume " + run_dir.string());
+    REQUIRE_MESSAGE(again.status == 0, again.output);
+    CHECK_MESSAGE(again.output.find("train: the run has finished its 1 epoch: nothing to train (resume with more "
+                                    "epochs to train further)\n") != std::string::npos,
+                  again.output);
+    CHECK(bytes("log.jsonl") == log);
+    CHECK(bytes("last.safetensors") == last);
   }
+
 }
