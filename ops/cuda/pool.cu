@@ -46,30 +46,41 @@ __device__ int64_t divisor(const PoolGeometry& g, const Span& rows, const Span& 
   return g.count_include_pad ? rows.padded * cols.padded : (rows.end - rows.begin) * (cols.end - cols.begin);
 }
 
-// The first maximum of each window (NaN wins at once), scanning row by row as
-// the CPU kernel. Geometry checks make every window non-empty; an empty one
-// would give -inf with index -1, which no input element matches.
+// The taps of a dilated window along one axis that fall inside the input:
+// begin, begin + step, ... below end (none when begin >= end), as the CPU kernel.
+struct Taps {
+  int64_t begin, end, step;
+};
+
+__device__ Taps dilated_window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int64_t dilation,
+                               int64_t in_size) {
+  const int64_t start = out_index * stride - pad;
+  const int64_t first = start >= 0 ? start : start + (-start + dilation - 1) / dilation * dilation;
+  return {first, lesser(start + (kernel - 1) * dilation + 1, in_size), dilation};
+}
+
+// A window's extent with its dilation: the span of input its taps reach over.
+__device__ int64_t dilated_extent(int64_t kernel, int64_t dilation) { return dilation * (kernel - 1) + 1; }
+
+// The first maximum of each window, but its last NaN (NaN wins), as PyTorch's
+// kernels pick them, scanning the taps row by row as the CPU kernel. A window
+// whose taps all fall in the padding (dilation can make one) gives -inf with
+// index -1, which no input element matches.
 template <class T>
 __global__ void max_forward_kernel(const T* x, T* y, int64_t* argmax, PoolGeometry g) {
   const int64_t out_plane = g.out_h * g.out_w, in_plane = g.in_h * g.in_w;
   TPP_GRID_STRIDE_LOOP(i, g.planes * out_plane) {
     const int64_t p = i / out_plane, oh = i % out_plane / g.out_w, ow = i % g.out_w;
     const T* in = x + p * in_plane;
-    const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
-    const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
-    if (rows.begin >= rows.end || cols.begin >= cols.end) {
-      y[i] = device::negative_infinity<T>();
-      argmax[i] = -1;
-      continue;
-    }
-    // The first maximum, but the last NaN, as PyTorch's kernels pick them.
-    int64_t where = rows.begin * g.in_w + cols.begin;
-    for (int64_t h = rows.begin; h < rows.end; ++h)
-      for (int64_t w = cols.begin; w < cols.end; ++w) {
+    const Taps rows = dilated_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.dilation_h, g.in_h);
+    const Taps cols = dilated_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.dilation_w, g.in_w);
+    int64_t where = -1;
+    for (int64_t h = rows.begin; h < rows.end; h += rows.step)
+      for (int64_t w = cols.begin; w < cols.end; w += cols.step) {
         const T v = in[h * g.in_w + w];
-        if (isnan(v) || v > in[where]) where = h * g.in_w + w;
+        if (where < 0 || isnan(v) || v > in[where]) where = h * g.in_w + w;
       }
-    y[i] = in[where];
+    y[i] = where < 0 ? device::negative_infinity<T>() : in[where];
     argmax[i] = where;
   }
 }
@@ -81,8 +92,9 @@ __global__ void max_backward_kernel(const T* dy, const int64_t* argmax, T* dx, P
   const int64_t out_plane = g.out_h * g.out_w, in_plane = g.in_h * g.in_w;
   TPP_GRID_STRIDE_LOOP(i, g.planes * in_plane) {
     const int64_t p = i / in_plane, at = i % in_plane, h = at / g.in_w, w = at % g.in_w;
-    const Covering rows = covering(h, g.stride_h, g.pad_h, g.kernel_h, g.out_h);
-    const Covering cols = covering(w, g.stride_w, g.pad_w, g.kernel_w, g.out_w);
+    // Every window whose extent covers (h, w); argmax says which took it.
+    const Covering rows = covering(h, g.stride_h, g.pad_h, dilated_extent(g.kernel_h, g.dilation_h), g.out_h);
+    const Covering cols = covering(w, g.stride_w, g.pad_w, dilated_extent(g.kernel_w, g.dilation_w), g.out_w);
     T acc = 0;
     for (int64_t oh = rows.first; oh <= rows.last; ++oh)
       for (int64_t ow = cols.first; ow <= cols.last; ++ow) {
@@ -123,6 +135,56 @@ __global__ void avg_backward_kernel(const T* dy, T* dx, PoolGeometry g) {
       for (int64_t ow = col_outs.first; ow <= col_outs.last; ++ow) {
         const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
         acc += dy[p * out_plane + oh * g.out_w + ow] / static_cast<T>(divisor(g, rows, cols));
+      }
+    }
+    dx[i] = acc;
+  }
+}
+
+// Adaptive pooling's window along one axis, as PyTorch and the CPU kernel:
+// output i covers [floor(i in / out), ceil((i + 1) in / out)).
+__device__ Span adaptive_window(int64_t out_index, int64_t in_size, int64_t out_size) {
+  const int64_t begin = out_index * in_size / out_size, end = ((out_index + 1) * in_size + out_size - 1) / out_size;
+  return {begin, end, end - begin};
+}
+
+// The outputs whose adaptive windows cover input index `at` along one axis:
+// from floor(at out / in) to ceil((at + 1) out / in) - 1.
+__device__ Covering adaptive_covering(int64_t at, int64_t in_size, int64_t out_size) {
+  return {at * out_size / in_size, lesser(((at + 1) * out_size + in_size - 1) / in_size - 1, out_size - 1)};
+}
+
+// One thread per output; the sum in double, as the CPU kernel (a 1x1 output
+// sums a whole plane).
+template <class T>
+__global__ void adaptive_avg_forward_kernel(const T* x, T* y, PoolGeometry g) {
+  const int64_t out_plane = g.out_h * g.out_w, in_plane = g.in_h * g.in_w;
+  TPP_GRID_STRIDE_LOOP(i, g.planes * out_plane) {
+    const int64_t p = i / out_plane, oh = i % out_plane / g.out_w, ow = i % g.out_w;
+    const T* in = x + p * in_plane;
+    const Span rows = adaptive_window(oh, g.in_h, g.out_h), cols = adaptive_window(ow, g.in_w, g.out_w);
+    double acc = 0;
+    for (int64_t h = rows.begin; h < rows.end; ++h)
+      for (int64_t w = cols.begin; w < cols.end; ++w) acc += static_cast<double>(in[h * g.in_w + w]);
+    y[i] = static_cast<T>(acc / static_cast<double>(rows.padded * cols.padded));
+  }
+}
+
+// dx[p, h, w] = the sum of dy / window size over the windows covering (h, w),
+// in the CPU kernel's order (output row-major).
+template <class T>
+__global__ void adaptive_avg_backward_kernel(const T* dy, T* dx, PoolGeometry g) {
+  const int64_t out_plane = g.out_h * g.out_w, in_plane = g.in_h * g.in_w;
+  TPP_GRID_STRIDE_LOOP(i, g.planes * in_plane) {
+    const int64_t p = i / in_plane, at = i % in_plane, h = at / g.in_w, w = at % g.in_w;
+    const Covering row_outs = adaptive_covering(h, g.in_h, g.out_h);
+    const Covering col_outs = adaptive_covering(w, g.in_w, g.out_w);
+    T acc = 0;
+    for (int64_t oh = row_outs.first; oh <= row_outs.last; ++oh) {
+      const Span rows = adaptive_window(oh, g.in_h, g.out_h);
+      for (int64_t ow = col_outs.first; ow <= col_outs.last; ++ow) {
+        const Span cols = adaptive_window(ow, g.in_w, g.out_w);
+        acc += dy[p * out_plane + oh * g.out_w + ow] / static_cast<T>(rows.padded * cols.padded);
       }
     }
     dx[i] = acc;
@@ -173,6 +235,30 @@ void launch_avg_pool2d_backward(const void* dy, void* dx, DType dtype, const Poo
     using T = decltype(type);
     avg_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(dy),
                                                                            static_cast<T*>(dx), g);
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+void launch_adaptive_avg_pool2d_forward(const void* x, void* y, DType dtype, const PoolGeometry& g,
+                                        cudaStream_t stream) {
+  const int64_t n = g.planes * g.out_h * g.out_w;
+  if (n == 0) return;
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    adaptive_avg_forward_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(x),
+                                                                                   static_cast<T*>(y), g);
+  });
+  TPP_CUDA_CHECK_LAUNCH();
+}
+
+void launch_adaptive_avg_pool2d_backward(const void* dy, void* dx, DType dtype, const PoolGeometry& g,
+                                         cudaStream_t stream) {
+  const int64_t n = g.planes * g.in_h * g.in_w;
+  if (n == 0) return;
+  with_floating_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    adaptive_avg_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(static_cast<const T*>(dy),
+                                                                                    static_cast<T*>(dx), g);
   });
   TPP_CUDA_CHECK_LAUNCH();
 }
