@@ -32,7 +32,9 @@ double forward(const T* logits, const int64_t* target, int64_t n, int64_t c, dou
     const double lse = static_cast<double>(m) + std::log(sum_exp);
     const double nll = lse - static_cast<double>(x[target[i]]);
     const double uniform = lse - sum_x / static_cast<double>(c);
-    total += (1 - smoothing) * nll + smoothing * uniform;
+    // No smoothing term at all without smoothing, as PyTorch: a logit of -inf
+    // makes it infinite, and 0 * inf would be NaN.
+    total += smoothing > 0 ? (1 - smoothing) * nll + smoothing * uniform : nll;
   }
   return total / static_cast<double>(n);
 }

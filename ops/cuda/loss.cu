@@ -52,7 +52,8 @@ __global__ void cross_entropy_rows_kernel(const T* logits, const int64_t* target
         const double lse = static_cast<double>(m) + log(sum_exp);
         const double nll = lse - static_cast<double>(x[t]);
         const double uniform = lse - sum_x / static_cast<double>(c);
-        row_loss[r] = (1 - opts.smoothing) * nll + opts.smoothing * uniform;
+        // No smoothing term without smoothing (as the CPU): 0 * inf is NaN.
+        row_loss[r] = opts.smoothing > 0 ? (1 - opts.smoothing) * nll + opts.smoothing * uniform : nll;
       }
     }
   }
