@@ -11,7 +11,7 @@ namespace {
 bool worth_threads(int64_t n, int64_t c) { return n > 1 && n * c > (1 << 14); }
 
 // Per row, with lse = log sum exp(x): -log p_t = lse - x_t and the mean over
-// classes of -log p_j = lse - mean(x).
+// classes of -log p_j = lse - mean(x), each with lse = m + log sum exp(x - m).
 template <class T>
 double forward(const T* logits, const int64_t* target, int64_t n, int64_t c, double smoothing, T* probs) {
   double total = 0;
@@ -29,9 +29,11 @@ double forward(const T* logits, const int64_t* target, int64_t n, int64_t c, dou
     }
     const T inv = static_cast<T>(1.0 / sum_exp);
     for (int64_t j = 0; j < c; ++j) p[j] *= inv;
-    const double lse = static_cast<double>(m) + std::log(sum_exp);
-    const double nll = lse - static_cast<double>(x[target[i]]);
-    const double uniform = lse - sum_x / static_cast<double>(c);
+    // (m - x_t) + log sum exp(x - m), not lse - x_t: when x_t is the maximum
+    // and the row's loss tiny, lse would round at the size of m first.
+    const double log_sum = std::log(sum_exp);
+    const double nll = (static_cast<double>(m) - static_cast<double>(x[target[i]])) + log_sum;
+    const double uniform = (static_cast<double>(m) - sum_x / static_cast<double>(c)) + log_sum;
     // No smoothing term at all without smoothing, as PyTorch: a logit of -inf
     // makes it infinite, and 0 * inf would be NaN.
     total += smoothing > 0 ? (1 - smoothing) * nll + smoothing * uniform : nll;

@@ -49,9 +49,11 @@ __global__ void cross_entropy_rows_kernel(const T* logits, const int64_t* target
         }
         row_loss[r] = CUDART_NAN;
       } else {
-        const double lse = static_cast<double>(m) + log(sum_exp);
-        const double nll = lse - static_cast<double>(x[t]);
-        const double uniform = lse - sum_x / static_cast<double>(c);
+        // (m - x_t) + log sum exp(x - m), not lse - x_t, as the CPU: when x_t is
+        // the maximum and the row's loss tiny, lse would round at the size of m first.
+        const double log_sum = log(sum_exp);
+        const double nll = (static_cast<double>(m) - static_cast<double>(x[t])) + log_sum;
+        const double uniform = (static_cast<double>(m) - sum_x / static_cast<double>(c)) + log_sum;
         // No smoothing term without smoothing (as the CPU): 0 * inf is NaN.
         row_loss[r] = opts.smoothing > 0 ? (1 - opts.smoothing) * nll + opts.smoothing * uniform : nll;
       }

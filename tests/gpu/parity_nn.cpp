@@ -272,6 +272,27 @@ const RegisterParity cross_entropy_cases({
      .make_inputs = [] { return Inputs{random_input({5, 4}), random_labels(5, 4)}; },
      .run = [](const Inputs& in) { return ops::cross_entropy(in[0], in[1], {.reduction = ops::Reduction::sum}); },
      .tolerance = kF32},
+    // Class weights, reduction none and N-d logits: the composed ops on both devices.
+    {.name = "cross_entropy [2, 4, 3, 2] N-d logits, class weights, smoothing 0.1, reduction none",
+     .make_inputs =
+         [] {
+           return Inputs{random_input({2, 4, 3, 2}), random_labels(12, 4).view({2, 3, 2}),
+                         ops::abs(random_input({4}, false))};
+         },
+     .run =
+         [](const Inputs& in) {
+           return ops::cross_entropy(in[0], in[1],
+                                     {.label_smoothing = 0.1, .reduction = ops::Reduction::none, .weight = in[2]});
+         },
+     .tolerance = kF32},
+    {.name = "cross_entropy [6, 5] class weights, rows ignored, mean f64",
+     .make_inputs =
+         [] {
+           return Inputs{random_input({6, 5}, true, DType::f64), labels_with_ignored(6, 5, -100),
+                         ops::abs(random_input({5}, false, DType::f64))};
+         },
+     .run = [](const Inputs& in) { return ops::cross_entropy(in[0], in[1], {.weight = in[2]}); },
+     .tolerance = kF64},
     cross_entropy_case(8, 10, 0),
     cross_entropy_case(1, 5, 0),
     cross_entropy_case(33, 1000, 0.1),
