@@ -481,12 +481,17 @@ def _(d):
 
 
 def batch_norm_gain(inputs, params):
-    """The factor batch norm's input gradient applies to dy: |weight| / sqrt(var + eps), var the batch's (in
-    training, or without running statistics) or the running one."""
+    """The factor batch norm's gradients apply to dy: |weight| / sigma (the input gradient), sigma = sqrt(var +
+    eps) with the batch's variance (in training, or without running statistics) or the running one; in
+    float64 also max |x| / sigma (the weight gradient sums dy * (x - mean) / sigma, and x - mean is rounded
+    at the size of x: float64 centres no better, in PyTorch or here; float32 kernels centre in more
+    precision, so there a bug that rounds the mean still shows)."""
     x, w, _, running_mean, running_var = [None if t is None else apply_view(t.base.double(), t.view) for t in inputs]
     var = x.var(dim=(0, 2, 3), unbiased=False) if params["training"] or running_mean is None else running_var
-    w = w.abs() if w is not None else torch.ones_like(var)
-    gain = w / torch.sqrt(var + params["eps"])
+    numerator = w.abs() if w is not None else torch.ones_like(var)
+    if inputs[0].dtype == "f64" and x.numel():
+        numerator = numerator + x.abs().amax(dim=(0, 2, 3))
+    gain = numerator / torch.sqrt(var + params["eps"])
     gain = gain[torch.isfinite(gain)]
     return max([1.0] + gain.tolist())
 

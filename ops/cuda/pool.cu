@@ -14,20 +14,11 @@ using tpp::cuda::with_floating_type;
 using tpp::cuda::blocks_for;
 using tpp::cuda::kThreadsPerBlock;
 
-// A window's extent along one axis, as in the CPU kernel: [begin, end) inside
-// the input, and the divisor extent that includes padding but not the
-// ceil-mode overhang.
-struct Span {
-  int64_t begin, end, padded;
-};
+// The windows: ops/pool_types.h (shared with the CPU kernels).
+using Span = PoolSpan;
+using Taps = PoolTaps;
 
 __device__ int64_t lesser(int64_t a, int64_t b) { return a < b ? a : b; }
-
-__device__ Span window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int64_t in_size) {
-  const int64_t start = out_index * stride - pad;
-  const int64_t stop = lesser(start + kernel, in_size + pad);
-  return {start < 0 ? 0 : start, lesser(stop, in_size), stop - start};
-}
 
 // The outputs whose windows cover input index `at` along one axis:
 // out * stride - pad <= at < out * stride - pad + kernel, clamped to [0, out_size).
@@ -46,19 +37,6 @@ __device__ int64_t divisor(const PoolGeometry& g, const Span& rows, const Span& 
   return g.count_include_pad ? rows.padded * cols.padded : (rows.end - rows.begin) * (cols.end - cols.begin);
 }
 
-// The taps of a dilated window along one axis that fall inside the input:
-// begin, begin + step, ... below end (none when begin >= end), as the CPU kernel.
-struct Taps {
-  int64_t begin, end, step;
-};
-
-__device__ Taps dilated_window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int64_t dilation,
-                               int64_t in_size) {
-  const int64_t start = out_index * stride - pad;
-  const int64_t first = start >= 0 ? start : start + (-start + dilation - 1) / dilation * dilation;
-  return {first, lesser(start + (kernel - 1) * dilation + 1, in_size), dilation};
-}
-
 // A window's extent with its dilation: the span of input its taps reach over.
 __device__ int64_t dilated_extent(int64_t kernel, int64_t dilation) { return dilation * (kernel - 1) + 1; }
 
@@ -72,8 +50,8 @@ __global__ void max_forward_kernel(const T* x, T* y, int64_t* argmax, PoolGeomet
   TPP_GRID_STRIDE_LOOP(i, g.planes * out_plane) {
     const int64_t p = i / out_plane, oh = i % out_plane / g.out_w, ow = i % g.out_w;
     const T* in = x + p * in_plane;
-    const Taps rows = dilated_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.dilation_h, g.in_h);
-    const Taps cols = dilated_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.dilation_w, g.in_w);
+    const Taps rows = dilated_pool_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.dilation_h, g.in_h);
+    const Taps cols = dilated_pool_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.dilation_w, g.in_w);
     int64_t where = -1;
     for (int64_t h = rows.begin; h < rows.end; h += rows.step)
       for (int64_t w = cols.begin; w < cols.end; w += cols.step) {
@@ -111,8 +89,8 @@ __global__ void avg_forward_kernel(const T* x, T* y, PoolGeometry g) {
   TPP_GRID_STRIDE_LOOP(i, g.planes * out_plane) {
     const int64_t p = i / out_plane, oh = i % out_plane / g.out_w, ow = i % g.out_w;
     const T* in = x + p * in_plane;
-    const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
-    const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+    const Span rows = pool_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+    const Span cols = pool_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
     T acc = 0;
     for (int64_t h = rows.begin; h < rows.end; ++h)
       for (int64_t w = cols.begin; w < cols.end; ++w) acc += in[h * g.in_w + w];
@@ -131,21 +109,14 @@ __global__ void avg_backward_kernel(const T* dy, T* dx, PoolGeometry g) {
     const Covering col_outs = covering(w, g.stride_w, g.pad_w, g.kernel_w, g.out_w);
     T acc = 0;
     for (int64_t oh = row_outs.first; oh <= row_outs.last; ++oh) {
-      const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+      const Span rows = pool_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
       for (int64_t ow = col_outs.first; ow <= col_outs.last; ++ow) {
-        const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+        const Span cols = pool_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
         acc += dy[p * out_plane + oh * g.out_w + ow] / static_cast<T>(divisor(g, rows, cols));
       }
     }
     dx[i] = acc;
   }
-}
-
-// Adaptive pooling's window along one axis, as PyTorch and the CPU kernel:
-// output i covers [floor(i in / out), ceil((i + 1) in / out)).
-__device__ Span adaptive_window(int64_t out_index, int64_t in_size, int64_t out_size) {
-  const int64_t begin = out_index * in_size / out_size, end = ((out_index + 1) * in_size + out_size - 1) / out_size;
-  return {begin, end, end - begin};
 }
 
 // The outputs whose adaptive windows cover input index `at` along one axis:
@@ -162,7 +133,7 @@ __global__ void adaptive_avg_forward_kernel(const T* x, T* y, PoolGeometry g) {
   TPP_GRID_STRIDE_LOOP(i, g.planes * out_plane) {
     const int64_t p = i / out_plane, oh = i % out_plane / g.out_w, ow = i % g.out_w;
     const T* in = x + p * in_plane;
-    const Span rows = adaptive_window(oh, g.in_h, g.out_h), cols = adaptive_window(ow, g.in_w, g.out_w);
+    const Span rows = adaptive_pool_window(oh, g.in_h, g.out_h), cols = adaptive_pool_window(ow, g.in_w, g.out_w);
     double acc = 0;
     for (int64_t h = rows.begin; h < rows.end; ++h)
       for (int64_t w = cols.begin; w < cols.end; ++w) acc += static_cast<double>(in[h * g.in_w + w]);
@@ -181,9 +152,9 @@ __global__ void adaptive_avg_backward_kernel(const T* dy, T* dx, PoolGeometry g)
     const Covering col_outs = adaptive_covering(w, g.in_w, g.out_w);
     T acc = 0;
     for (int64_t oh = row_outs.first; oh <= row_outs.last; ++oh) {
-      const Span rows = adaptive_window(oh, g.in_h, g.out_h);
+      const Span rows = adaptive_pool_window(oh, g.in_h, g.out_h);
       for (int64_t ow = col_outs.first; ow <= col_outs.last; ++ow) {
-        const Span cols = adaptive_window(ow, g.in_w, g.out_w);
+        const Span cols = adaptive_pool_window(ow, g.in_w, g.out_w);
         acc += dy[p * out_plane + oh * g.out_w + ow] / static_cast<T>(rows.padded * cols.padded);
       }
     }
