@@ -8,12 +8,14 @@
 #include <fmt/ranges.h>
 
 #include "apps/commands.h"
-#include "apps/model_input.h"
+#include "train/model_input.h"
 #include "engine/autograd.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 

@@ -1,15 +1,13 @@
 // Cross-entropy: checks, the fused softmax + loss kernels for the common case
-// (2-d logits, no weights; on the CPU the mean with nothing ignored, on a GPU
-// the mean or sum with rows ignored) with their gradients right below, and
-// every other case (class weights, reduction none, N-d logits) composed from
-// differentiable ops.
+// (2-d logits, no weights, mean or sum, rows ignored or not) with their
+// gradient right below, and every other case (class weights, reduction none,
+// N-d logits) composed from differentiable ops.
 #include "ops/loss.h"
-
-#include <algorithm>
 
 #include "engine/autograd.h"
 #include "ops/checks.h"
 #include "ops/cpu/loss.h"
+#include "ops/dispatch.h"
 #include "ops/elementwise.h"
 #include "ops/pad.h"
 #include "ops/reduce.h"
@@ -57,41 +55,26 @@ void check_target_values(const std::vector<int64_t>& t, int64_t classes, int64_t
               "{}: target {} at position {} is out of range for {} classes", kOp, t[i], i, classes);
 }
 
-// ---- the fused kernels: 2-d logits and no weights ----
+// ---- the fused kernels: 2-d logits and no weights, reduced ----
 
-// On the CPU: the mean, with no row ignored (the targets were checked on the host).
-Tensor fused_cross_entropy_cpu(const Tensor& logits, const Tensor& target, double smoothing) {
-  const Tensor x = logits.detach().contiguous(), t = target.contiguous();
-  const Tensor probs = empty_like(x);
-  Tensor y = empty({}, {.dtype = x.dtype(), .device = x.device()});
-  y.fill_(cpu::cross_entropy_forward(x, t, smoothing, probs));
-  record_grad(y, "cross_entropy", {logits}, [probs, t, smoothing](const Tensor& dy) {
-    Tensor dx = empty_like(probs);
-    cpu::cross_entropy_backward(probs, t, smoothing, dy.item() / static_cast<double>(probs.size(0)), dx);
-    return Grads{dx};
-  });
-  return y;
-}
-
-#if TPP_WITH_CUDA
-// On a GPU: the mean or the sum, rows ignored, the targets read on the device
-// only; the upstream gradient and the mean's divisor stay there too.
-Tensor fused_cross_entropy_cuda(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
-  const cuda::FusedCrossEntropy opts{
+// On a GPU the targets are read on the device only, and the upstream
+// gradient and the mean's divisor stay there too.
+Tensor fused_cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
+  const FusedCrossEntropy opts{
       .smoothing = o.label_smoothing, .ignore_index = o.ignore_index, .average = o.reduction == Reduction::mean};
   const Tensor x = logits.detach().contiguous(), t = target.contiguous();
   const Tensor probs = empty_like(x);
   Tensor y = empty({}, {.dtype = x.dtype(), .device = x.device()});
   const Tensor divisor = empty({}, {.dtype = DType::f64, .device = x.device()});
-  cuda::cross_entropy_forward(x, t, opts, probs, y, divisor);
+  TPP_ON_DEVICE(x, cross_entropy_forward(x, t, opts, probs, y, divisor));
   record_grad(y, "cross_entropy", {logits}, [probs, t, opts, divisor](const Tensor& dy) {
     Tensor dx = empty_like(probs);
-    cuda::cross_entropy_backward(probs, t, opts, divisor, dy.contiguous(), dx);
+    const Tensor dyc = dy.contiguous();
+    TPP_ON_DEVICE(probs, cross_entropy_backward(probs, t, opts, divisor, dyc, dx));
     return Grads{dx};
   });
   return y;
 }
-#endif
 
 // ---- every other case, composed from differentiable ops ----
 
@@ -158,18 +141,13 @@ Tensor composed_cross_entropy(const Tensor& logits, const std::vector<int64_t>& 
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opts) {
   check_inputs(logits, target, opts);
-  const bool fusable = logits.dim() == 2 && !opts.weight.defined();
-#if TPP_WITH_CUDA
+  const bool fusable = logits.dim() == 2 && !opts.weight.defined() && opts.reduction != Reduction::none;
   // The GPU's fused kernels check the targets on the device, without a wait.
-  if (fusable && opts.reduction != Reduction::none && logits.device().is_cuda())
-    return fused_cross_entropy_cuda(logits, target, opts);
-#endif
+  if (fusable && logits.device().is_cuda()) return fused_cross_entropy(logits, target, opts);
   const std::vector<int64_t> t = target.to(Device::cpu()).contiguous().to_vector<int64_t>();
   const int64_t classes = logits.size(logits.dim() == 1 ? 0 : 1);
   check_target_values(t, classes, opts.ignore_index);
-  const bool ignores_none = std::find(t.begin(), t.end(), opts.ignore_index) == t.end();
-  if (fusable && opts.reduction == Reduction::mean && ignores_none && logits.device().is_cpu())
-    return fused_cross_entropy_cpu(logits, target, opts.label_smoothing);
+  if (fusable) return fused_cross_entropy(logits, target, opts);
   return composed_cross_entropy(logits, t, opts);
 }
 

@@ -19,19 +19,13 @@
 #include <cstdint>
 
 #include "engine/dtype_core.h"
+#include "ops/loss_types.h"
 
 namespace tpp {
 class Tensor;
 }
 
 namespace tpp::ops::cuda {
-
-// The options the fused kernels take.
-struct FusedCrossEntropy {
-  double smoothing = 0;
-  int64_t ignore_index = -100;
-  bool average = true;  // the mean over the rows not ignored, else their sum
-};
 
 // Writes softmax(logits) into probs, the reduced smoothed loss into the 0-d
 // `loss` (logits' dtype, on the GPU) and what it was divided by into the 0-d

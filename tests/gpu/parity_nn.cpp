@@ -176,7 +176,7 @@ const RegisterParity pool_cases({
     adaptive_case({2, 2, 3, 2}, {5, 4}, "more outputs than inputs", DType::f64),
     adaptive_case({2, 3, 8, 6}, {4, 3}, "sizes that divide"),
     adaptive_case({1, 2, 17, 13}, {1, 1}, "to 1x1", DType::f64),
-    // global_avg_pool2d is ops::mean over H and W (models/widths.cpp traces
+    // global_avg_pool2d is ops::mean over H and W (models/surgery.cpp traces
     // it by that name), so these cases check the CUDA mean of ops/reduce.
     {.name = "global_avg_pool2d [2, 5, 7, 3]",
      .make_inputs = [] { return Inputs{random_input({2, 5, 7, 3})}; },
