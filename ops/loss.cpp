@@ -1,10 +1,8 @@
-// Cross-entropy: checks, the fused softmax + loss kernel for the common case
-// (2-d logits, mean, no weights, nothing ignored) with its gradient right
-// below, and PyTorch's options (ignore_index, reduction, class weights, N-d
-// logits) composed from differentiable ops.
+// Cross-entropy: checks, the fused softmax + loss kernels for the common case
+// (2-d logits, no weights, mean or sum, rows ignored or not) with their
+// gradient right below, and every other case (class weights, reduction none,
+// N-d logits) composed from differentiable ops.
 #include "ops/loss.h"
-
-#include <algorithm>
 
 #include "engine/autograd.h"
 #include "ops/checks.h"
@@ -57,27 +55,22 @@ void check_target_values(const std::vector<int64_t>& t, int64_t classes, int64_t
               "{}: target {} at position {} is out of range for {} classes", kOp, t[i], i, classes);
 }
 
-// ---- the fused kernel: 2-d logits, mean, no weights, no row ignored ----
+// ---- the fused kernels: 2-d logits and no weights, reduced ----
 
-// softmax(x) into probs; returns the mean loss as a 0-d tensor on x's device.
-Tensor forward_into(const Tensor& x, const Tensor& target, double smoothing, const Tensor& probs) {
-  Tensor loss = empty({}, {.dtype = x.dtype(), .device = x.device()});
-  TPP_ON_DEVICE(x, cross_entropy_forward(x, target, smoothing, probs, loss));
-  return loss;
-}
-
-// dx from the 0-d upstream gradient dy, which stays on the GPU there.
-void backward_into(const Tensor& probs, const Tensor& target, double smoothing, const Tensor& dy, const Tensor& dx) {
-  TPP_ON_DEVICE(probs, cross_entropy_backward(probs, target, smoothing, dy.contiguous(), dx));
-}
-
-Tensor fused_cross_entropy(const Tensor& logits, const Tensor& target, double smoothing) {
+// On a GPU the targets are read on the device only, and the upstream
+// gradient and the mean's divisor stay there too.
+Tensor fused_cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
+  const FusedCrossEntropy opts{
+      .smoothing = o.label_smoothing, .ignore_index = o.ignore_index, .average = o.reduction == Reduction::mean};
   const Tensor x = logits.detach().contiguous(), t = target.contiguous();
   const Tensor probs = empty_like(x);
-  Tensor y = forward_into(x, t, smoothing, probs);
-  record_grad(y, "cross_entropy", {logits}, [probs, t, smoothing](const Tensor& dy) {
+  Tensor y = empty({}, {.dtype = x.dtype(), .device = x.device()});
+  const Tensor divisor = empty({}, {.dtype = DType::f64, .device = x.device()});
+  TPP_ON_DEVICE(x, cross_entropy_forward(x, t, opts, probs, y, divisor));
+  record_grad(y, "cross_entropy", {logits}, [probs, t, opts, divisor](const Tensor& dy) {
     Tensor dx = empty_like(probs);
-    backward_into(probs, t, smoothing, dy, dx);
+    const Tensor dyc = dy.contiguous();
+    TPP_ON_DEVICE(probs, cross_entropy_backward(probs, t, opts, divisor, dyc, dx));
     return Grads{dx};
   });
   return y;
@@ -148,15 +141,13 @@ Tensor composed_cross_entropy(const Tensor& logits, const std::vector<int64_t>& 
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opts) {
   check_inputs(logits, target, opts);
-  const bool plain = logits.dim() == 2 && !opts.weight.defined() && opts.reduction == Reduction::mean;
-  // The GPU's fused kernel checks the targets on the device, without a wait.
-  if (plain && logits.device().is_cuda() && opts.ignore_index == -100)
-    return fused_cross_entropy(logits, target, opts.label_smoothing);
+  const bool fusable = logits.dim() == 2 && !opts.weight.defined() && opts.reduction != Reduction::none;
+  // The GPU's fused kernels check the targets on the device, without a wait.
+  if (fusable && logits.device().is_cuda()) return fused_cross_entropy(logits, target, opts);
   const std::vector<int64_t> t = target.to(Device::cpu()).contiguous().to_vector<int64_t>();
   const int64_t classes = logits.size(logits.dim() == 1 ? 0 : 1);
   check_target_values(t, classes, opts.ignore_index);
-  const bool ignores_none = std::find(t.begin(), t.end(), opts.ignore_index) == t.end();
-  if (plain && ignores_none && logits.device().is_cpu()) return fused_cross_entropy(logits, target, opts.label_smoothing);
+  if (fusable) return fused_cross_entropy(logits, target, opts);
   return composed_cross_entropy(logits, t, opts);
 }
 

@@ -22,12 +22,12 @@ struct CrossEntropyOptions {
 // reduction mean divides the sum by the sum of w[t] over the rows not
 // ignored (NaN when every row is ignored); none returns the row losses in
 // the target's shape, 0 where ignored. The gradient flows to logits only.
-// A target out of range throws at once on the CPU. On a GPU, 2-d logits with
-// the defaults (mean, no weight, ignore_index -100) take one fused kernel that
-// does not read the target on the host: there a target of -100 counts as out
-// of range like any other, its loss is NaN and the next call throws (at once
-// under TPP_SYNC_DEBUG; see ops/cuda/loss.h). Every other case reads the
-// target on the host and works on any device.
+// A target out of range throws at once on the CPU. On a GPU, 2-d logits
+// without weights and with reduction mean or sum take fused kernels that do
+// not read the target on the host: there an out-of-range target (one not
+// ignore_index) makes the loss NaN and the next call throws (at once under
+// TPP_SYNC_DEBUG; see ops/cuda/loss.h). Every other case reads the target on
+// the host and works on any device.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opts = {});
 
 }  // namespace tpp::ops

@@ -77,9 +77,6 @@ Shape output_shape(const Tensor& x, const PoolGeometry& g) { return {x.size(0), 
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
   const PoolGeometry g = geometry("max_pool2d", x, opts);
-  TPP_CHECK(!x.device().is_cuda() || (g.dilation_h == 1 && g.dilation_w == 1),
-            "max_pool2d: dilation {} is supported on the CPU only (x of shape {} is on {})", pair_str(opts.dilation),
-            shape_str(x.sizes()), x.device().str());
   Tensor y = empty(output_shape(x, g), {.dtype = x.dtype(), .device = x.device()});
   const Tensor argmax = empty(y.sizes(), {.dtype = DType::i64, .device = x.device()});
   const Tensor xc = x.detach().contiguous();
@@ -116,22 +113,15 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) 
   TPP_CHECK(output_size[0] > 0 && output_size[1] > 0, "{}: output size {} must be positive (x has shape {})", op,
             pair_str(output_size), shape_str(x.sizes()));
   TPP_CHECK(x.size(2) > 0 && x.size(3) > 0, "{}: x of shape {} has no pixels to pool", op, shape_str(x.sizes()));
-  const int64_t h = x.size(2), w = x.size(3);
-  if (x.device().is_cuda()) {
-    // Windows of one size and stride: the plain average pooling that CUDA has.
-    TPP_CHECK(h % output_size[0] == 0 && w % output_size[1] == 0,
-              "{}: on CUDA the output size {} must divide the input size [{}, {}] (x of shape {}; the CPU takes any)",
-              op, pair_str(output_size), h, w, shape_str(x.sizes()));
-    const std::array<int64_t, 2> k{h / output_size[0], w / output_size[1]};
-    return avg_pool2d(x, {.kernel = k, .stride = k});
-  }
-  const PoolGeometry g{.planes = x.size(0) * x.size(1), .in_h = h, .in_w = w, .out_h = output_size[0],
-                       .out_w = output_size[1]};
+  const PoolGeometry g{.planes = x.size(0) * x.size(1), .in_h = x.size(2), .in_w = x.size(3),
+                       .out_h = output_size[0], .out_w = output_size[1]};
   Tensor y = empty({x.size(0), x.size(1), g.out_h, g.out_w}, {.dtype = x.dtype(), .device = x.device()});
-  cpu::adaptive_avg_pool2d_forward(x.detach().contiguous(), g, y);
+  const Tensor xc = x.detach().contiguous();
+  TPP_ON_DEVICE(xc, adaptive_avg_pool2d_forward(xc, g, y));
   record_grad(y, std::string(op), {x}, [g, x_sizes = x.sizes()](const Tensor& dy) {
     Tensor dx = empty(x_sizes, {.dtype = dy.dtype(), .device = dy.device()});
-    cpu::adaptive_avg_pool2d_backward(dy.contiguous(), g, dx);
+    const Tensor dyc = dy.contiguous();
+    TPP_ON_DEVICE(dyc, adaptive_avg_pool2d_backward(dyc, g, dx));
     return Grads{dx};
   });
   return y;

@@ -12,7 +12,7 @@ struct Pool2dOptions {
   std::array<int64_t, 2> kernel{2, 2}, stride{0, 0} /*0 = kernel*/, padding{0, 0};
   bool ceil_mode = false;
   bool count_include_pad = true;  // avg_pool2d only
-  std::array<int64_t, 2> dilation{1, 1};  // max_pool2d only (on the CPU): the spacing of a window's taps
+  std::array<int64_t, 2> dilation{1, 1};  // max_pool2d only: the spacing of a window's taps
 };
 
 // Max over each window; padding counts as -inf. NaN propagates.

@@ -11,11 +11,14 @@ namespace {
 bool worth_threads(int64_t n, int64_t c) { return n > 1 && n * c > (1 << 14); }
 
 // Per row, with lse = log sum exp(x): -log p_t = lse - x_t and the mean over
-// classes of -log p_j = lse - mean(x).
+// classes of -log p_j = lse - mean(x), each with lse = m + log sum exp(x - m).
+// Returns the sum of the row losses; `counted` the rows not ignored.
 template <class T>
-double forward(const T* logits, const int64_t* target, int64_t n, int64_t c, double smoothing, T* probs) {
+double forward(const T* logits, const int64_t* target, int64_t n, int64_t c, const FusedCrossEntropy& opts, T* probs,
+               int64_t& counted) {
   double total = 0;
-#pragma omp parallel for reduction(+ : total) if (worth_threads(n, c))
+  int64_t kept = 0;
+#pragma omp parallel for reduction(+ : total, kept) if (worth_threads(n, c))
   for (int64_t i = 0; i < n; ++i) {
     const T* x = logits + i * c;
     T* p = probs + i * c;
@@ -29,23 +32,35 @@ double forward(const T* logits, const int64_t* target, int64_t n, int64_t c, dou
     }
     const T inv = static_cast<T>(1.0 / sum_exp);
     for (int64_t j = 0; j < c; ++j) p[j] *= inv;
-    const double lse = static_cast<double>(m) + std::log(sum_exp);
-    const double nll = lse - static_cast<double>(x[target[i]]);
-    const double uniform = lse - sum_x / static_cast<double>(c);
-    total += (1 - smoothing) * nll + smoothing * uniform;
+    if (target[i] == opts.ignore_index) continue;  // adds 0, even where the logits are not finite
+    ++kept;
+    // (m - x_t) + log sum exp(x - m), not lse - x_t: when x_t is the maximum
+    // and the row's loss tiny, lse would round at the size of m first.
+    const double log_sum = std::log(sum_exp);
+    const double nll = (static_cast<double>(m) - static_cast<double>(x[target[i]])) + log_sum;
+    const double uniform = (static_cast<double>(m) - sum_x / static_cast<double>(c)) + log_sum;
+    // No smoothing term at all without smoothing, as PyTorch: a logit of -inf
+    // makes it infinite, and 0 * inf would be NaN.
+    total += opts.smoothing > 0 ? (1 - opts.smoothing) * nll + opts.smoothing * uniform : nll;
   }
-  return total / static_cast<double>(n);
+  counted = kept;
+  return total;
 }
 
 template <class T>
-void backward(const T* probs, const int64_t* target, int64_t n, int64_t c, double smoothing, double scale, T* dx) {
-  const T off = static_cast<T>(smoothing / static_cast<double>(c));
-  const T on = static_cast<T>(1 - smoothing) + off;
+void backward(const T* probs, const int64_t* target, int64_t n, int64_t c, const FusedCrossEntropy& opts, double scale,
+              T* dx) {
+  const T off = static_cast<T>(opts.smoothing / static_cast<double>(c));
+  const T on = static_cast<T>(1 - opts.smoothing) + off;
   const T s = static_cast<T>(scale);
 #pragma omp parallel for if (worth_threads(n, c))
   for (int64_t i = 0; i < n; ++i) {
     const T* p = probs + i * c;
     T* g = dx + i * c;
+    if (target[i] == opts.ignore_index) {
+      for (int64_t j = 0; j < c; ++j) g[j] = p[j] * T(0);
+      continue;
+    }
     for (int64_t j = 0; j < c; ++j) g[j] = (p[j] - off) * s;
     g[target[i]] = (p[target[i]] - on) * s;
   }
@@ -53,31 +68,26 @@ void backward(const T* probs, const int64_t* target, int64_t n, int64_t c, doubl
 
 }  // namespace
 
-double cross_entropy_forward(const Tensor& logits, const Tensor& target, double smoothing, const Tensor& probs) {
-  return dispatch_floating(logits.dtype(), "cross_entropy", [&](auto type) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& target, const FusedCrossEntropy& opts,
+                           const Tensor& probs, const Tensor& loss, const Tensor& divisor) {
+  dispatch_floating(logits.dtype(), "cross_entropy", [&](auto type) {
     using T = decltype(type);
-    return forward(logits.data<T>(), target.data<int64_t>(), logits.size(0), logits.size(1), smoothing,
-                   probs.data<T>());
+    int64_t counted = 0;
+    const double total = forward(logits.data<T>(), target.data<int64_t>(), logits.size(0), logits.size(1), opts,
+                                 probs.data<T>(), counted);
+    const double by = opts.average ? static_cast<double>(counted) : 1.0;
+    loss.data<T>()[0] = static_cast<T>(total / by);
+    divisor.data<double>()[0] = by;
   });
 }
 
-void cross_entropy_backward(const Tensor& probs, const Tensor& target, double smoothing, double scale,
-                            const Tensor& dlogits) {
+void cross_entropy_backward(const Tensor& probs, const Tensor& target, const FusedCrossEntropy& opts,
+                            const Tensor& divisor, const Tensor& dy, const Tensor& dlogits) {
   dispatch_floating(probs.dtype(), "cross_entropy backward", [&](auto type) {
     using T = decltype(type);
-    backward(probs.data<T>(), target.data<int64_t>(), probs.size(0), probs.size(1), smoothing, scale,
-             dlogits.data<T>());
+    backward(probs.data<T>(), target.data<int64_t>(), probs.size(0), probs.size(1), opts,
+             dy.item() / divisor.item(), dlogits.data<T>());
   });
-}
-
-void cross_entropy_forward(const Tensor& logits, const Tensor& target, double smoothing, const Tensor& probs,
-                           const Tensor& loss) {
-  Tensor(loss).fill_(cross_entropy_forward(logits, target, smoothing, probs));  // a handle to the same tensor
-}
-
-void cross_entropy_backward(const Tensor& probs, const Tensor& target, double smoothing, const Tensor& dy,
-                            const Tensor& dlogits) {
-  cross_entropy_backward(probs, target, smoothing, dy.item() / static_cast<double>(probs.size(0)), dlogits);
 }
 
 }  // namespace tpp::ops::cpu

@@ -8,30 +8,9 @@ namespace tpp::ops::cpu {
 
 namespace {
 
-// A window's extent along one axis: [begin, end) inside the input, and the
-// divisor extent that includes padding but not the ceil-mode overhang.
-struct Span {
-  int64_t begin, end, padded;
-};
-
-Span window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int64_t in_size) {
-  const int64_t start = out_index * stride - pad;
-  const int64_t stop = std::min(start + kernel, in_size + pad);
-  return {std::max<int64_t>(start, 0), std::min(stop, in_size), stop - start};
-}
-
-// The taps of a dilated window along one axis that fall inside the input:
-// begin, begin + step, ... below end (none when begin >= end).
-struct Taps {
-  int64_t begin, end, step;
-};
-
-Taps dilated_window(int64_t out_index, int64_t stride, int64_t pad, int64_t kernel, int64_t dilation,
-                    int64_t in_size) {
-  const int64_t start = out_index * stride - pad;
-  const int64_t first = start >= 0 ? start : start + (-start + dilation - 1) / dilation * dilation;
-  return {first, std::min(start + (kernel - 1) * dilation + 1, in_size), dilation};
-}
+// The windows: ops/pool_types.h (shared with the CUDA kernels).
+using Span = PoolSpan;
+using Taps = PoolTaps;
 
 // Flat index of the first maximum in a window, or of its last NaN (NaN
 // wins; the last, as PyTorch's kernels pick it); -1 for a window whose taps
@@ -56,9 +35,9 @@ void max_forward(const T* x, const PoolGeometry& g, T* y, int64_t* argmax) {
   for (int64_t p = 0; p < g.planes; ++p) {
     const T* in = x + p * in_plane;
     for (int64_t oh = 0; oh < g.out_h; ++oh) {
-      const Taps rows = dilated_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.dilation_h, g.in_h);
+      const Taps rows = dilated_pool_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.dilation_h, g.in_h);
       for (int64_t ow = 0; ow < g.out_w; ++ow) {
-        const Taps cols = dilated_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.dilation_w, g.in_w);
+        const Taps cols = dilated_pool_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.dilation_w, g.in_w);
         const int64_t where = window_argmax(in, g.in_w, rows, cols);
         y[p * out_plane + oh * g.out_w + ow] = where < 0 ? -std::numeric_limits<T>::infinity() : in[where];
         argmax[p * out_plane + oh * g.out_w + ow] = where;
@@ -86,9 +65,9 @@ void avg_forward(const T* x, const PoolGeometry& g, T* y) {
   for (int64_t p = 0; p < g.planes; ++p) {
     const T* in = x + p * in_plane;
     for (int64_t oh = 0; oh < g.out_h; ++oh) {
-      const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+      const Span rows = pool_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
       for (int64_t ow = 0; ow < g.out_w; ++ow) {
-        const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+        const Span cols = pool_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
         T acc = 0;
         for (int64_t h = rows.begin; h < rows.end; ++h)
           for (int64_t w = cols.begin; w < cols.end; ++w) acc += in[h * g.in_w + w];
@@ -108,9 +87,9 @@ void avg_backward(const T* dy, const PoolGeometry& g, T* dx) {
     T* out = dx + p * in_plane;
     std::fill(out, out + in_plane, T(0));
     for (int64_t oh = 0; oh < g.out_h; ++oh) {
-      const Span rows = window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+      const Span rows = pool_window(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
       for (int64_t ow = 0; ow < g.out_w; ++ow) {
-        const Span cols = window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+        const Span cols = pool_window(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
         const int64_t divisor = g.count_include_pad ? rows.padded * cols.padded
                                                     : (rows.end - rows.begin) * (cols.end - cols.begin);
         const T share = dy[p * out_plane + oh * g.out_w + ow] / static_cast<T>(divisor);
@@ -121,22 +100,15 @@ void avg_backward(const T* dy, const PoolGeometry& g, T* dx) {
   }
 }
 
-// Adaptive pooling's window along one axis, as PyTorch: output i covers
-// [floor(i in / out), ceil((i + 1) in / out)).
-Span adaptive_window(int64_t out_index, int64_t in_size, int64_t out_size) {
-  const int64_t begin = out_index * in_size / out_size, end = ((out_index + 1) * in_size + out_size - 1) / out_size;
-  return {begin, end, end - begin};
-}
-
 // fn(plane, output index, rows, cols) for every output of every plane.
 template <class Fn>
 void for_each_adaptive_window(const PoolGeometry& g, Fn fn) {
 #pragma omp parallel for if (parallel_planes(g))
   for (int64_t p = 0; p < g.planes; ++p)
     for (int64_t oh = 0; oh < g.out_h; ++oh) {
-      const Span rows = adaptive_window(oh, g.in_h, g.out_h);
+      const Span rows = adaptive_pool_window(oh, g.in_h, g.out_h);
       for (int64_t ow = 0; ow < g.out_w; ++ow)
-        fn(p, oh * g.out_w + ow, rows, adaptive_window(ow, g.in_w, g.out_w));
+        fn(p, oh * g.out_w + ow, rows, adaptive_pool_window(ow, g.in_w, g.out_w));
     }
 }
 

@@ -100,16 +100,17 @@ TargetFaultMonitor& target_fault_monitor(int device, cudaStream_t stream) {
 
 }  // namespace
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& target, double smoothing, const Tensor& probs,
-                           const Tensor& loss) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& target, const FusedCrossEntropy& opts,
+                           const Tensor& probs, const Tensor& loss, const Tensor& divisor) {
   constexpr std::string_view op = "cross_entropy";
   const Device device = logits.device();
   check_kernel_arg(op, "logits", logits, device, logits.dtype());
   check_kernel_arg(op, "target", target, device, DType::i64);
   check_kernel_arg(op, "probs", probs, device, logits.dtype());
   check_kernel_arg(op, "loss", loss, device, logits.dtype());
+  check_kernel_arg(op, "divisor", divisor, device, DType::f64);
   const int64_t n = logits.size(0), c = logits.size(1);
-  TPP_CHECK(target.numel() == n && probs.numel() == n * c && loss.numel() == 1,
+  TPP_CHECK(target.numel() == n && probs.numel() == n * c && loss.numel() == 1 && divisor.numel() == 1,
             "cross_entropy: bad CUDA kernel arguments for logits of shape {}", shape_str(logits.sizes()));
   const tpp::cuda::DeviceGuard guard(device.index);
   const cudaStream_t stream = tpp::cuda::current_stream();
@@ -121,25 +122,27 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& target, double sm
   const tpp::cuda::DeviceBuffer row_loss = tpp::cuda::device_allocate(n * sizeof(double), stream);
   kernels::launch_cross_entropy_forward(logits.raw_data(), target.data<int64_t>(), probs.raw_data(),
                                         static_cast<double*>(row_loss.data()), loss.raw_data(),
-                                        monitor.device_record(), logits.dtype(), n, c, smoothing, stream);
+                                        divisor.data<double>(), monitor.device_record(), logits.dtype(), n, c, opts,
+                                        stream);
   if (sync_debug()) monitor.raise_now(device, stream);
   else monitor.request_report();
 }
 
-void cross_entropy_backward(const Tensor& probs, const Tensor& target, double smoothing, const Tensor& dloss,
-                            const Tensor& dlogits) {
+void cross_entropy_backward(const Tensor& probs, const Tensor& target, const FusedCrossEntropy& opts,
+                            const Tensor& divisor, const Tensor& dloss, const Tensor& dlogits) {
   constexpr std::string_view op = "cross_entropy backward";
   const Device device = probs.device();
   check_kernel_arg(op, "probs", probs, device, probs.dtype());
   check_kernel_arg(op, "target", target, device, DType::i64);
+  check_kernel_arg(op, "divisor", divisor, device, DType::f64);
   check_kernel_arg(op, "dloss", dloss, device, probs.dtype());
   check_kernel_arg(op, "dlogits", dlogits, device, probs.dtype());
   const int64_t n = probs.size(0), c = probs.size(1);
-  TPP_CHECK(target.numel() == n && dloss.numel() == 1 && dlogits.numel() == n * c,
+  TPP_CHECK(target.numel() == n && divisor.numel() == 1 && dloss.numel() == 1 && dlogits.numel() == n * c,
             "cross_entropy backward: bad CUDA kernel arguments for probs of shape {}", shape_str(probs.sizes()));
   const tpp::cuda::DeviceGuard guard(device.index);
-  kernels::launch_cross_entropy_backward(probs.raw_data(), target.data<int64_t>(), dloss.raw_data(),
-                                         dlogits.raw_data(), probs.dtype(), n, c, smoothing,
+  kernels::launch_cross_entropy_backward(probs.raw_data(), target.data<int64_t>(), divisor.data<double>(),
+                                         dloss.raw_data(), dlogits.raw_data(), probs.dtype(), n, c, opts,
                                          tpp::cuda::current_stream());
 }
 

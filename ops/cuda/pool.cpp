@@ -52,4 +52,17 @@ void avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& 
   kernels::launch_avg_pool2d_backward(dy.raw_data(), dx.raw_data(), dy.dtype(), g, tpp::cuda::current_stream());
 }
 
+void adaptive_avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y) {
+  check_planes("adaptive_avg_pool2d", x, y, g);
+  const tpp::cuda::DeviceGuard guard(x.device().index);
+  kernels::launch_adaptive_avg_pool2d_forward(x.raw_data(), y.raw_data(), x.dtype(), g, tpp::cuda::current_stream());
+}
+
+void adaptive_avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& dx) {
+  check_planes("adaptive_avg_pool2d backward", dx, dy, g);
+  const tpp::cuda::DeviceGuard guard(dy.device().index);
+  kernels::launch_adaptive_avg_pool2d_backward(dy.raw_data(), dx.raw_data(), dy.dtype(), g,
+                                               tpp::cuda::current_stream());
+}
+
 }  // namespace tpp::ops::cuda

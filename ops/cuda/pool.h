@@ -22,6 +22,10 @@ void max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const PoolGeome
 void avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y);
 void avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& dx);
 
+// Adaptive average pooling: only planes, in_h/in_w and out_h/out_w of g are read.
+void adaptive_avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y);
+void adaptive_avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& dx);
+
 namespace kernels {
 
 // Forward: one thread per output element. Backward: one thread per input
@@ -33,6 +37,10 @@ void launch_max_pool2d_backward(const void* dy, const int64_t* argmax, void* dx,
                                 cudaStream_t stream);
 void launch_avg_pool2d_forward(const void* x, void* y, DType dtype, const PoolGeometry& g, cudaStream_t stream);
 void launch_avg_pool2d_backward(const void* dy, void* dx, DType dtype, const PoolGeometry& g, cudaStream_t stream);
+void launch_adaptive_avg_pool2d_forward(const void* x, void* y, DType dtype, const PoolGeometry& g,
+                                        cudaStream_t stream);
+void launch_adaptive_avg_pool2d_backward(const void* dy, void* dx, DType dtype, const PoolGeometry& g,
+                                         cudaStream_t stream);
 
 }  // namespace kernels
 

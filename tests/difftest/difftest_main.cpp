@@ -1,8 +1,9 @@
 // tpp_difftest: replays case files of scripts/difftest.py against our ops.
-//   tpp_difftest FILE... [--device cpu|cuda[:N]] [--op NAME] [--trace]
+//   tpp_difftest FILE... [--device cpu|cuda[:N]] [--op NAME] [--trace] [--skip-without-gpu]
 // Prints the cases per op and every failure; exit 0 when all pass, 1 when
 // any fails, 2 for a usage error. --trace names each case before it runs, so
-// that a crash or a hang can be pinned to its case.
+// that a crash or a hang can be pinned to its case. --skip-without-gpu (for
+// ctest): with a CUDA device and no usable GPU, say so and exit 77.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cuda_info.h"
 #include "engine/error.h"
 #include "tests/difftest/difftest.h"
 
@@ -18,16 +20,18 @@ using namespace tpp;
 int main(int argc, char** argv) {
   std::vector<std::string> files;
   std::string device_text = "cpu", only_op;
-  bool trace = false;
+  bool trace = false, skip_without_gpu = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_value = i + 1 < argc;
     if (arg == "--device" && has_value) device_text = argv[++i];
     else if (arg == "--op" && has_value) only_op = argv[++i];
     else if (arg == "--trace") trace = true;
+    else if (arg == "--skip-without-gpu") skip_without_gpu = true;
     else if (arg.starts_with("--")) {
       std::cerr << "tpp_difftest: unknown or incomplete option '" << arg
-                << "' (usage: tpp_difftest FILE... [--device cpu|cuda[:N]] [--op NAME] [--trace])\n";
+                << "' (usage: tpp_difftest FILE... [--device cpu|cuda[:N]] [--op NAME] [--trace] "
+                   "[--skip-without-gpu])\n";
       return 2;
     } else files.push_back(arg);
   }
@@ -37,6 +41,10 @@ int main(int argc, char** argv) {
   }
   try {
     const Device device = Device::parse(device_text);
+    if (skip_without_gpu && device.is_cuda() && cuda_device_count() == 0) {
+      std::cout << "difftest: skipped: no usable GPU for --device " << device_text << "\n";
+      return 77;
+    }
     std::map<std::string, int64_t> per_op;
     int64_t failures = 0, cases = 0;
     for (const std::string& path : files) {

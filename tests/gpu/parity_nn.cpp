@@ -139,6 +139,20 @@ const ops::Pool2dOptions k3s2p1_no_pad_count{
 const ops::Pool2dOptions k3s2p1ceil_no_pad_count{
     .kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true, .count_include_pad = false};
 
+const ops::Pool2dOptions k3s1d2{.kernel = {3, 3}, .stride = {1, 1}, .dilation = {2, 2}};
+const ops::Pool2dOptions k3s2p1d21ceil{
+    .kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true, .dilation = {2, 1}};
+const ops::Pool2dOptions k2s3d3{.kernel = {2, 2}, .stride = {3, 3}, .dilation = {3, 3}};
+
+ParityCase adaptive_case(const Shape& shape, std::array<int64_t, 2> output_size, const std::string& what,
+                         DType dtype = DType::f32) {
+  return {.name = fmt::format("adaptive_avg_pool2d to [{}, {}], {} {}{}", output_size[0], output_size[1], what,
+                              shape_str(shape), dtype_tag(dtype)),
+          .make_inputs = [=] { return Inputs{random_input(shape, true, dtype)}; },
+          .run = [=](const Inputs& in) { return ops::adaptive_avg_pool2d(in[0], output_size); },
+          .tolerance = for_dtype(dtype)};
+}
+
 const RegisterParity pool_cases({
     pool_case(true, {2, 3, 8, 8}, k2, "2x2"),
     pool_case(true, {2, 4, 9, 7}, k3s2p1, "3x3 stride 2 pad 1 (overlapping)"),
@@ -154,6 +168,14 @@ const RegisterParity pool_cases({
     pool_case(false, {1, 2, 10, 10}, k3s2p1ceil_no_pad_count, "3x3 stride 2 pad 1 ceil_mode, padding not counted"),
     pool_case(false, {1, 1, 6, 5}, k3s1p1, "3x3 stride 1 pad 1", DType::f64),
     pool_case(false, {3, 2, 7, 9}, k23s12, "2x3 stride 1x2"),
+    pool_case(true, {2, 3, 9, 8}, k3s1d2, "3x3 stride 1 dilation 2 (overlapping)"),
+    pool_case(true, {1, 2, 11, 10}, k3s2p1d21ceil, "3x3 stride 2 pad 1 dilation 2x1 ceil_mode"),
+    pool_case(true, {2, 2, 7, 9}, k2s3d3, "2x2 stride 3 dilation 3 (gaps between windows)", DType::f64),
+    adaptive_case({2, 3, 7, 5}, {3, 2}, "overlapping windows"),
+    adaptive_case({1, 4, 5, 9}, {4, 7}, "overlapping windows"),
+    adaptive_case({2, 2, 3, 2}, {5, 4}, "more outputs than inputs", DType::f64),
+    adaptive_case({2, 3, 8, 6}, {4, 3}, "sizes that divide"),
+    adaptive_case({1, 2, 17, 13}, {1, 1}, "to 1x1", DType::f64),
     // global_avg_pool2d is ops::mean over H and W (models/surgery.cpp traces
     // it by that name), so these cases check the CUDA mean of ops/reduce.
     {.name = "global_avg_pool2d [2, 5, 7, 3]",
@@ -218,7 +240,59 @@ ParityCase cross_entropy_case(int64_t n, int64_t classes, double smoothing, DTyp
           .tolerance = for_dtype(dtype)};
 }
 
+// Labels in [0, classes), every third one (from the first) replaced by `ignored`.
+Tensor labels_with_ignored(int64_t n, int64_t classes, int64_t ignored) {
+  std::vector<int64_t> labels = random_labels(n, classes).to_vector<int64_t>();
+  for (size_t i = 0; i < labels.size(); i += 3) labels[i] = ignored;
+  return from_vector<int64_t>(labels, {n});
+}
+
+// Rows ignored (ignore_index, PyTorch's default -100 or a class), and the sum:
+// the fused kernels on a GPU, the composed ops on the CPU.
+ParityCase ignoring_case(int64_t n, int64_t classes, const ops::CrossEntropyOptions& opts, DType dtype = DType::f32) {
+  return {.name = fmt::format("cross_entropy {} ignore_index {} smoothing {} reduction {}{}", shape_str({n, classes}),
+                              opts.ignore_index, opts.label_smoothing,
+                              opts.reduction == ops::Reduction::sum ? "sum" : "mean", dtype_tag(dtype)),
+          .make_inputs =
+              [=] {
+                return Inputs{random_input({n, classes}, true, dtype), labels_with_ignored(n, classes, opts.ignore_index)};
+              },
+          .run = [=](const Inputs& in) { return ops::cross_entropy(in[0], in[1], opts); },
+          .tolerance = for_dtype(dtype)};
+}
+
 const RegisterParity cross_entropy_cases({
+    ignoring_case(8, 10, {}),
+    ignoring_case(7, 4, {.label_smoothing = 0.1, .ignore_index = 2}),
+    ignoring_case(33, 1000, {.label_smoothing = 0.2}, DType::f64),
+    ignoring_case(1, 3, {}),  // every row ignored: a NaN mean, no gradient
+    ignoring_case(9, 5, {.reduction = ops::Reduction::sum}),
+    ignoring_case(6, 3, {.label_smoothing = 1, .ignore_index = 0, .reduction = ops::Reduction::sum}, DType::f64),
+    {.name = "cross_entropy [5, 4] reduction sum, nothing ignored",
+     .make_inputs = [] { return Inputs{random_input({5, 4}), random_labels(5, 4)}; },
+     .run = [](const Inputs& in) { return ops::cross_entropy(in[0], in[1], {.reduction = ops::Reduction::sum}); },
+     .tolerance = kF32},
+    // Class weights, reduction none and N-d logits: the composed ops on both devices.
+    {.name = "cross_entropy [2, 4, 3, 2] N-d logits, class weights, smoothing 0.1, reduction none",
+     .make_inputs =
+         [] {
+           return Inputs{random_input({2, 4, 3, 2}), random_labels(12, 4).view({2, 3, 2}),
+                         ops::abs(random_input({4}, false))};
+         },
+     .run =
+         [](const Inputs& in) {
+           return ops::cross_entropy(in[0], in[1],
+                                     {.label_smoothing = 0.1, .reduction = ops::Reduction::none, .weight = in[2]});
+         },
+     .tolerance = kF32},
+    {.name = "cross_entropy [6, 5] class weights, rows ignored, mean f64",
+     .make_inputs =
+         [] {
+           return Inputs{random_input({6, 5}, true, DType::f64), labels_with_ignored(6, 5, -100),
+                         ops::abs(random_input({5}, false, DType::f64))};
+         },
+     .run = [](const Inputs& in) { return ops::cross_entropy(in[0], in[1], {.weight = in[2]}); },
+     .tolerance = kF64},
     cross_entropy_case(8, 10, 0),
     cross_entropy_case(1, 5, 0),
     cross_entropy_case(33, 1000, 0.1),

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "ops/loss.h"
 #include "ops/softmax.h"
@@ -49,6 +50,21 @@ TEST_SUITE("loss") {
   TEST_CASE("large f32 logits stay finite") {
     const Tensor loss = ops::cross_entropy(from_vector<float>({1000, 0, -1000}, {1, 3}), labels({1}));
     CHECK(loss.item() == doctest::Approx(1000));
+  }
+
+  TEST_CASE("a logit of -inf off the target leaves the loss finite without smoothing, infinite with it (PyTorch)") {
+    // The fused kernel added 0 * the infinite smoothing term: NaN (difftest seed 222).
+    const double inf = std::numeric_limits<double>::infinity();
+    const Tensor logits = from_vector<double>({0, -inf, 0}, {1, 3});
+    CHECK(ops::cross_entropy(logits, labels({0})).item() == doctest::Approx(std::log(2.0)).epsilon(1e-15));
+    CHECK(ops::cross_entropy(logits, labels({0}), {.label_smoothing = 0.1}).item() == inf);
+  }
+
+  TEST_CASE("a tiny loss keeps its digits when the target's logit is the row's large maximum") {
+    // log sum exp(x) - x_t rounded at the size of x_t first: 6e-10 off (difftest seed 321).
+    const double a = 9.55896903175967338, b = -3.98582145770569340;
+    const Tensor logits = from_vector<double>({a, b}, {1, 2});
+    CHECK(ops::cross_entropy(logits, labels({0})).item() == doctest::Approx(std::log1p(std::exp(b - a))).epsilon(1e-14));
   }
 
   TEST_CASE("gradcheck: cross_entropy with and without label smoothing") {
