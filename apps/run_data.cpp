@@ -78,8 +78,9 @@ void check_device(const std::string& text, const std::string& command) {
   if (device.is_cpu()) return;
   TPP_CHECK(kCudaTrainingBuilt, "{}: --device {}: this build has no CUDA backend ({} GPU(s) visible); use --device cpu",
             command, text, cuda_device_count());
-  TPP_CHECK(command == "train" || command == "prune",
-            "{}: --device {}: only `tpp train` and `tpp prune` run on CUDA so far; use --device cpu", command, text);
+  TPP_CHECK(command == "train" || command == "prune" || command == "forward",
+            "{}: --device {}: only `tpp train`, `tpp prune` and `tpp forward` run on CUDA so far; use --device cpu",
+            command, text);
   TPP_CHECK(device.index < cuda_device_count(), "{}: --device {}: no such GPU ({} usable); use --device cpu", command,
             text, cuda_device_count());
 }
