@@ -7,13 +7,16 @@
 # each on the emulator; their kernels are all in the parity cases and the
 # training-step tests). Fails if any GPU test reports itself skipped.
 #
-# --sanitize: the same configuration built with AddressSanitizer and
-# UndefinedBehaviorSanitizer (build dir build-emu-asan/), device memory from
-# ASan's heap, one buffer per tensor (TPP_CUDA_ALLOC=direct), so that a kernel
-# or a copy that strays past an allocation is reported with its source line.
-# Runs the gpu suite on its small shapes (every parity case, the training
-# steps, the emulator's own checks) in a random block order; the end-to-end
-# `tpp train/prune` and mpirun runs, on larger data, are left out.
+# --sanitize: the CUDA backend (kernels, their glue, the emulator) built with
+# AddressSanitizer and UndefinedBehaviorSanitizer (-DTPP_SANITIZE_DEVICE=ON;
+# build dir build-emu-asan/; the rest of the engine as usual, from the
+# compiler cache), device memory from ASan's heap, one buffer per tensor
+# (TPP_CUDA_ALLOC=direct), so that a kernel or a copy that strays past an
+# allocation is reported with its source line. Runs the gpu suite on its small
+# shapes (every parity case, the training steps, tpp forward, the emulator's
+# own checks) in a random block order; the end-to-end `tpp train/prune` and
+# mpirun runs, on larger data, are left out. Add -DTPP_SANITIZE=ON to
+# instrument the whole build (far slower to build).
 #   scripts/test_emulated.sh [--sanitize] [extra cmake args]   # build dir: $TPP_BUILD_DIR
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +28,7 @@ fi
 config=(-DTPP_CUDA=EMULATE -DTPP_BUILD_TESTS=ON)
 if $sanitize; then
   build_dir=${TPP_BUILD_DIR:-$root/build-emu-asan}
-  config+=(-DTPP_SANITIZE=ON)
+  config+=(-DTPP_SANITIZE_DEVICE=ON)
 else
   build_dir=${TPP_BUILD_DIR:-$root/build-emu}
 fi

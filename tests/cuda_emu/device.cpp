@@ -248,11 +248,16 @@ void leave_fiber(Worker& w, bool for_good) {
 #endif
 }
 
+// Thrown by fault() inside the faulting fiber and caught where the fiber
+// began (tpp_emu_fiber_main): unwinding frees what the fiber's frames hold
+// (the message's pieces, a barrier's list of sites), which abandoning its
+// stack would leak.
+struct FiberFault {};
+
 [[noreturn]] void fault(Worker& w, std::string message) {
   w.faulted = true;
   w.fault = std::move(message);
-  leave_fiber(w, true);
-  std::abort();  // a faulted fiber is never resumed
+  throw FiberFault{};
 }
 
 void prepare_fiber(Worker& w, int t) {
@@ -678,20 +683,24 @@ extern "C" void tpp_emu_fiber_main() {
 #ifdef TPP_EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &w.scheduler_stack_bottom, &w.scheduler_stack_size);
 #endif
-  for (;;) {
-    w.body(w.payload);
-    Fiber& f = w.fibers[static_cast<size_t>(w.running)];
-    f.state = State::exited;
-    w.warp_exited[static_cast<size_t>(w.running / kWarpSize)] |= 1u << (w.running % kWarpSize);
-    --w.live;
-    if (w.at_barrier > 0 && w.at_barrier == w.live) release_barrier(w);
-    if (!w.looping || w.loop_next == w.threads) break;
-    // The next thread of the loop, on this fiber's stack.
-    const int next = w.loop_next++;
-    w.fibers[static_cast<size_t>(next)].slot = f.slot;
-    w.running = next;
-    tls_thread = &w.fibers[static_cast<size_t>(next)].coords;
+  try {
+    for (;;) {
+      w.body(w.payload);
+      Fiber& f = w.fibers[static_cast<size_t>(w.running)];
+      f.state = State::exited;
+      w.warp_exited[static_cast<size_t>(w.running / kWarpSize)] |= 1u << (w.running % kWarpSize);
+      --w.live;
+      if (w.at_barrier > 0 && w.at_barrier == w.live) release_barrier(w);
+      if (!w.looping || w.loop_next == w.threads) break;
+      // The next thread of the loop, on this fiber's stack.
+      const int next = w.loop_next++;
+      w.fibers[static_cast<size_t>(next)].slot = f.slot;
+      w.running = next;
+      tls_thread = &w.fibers[static_cast<size_t>(next)].coords;
+    }
+  } catch (const FiberFault&) {
+    // w.faulted and w.fault are set: the scheduler ends the block.
   }
   leave_fiber(w, true);
-  std::abort();  // an exited fiber is never resumed
+  std::abort();  // an exited or faulted fiber is never resumed
 }

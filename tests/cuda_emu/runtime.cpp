@@ -104,6 +104,12 @@ std::map<cudaStream_t, Stream*>& streams() {
 thread_local int tls_device = 0;
 
 // Each device has its own legacy default stream.
+// Destroyed streams (see cudaStreamDestroy).
+std::vector<Stream*>& retired_streams() {
+  static auto* s = new std::vector<Stream*>();
+  return *s;
+}
+
 Stream& null_stream(int device = tls_device) {
   static auto* s = [] {
     auto* per_device = new std::array<Stream, kMaxDevices>();
@@ -594,7 +600,8 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy of a stream that does not exist");
   s->synchronize();  // CUDA lets queued work finish
   const std::lock_guard lock(streams_mutex);
-  streams().erase(stream);  // the Stream itself stays: its thread may be waiting on it
+  streams().erase(stream);
+  retired_streams().push_back(s);  // kept: its thread may be waiting on it, and its address must not come back
   return cudaSuccess;
 }
 
