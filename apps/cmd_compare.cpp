@@ -25,18 +25,21 @@
 #include <set>
 
 #include "apps/commands.h"
-#include "apps/report.h"
-#include "apps/run_data.h"
-#include "apps/run_dir.h"
 #include "apps/usage.h"
+#include "train/report.h"
+#include "train/run_data.h"
+#include "train/run_dir.h"
+#include "train/trainer.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/text.h"
 #include "models/checkpoint.h"
 #include "prune/jsv.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 
@@ -122,12 +125,12 @@ std::string config_value(const fs::path& config, const std::string& key) {
 }
 
 double dense_jsv(models::Module& model, const models::Checkpoint& ckpt, const CompareOptions& o) {
-  if (prune::is_linear_chain(model)) return prune::model_jsv(model, nullptr, 0).mean;
+  if (prune::is_linear_chain(model)) return prune::model_jsv(model, {}, 0).mean;
   const RunData data = open_run_data({.arch = ckpt.info.arch},
                                      data::locate_dataset(ckpt.info.dataset, data::resolve_data_root(o.data_dir)),
                                      "compare");
   data::DataLoader loader(data.train, transforms_for(data, false), {.batch_size = 100});
-  return prune::model_jsv(model, &loader, o.jsv_batches).mean;
+  return prune::model_jsv(model, train::epoch_images(loader), o.jsv_batches).mean;
 }
 
 void read_pruning_figures(const Json& summary, Row& row) {

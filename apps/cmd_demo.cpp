@@ -8,18 +8,20 @@
 
 #include "apps/commands.h"
 #include "apps/usage.h"
-#include "apps/trainer.h"
+#include "train/trainer.h"
 #include "data/catalog.h"
 #include "data/loader.h"
 #include "engine/autograd.h"
 #include "engine/lr_schedule.h"
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/layers.h"
 #include "ops/loss.h"
 #include "ops/reduce.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 

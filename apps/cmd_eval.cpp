@@ -10,7 +10,7 @@
 
 #include "apps/commands.h"
 #include "apps/usage.h"
-#include "apps/model_input.h"
+#include "train/model_input.h"
 #include "data/catalog.h"
 #include "data/loader.h"
 #include "engine/autograd.h"
@@ -18,6 +18,8 @@
 #include "ops/loss.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 

@@ -9,13 +9,15 @@
 #include <fmt/ranges.h>
 
 #include "apps/commands.h"
-#include "apps/model_input.h"
-#include "apps/run_data.h"
+#include "train/model_input.h"
+#include "train/run_data.h"
 #include "engine/autograd.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 
@@ -48,8 +50,8 @@ Tensor read_input(const std::string& path, const ModelInput& expected) {
 }
 
 int run_forward(const ForwardOptions& o) {
-  check_device(o.device, "forward");
   const Device device = Device::parse(o.device);
+  check_training_device(device, "forward");
   const models::Checkpoint ckpt = models::read_checkpoint(o.checkpoint);
   const std::shared_ptr<models::Module> model = models::build_model(ckpt, o.arch);
   const std::string arch = o.arch.empty() ? ckpt.info.arch : o.arch;

@@ -11,8 +11,7 @@
 
 #include "apps/commands.h"
 #include "apps/usage.h"
-#include "apps/dataset_shapes.h"
-#include "apps/usage.h"
+#include "train/dataset_shapes.h"
 #include "engine/error.h"
 #include "models/checkpoint.h"
 #include "models/data_parallel.h"
@@ -21,6 +20,8 @@
 #include "models/zoo.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 

@@ -16,7 +16,8 @@
 
 #include "apps/commands.h"
 #include "apps/usage.h"
-#include "apps/model_input.h"
+#include "train/model_input.h"
+#include "train/run_data.h"
 #include "data/catalog.h"
 #include "data/loader.h"
 #include "models/checkpoint.h"
@@ -24,6 +25,8 @@
 #include "engine/text.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 
@@ -64,7 +67,7 @@ SampledRun sample_jacobians(const JsvOptions& o, const models::Checkpoint& ckpt,
   data::DataLoader loader(images, jsv_transform(where.name, *images, input),
                           {.batch_size = o.batch_size, .shuffle = true, .num_workers = o.workers, .seed = o.seed});
   model.train(o.mode == "train");
-  const SampledRun run{where.name, o.split, acc.add_batches(model, loader, o.batches)};
+  const SampledRun run{where.name, o.split, acc.add_batches(model, train::epoch_images(loader), o.batches)};
   TPP_CHECK(run.batches > 0, "jsv: the {} split of {} is empty", o.split, where.name);
   return run;
 }

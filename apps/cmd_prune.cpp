@@ -5,7 +5,7 @@
 //       params_with_bn, FLOPs, sparsity (both conventions) and speedup; no training.
 //   tpp prune --method M --base CKPT --stage-pr S [--out RUN_DIR] [options]
 //   tpp prune --resume RUN_DIR
-//       the pipeline of method M (apps/prune_pipeline.h): regularise, remove,
+//       the pipeline of method M (prune/pipeline.h): regularise, remove,
 //       retrain, in a run directory. Options may come from --config files.
 //       Under mpirun/srun the pipeline is data-parallel (--batch-size per rank).
 #include <fmt/format.h>
@@ -15,17 +15,20 @@
 
 #include "apps/commands.h"
 #include "apps/usage.h"
-#include "apps/dataset_shapes.h"
-#include "apps/prune_pipeline.h"
+#include "data/catalog.h"
+#include "engine/device.h"
 #include "engine/error.h"
+#include "engine/lr_schedule.h"
 #include "engine/text.h"
 #include "models/checkpoint.h"
+#include "models/data_parallel.h"
 #include "models/layers.h"
 #include "models/zoo.h"
-#include "data/catalog.h"
 #include "prune/analysis.h"
 #include "prune/method.h"
+#include "prune/pipeline.h"
 #include "prune/plan.h"
+#include "train/dataset_shapes.h"
 
 namespace tpp::apps {
 
@@ -37,6 +40,20 @@ namespace fs = std::filesystem;
 struct DryRunOptions {
   bool dry_run = false, json = false;
 };
+
+// The pipeline's settings as flags: the typed config, and the text of the
+// settings that are not plain numbers or strings there.
+struct PruneOptions {
+  prune::PipelineConfig config;
+  std::string method = "tpp", lr_schedule = "0:0.01,60:0.001,90:0.0001", device = "cpu", on_nan = "stop",
+              reg_target = "decorrelate", distributed = "auto";
+};
+
+prune::GramTarget parse_reg_target(const std::string& text) {
+  if (text == "decorrelate") return prune::GramTarget::decorrelate;
+  if (text == "diagonal") return prune::GramTarget::diagonal;
+  fail("prune: --reg-target must be decorrelate or diagonal, got '{}'", text);
+}
 
 nlohmann::ordered_json report_json(const prune::PrunePlan& plan, const prune::PruneAnalysis& a) {
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
@@ -65,28 +82,52 @@ std::string report_table(const prune::PrunePlan& plan, const prune::PruneAnalysi
 }
 
 // The names typed for --method, --arch and --dataset (a checkpoint's own are checked when it is read).
-void check_names(const PipelineConfig& c) {
-  as_usage_error([&] { return prune::find_method(c.method); });
+void check_names(const PruneOptions& o) {
+  as_usage_error([&] { return prune::find_method(o.method); });
+  const std::string& arch = o.config.arch;
   const std::vector<std::string>& archs = models::known_archs();
-  if (!c.arch.empty() && std::find(archs.begin(), archs.end(), c.arch) == archs.end()) usage_fail("prune: {}", models::unknown_arch_text(c.arch));
-  if (!c.dataset.empty()) as_usage_error([&] { return data::canonical_dataset_name(c.dataset); });
+  if (!arch.empty() && std::find(archs.begin(), archs.end(), arch) == archs.end())
+    usage_fail("prune: {}", models::unknown_arch_text(arch));
+  if (!o.config.dataset.empty()) as_usage_error([&] { return data::canonical_dataset_name(o.config.dataset); });
 }
 
 // --arch and --dataset, else those of the --base checkpoint.
-PipelineConfig with_base_metadata(PipelineConfig o) {
-  if (!o.base.empty() && (o.arch.empty() || o.dataset.empty())) {
-    const models::Checkpoint base = models::read_checkpoint(o.base);
-    if (o.arch.empty()) o.arch = base.info.arch;
-    if (o.dataset.empty()) o.dataset = base.info.dataset;
+prune::PipelineConfig with_base_metadata(prune::PipelineConfig c) {
+  if (!c.base.empty() && (c.arch.empty() || c.dataset.empty())) {
+    const models::Checkpoint base = models::read_checkpoint(c.base);
+    if (c.arch.empty()) c.arch = base.info.arch;
+    if (c.dataset.empty()) c.dataset = base.info.dataset;
   }
-  if (o.arch.empty() || o.dataset.empty())
-    usage_fail("prune --dry-run: needs --arch and --dataset, or a --base checkpoint that names them");
-  return o;
+  return c;
 }
 
-int run_dry_run(const PipelineConfig& given, bool json) {
-  const PipelineConfig o = with_base_metadata(given);
-  const DatasetShape& data = as_usage_error([&]() -> const DatasetShape& { return find_dataset_shape(o.dataset); });
+// The typed config from the flags' text; `command` records the settings, with
+// the data folder actually used (found before anything is written).
+prune::PipelineConfig pipeline_config(const PruneOptions& o, const CLI::App& command) {
+  prune::PipelineConfig c = o.config;
+  c.method = prune::find_method(o.method).id;
+  c.lr_schedule = LrSchedule::parse_milestones(o.lr_schedule);
+  c.device = Device::parse(o.device);
+  c.on_nan = train::parse_on_nan(o.on_nan);
+  c.reg_target = parse_reg_target(o.reg_target);
+  c.distributed = models::parse_distributed_mode(o.distributed);
+  c.config_toml = command.config_to_str(true, true);
+  if (c.resume.empty()) {
+    const std::string dataset = with_base_metadata(c).dataset;
+    if (!dataset.empty()) {
+      c.data_dir = data::locate_dataset(dataset, data::resolve_data_root(c.data_dir)).dir.string();
+      c.config_toml = with_config_value(c.config_toml, "data-dir", c.data_dir);
+    }
+  }
+  return c;
+}
+
+int run_dry_run(const prune::PipelineConfig& given, bool json) {
+  const prune::PipelineConfig o = with_base_metadata(given);
+  if (o.arch.empty() || o.dataset.empty())
+    usage_fail("prune --dry-run: needs --arch and --dataset, or a --base checkpoint that names them");
+  const train::DatasetShape& data =
+      as_usage_error([&]() -> const train::DatasetShape& { return train::find_dataset_shape(o.dataset); });
   const auto model = [&] {
     const models::SkipInit widths_need_no_values;
     return models::make_model(o.arch, data.num_classes, data.channels);
@@ -106,14 +147,14 @@ int run_dry_run(const PipelineConfig& given, bool json) {
   return 0;
 }
 
-int run_prune(const DryRunOptions& o, const PipelineConfig& pipeline, const CLI::App& command) {
-  if (o.dry_run) return run_dry_run(pipeline, o.json);
-  return run_prune_pipeline(pipeline, command);
+int run_prune(const DryRunOptions& o, const PruneOptions& options, const CLI::App& command) {
+  if (o.dry_run) return run_dry_run(options.config, o.json);
+  prune::run_pipeline(pipeline_config(options, command));
+  return 0;
 }
 
-}  // namespace
-
-void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
+void add_pipeline_options(CLI::App* sub, PruneOptions& o) {
+  prune::PipelineConfig& c = o.config;
   sub->add_option("--base", c.base, "Trained dense checkpoint to prune (.safetensors)");
   sub->add_option("--data-dir", c.data_dir, kDataDirHelp);
   sub->add_option("--epochs", c.epochs, "Retraining epochs (0: stop after removal)")
@@ -123,7 +164,7 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
                   "Samples per step and per rank in every phase (global batch: ranks x this)")
       ->capture_default_str()
       ->check(positive_integer());
-  sub->add_option("--lr-schedule", c.lr_schedule, "Retraining step schedule epoch:lr,...")
+  sub->add_option("--lr-schedule", o.lr_schedule, "Retraining step schedule epoch:lr,...")
       ->capture_default_str()
       ->check(lr_schedule_text());
   sub->add_option("--momentum", c.momentum)->capture_default_str()->check(non_negative_number());
@@ -134,14 +175,14 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
   sub->add_option("--seed", c.seed, "Seeds the data order (and scratch's weights)")
       ->capture_default_str()
       ->check(non_negative_integer());
-  sub->add_option("--device", c.device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--workers", c.workers, "Data loader threads")->capture_default_str()->check(non_negative_integer());
-  sub->add_option("--on-nan", c.on_nan, "A step whose loss or gradients are not finite: stop the run, or skip the step")
+  sub->add_option("--on-nan", o.on_nan, "A step whose loss or gradients are not finite: stop the run, or skip the step")
       ->capture_default_str()
       ->check(one_of({"stop", "skip"}));
   sub->add_flag("--sync-bn", c.sync_bn,
                 "Data-parallel runs: batch-norm statistics over the global batch (default: each rank's own)");
-  sub->add_option("--distributed", c.distributed,
+  sub->add_option("--distributed", o.distributed,
                   "auto: data-parallel when launched as several processes (mpirun, srun, torchrun); off: one process")
       ->capture_default_str()
       ->check(one_of({"auto", "off"}))
@@ -171,7 +212,7 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
   sub->add_option("--gram-weight", c.gram_weight, "TPP: alpha, the gram term's weight")
       ->capture_default_str()
       ->check(non_negative_number());
-  sub->add_option("--reg-target", c.reg_target, "TPP: decorrelate (the method) or diagonal (ablation)")
+  sub->add_option("--reg-target", o.reg_target, "TPP: decorrelate (the method) or diagonal (ablation)")
       ->capture_default_str()
       ->check(one_of({"decorrelate", "diagonal"}));
   sub->add_flag("--no-bn-reg", c.no_bn_reg, "TPP ablation: no penalty on the pruned channels' BN gamma, beta");
@@ -196,9 +237,12 @@ void add_pipeline_options(CLI::App* sub, PipelineConfig& c) {
       ->check(non_negative_integer());
 }
 
+}  // namespace
+
 CLI::App* add_prune_command(CLI::App& app) {
   auto o = std::make_shared<DryRunOptions>();
-  auto c = std::make_shared<PipelineConfig>();
+  auto options = std::make_shared<PruneOptions>();
+  prune::PipelineConfig* c = &options->config;
   CLI::App* sub = app.add_subcommand("prune", "Structured filter pruning: plans and counts (--dry-run), or the whole "
                                               "pipeline of a method on a trained checkpoint");
   sub->footer("Examples:\n  tpp prune --dry-run --arch resnet56 --dataset cifar10 --stage-pr \"*conv1:0.5\"\n  tpp prune --method tpp --base runs/vgg_small/best.safetensors --stage-pr \"features.*:0.5\" --out runs/prune\n  tpp prune --resume runs/prune");
@@ -208,7 +252,7 @@ CLI::App* add_prune_command(CLI::App& app) {
   sub->add_option("--arch", c->arch, "Architecture (for --dry-run, or a --base without metadata)");
   sub->add_option("--dataset", c->dataset,
                   "mnist, fashion-mnist, cifar10, cifar100 or imagenet (for --dry-run; default for --base: its own)");
-  sub->add_option("--method", c->method,
+  sub->add_option("--method", options->method,
                   "tpp, l1, l1+orthp, l1+kernorth, l1+orthconv, kernorth+l1, orthconv+l1 or scratch")
       ->capture_default_str();
   sub->add_option("--stage-pr", c->stage_pr,
@@ -218,15 +262,15 @@ CLI::App* add_prune_command(CLI::App& app) {
                 "--dry-run: print JSON: layers[] (name, total, kept), dense and pruned {params, params_with_bn, flops}, "
                 "sparsity, sparsity_with_bn, speedup")
       ->configurable(false);
-  add_pipeline_options(sub, *c);
+  add_pipeline_options(sub, *options);
   add_run_dir_options(sub, config, c->out, c->overwrite, c->resume, "runs/prune-<method>-<time>");
-  register_command(sub, [o, c, sub, config] {
+  register_command(sub, [o, options, c, sub, config] {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "prune: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
     apply_config_files(*sub);
     if (c->stage_pr.empty()) usage_fail("prune: --stage-pr is required (as a flag or in the --config file)");
-    check_names(*c);
-    return run_prune(*o, *c, *sub);
+    check_names(*options);
+    return run_prune(*o, *options, *sub);
   });
   return sub;
 }

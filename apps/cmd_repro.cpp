@@ -12,13 +12,15 @@
 #include "apps/commands.h"
 #include "apps/repro.h"
 #include "apps/usage.h"
-#include "apps/report.h"
-#include "apps/run_dir.h"
+#include "train/report.h"
+#include "train/run_dir.h"
 #include "engine/error.h"
 #include "models/checkpoint.h"
 #include "prune/jsv.h"
 
 namespace tpp::apps {
+
+using namespace tpp::train;  // the training floor (train/): run data, run directories, reports
 
 namespace {
 

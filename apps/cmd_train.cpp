@@ -1,65 +1,41 @@
 // `tpp train`: trains a zoo model on a dataset with SGD and a step LR
-// schedule, writing a run directory (apps/run_dir.h) with checkpoints after
-// every epoch; `--resume RUN_DIR` continues one exactly where its last
-// checkpoint left off. Options come from flags and/or a TOML file
-// (`--config`); flags win. The resolved options land in the run's
-// config.toml, which `--config` (and `--resume`) read back.
+// schedule, writing a run directory (train/training_run.h); `--resume
+// RUN_DIR` continues one exactly where its last checkpoint left off. Options
+// come from flags and/or a TOML file (`--config`); flags win. The resolved
+// options land in the run's config.toml, which `--config` (and `--resume`)
+// read back.
 //
 // Under a multi-process launcher (mpirun, srun, torchrun on GPUs) the run is
-// data-parallel (models/data_parallel.h, apps/trainer.h): --batch-size is
+// data-parallel (models/data_parallel.h, train/trainer.h): --batch-size is
 // per rank, each rank trains on its shard of every global batch, and rank 0
 // alone writes the run directory. Every rank reads the data and, with
 // --resume, the checkpoint: they must see the same files (a shared file
 // system across nodes).
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
 
-#include <ctime>
-#include <filesystem>
-#include <optional>
-#include <nlohmann/json.hpp>
-
 #include "apps/commands.h"
 #include "apps/usage.h"
-#include "apps/progress.h"
-#include "apps/report.h"
-#include "apps/run_data.h"
-#include "apps/run_dir.h"
-#include "apps/trainer.h"
 #include "data/catalog.h"
-#include "engine/build_info.h"
-#include "engine/cuda_info.h"
 #include "engine/device.h"
-#include "engine/rng.h"
-#include "engine/text.h"
-#include "models/checkpoint.h"
+#include "engine/lr_schedule.h"
 #include "models/data_parallel.h"
-#include "models/summary.h"
 #include "models/zoo.h"
+#include "train/run_data.h"
+#include "train/trainer.h"
+#include "train/training_run.h"
 
 namespace tpp::apps {
 
 namespace {
 
-namespace fs = std::filesystem;
-
-struct TrainConfig {
-  std::string arch, dataset, data_dir;
-  int64_t epochs = 10, batch_size = 128, limit = 0, test_limit = 0;
-  std::string lr_schedule = "0:0.1";
-  double momentum = 0.9, weight_decay = 5e-4;
-  bool nesterov = false;
-  uint64_t seed = 0;
-  std::string device = default_device();
-  int workers = 2;
-  std::string on_nan = "stop";
-  bool sync_bn = false;
-  // Where and how the run goes; not part of config.toml.
-  std::string out, resume;
-  bool overwrite = false;
-  std::string distributed = "auto";
+// The run's settings as flags: the typed config, and the text of the
+// settings that are not plain numbers or strings there.
+struct TrainOptions {
+  train::TrainingRunConfig config;
+  std::string lr_schedule = "0:0.1", device = train::default_device().is_cuda() ? "cuda" : "cpu", on_nan = "stop",
+              distributed = "auto";
 };
 
 void check_arch(const std::string& arch) {
@@ -68,226 +44,24 @@ void check_arch(const std::string& arch) {
     usage_fail("train: {}", models::unknown_arch_text(arch));
 }
 
-fs::path default_run_dir(const TrainConfig& c, const std::string& dataset) {
-  const std::time_t now = std::time(nullptr);
-  return fs::path("runs") / fmt::format("{}-{}-{:%Y%m%d-%H%M%S}", c.arch, dataset, fmt::localtime(now));
-}
-
-nlohmann::ordered_json summary_json(const TrainConfig& c, const RunData& d, const models::ModelSummary& model,
-                                    const Trainer& trainer, const std::vector<EpochStats>& history,
-                                    const RunDir& run, const models::DistributedContext& dist) {
-  double seconds = 0, images_per_second = 0;
-  for (const EpochStats& e : history) seconds += e.seconds, images_per_second += e.images_per_second;
-  if (!history.empty()) images_per_second /= static_cast<double>(history.size());
-  const TrainState& s = trainer.state();
-  nlohmann::ordered_json out = {
-      {"status", s.epochs_done >= c.epochs ? "finished" : "running"},
-      {"arch", c.arch},
-      {"dataset", d.where.name},
-      {"epochs", c.epochs},
-      {"epochs_done", s.epochs_done},
-      {"global_step", s.global_step},
-      {"final_test_acc", history.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(history.back().test_acc)},
-      {"final_test_loss", history.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(history.back().test_loss)},
-      {"best_test_acc", s.best_epoch > 0 ? nlohmann::ordered_json(s.best_test_acc) : nlohmann::ordered_json()},
-      {"best_epoch", s.best_epoch},
-      {"train_samples", d.train->size()},
-      {"test_samples", d.test->size()},
-      {"input", model.input},
-      {"num_classes", d.num_classes},
-      {"params", model.params},
-      {"params_with_bn", model.params_with_bn},
-      {"flops", model.flops},
-      {"seconds", seconds},
-      {"images_per_s", images_per_second},
-      {"device", c.device},
-      {"world_size", dist.world_size},
-      {"global_batch_size", c.batch_size * dist.world_size},
-      {"sync_bn", c.sync_bn && dist.distributed()},
-      {"seed", c.seed},
-      {"pid", static_cast<int64_t>(getpid())},  // `tpp compare` tells a running run from a killed one
-      {"run_dir", run.path().string()},
-      {"checkpoints", {{"last", run.last_checkpoint().filename().string()},
-                       {"best", run.best_checkpoint().filename().string()}}},
-      {"engine_version", TPP_VERSION}};
-  return out;
-}
-
-TrainingReport report_of(const nlohmann::ordered_json& summary, const std::vector<EpochStats>& history,
-                         const std::string& config) {
-  const auto text = [&](const char* key) {
-    const auto& v = summary.at(key);
-    return v.is_string() ? v.get<std::string>() : v.dump();
-  };
-  const auto percent = [&](const char* key) {
-    const auto& v = summary.at(key);
-    return v.is_number() ? fmt::format("{:.2f}%", v.get<double>()) : std::string("-");
-  };
-  TrainingReport r;
-  r.title = fmt::format("{} on {}", text("arch"), text("dataset"));
-  r.facts = {{"status", fmt::format("{} ({} of {} epochs)", text("status"), text("epochs_done"), text("epochs"))},
-             {"final test accuracy", percent("final_test_acc")},
-             {"best test accuracy", fmt::format("{} (epoch {})", percent("best_test_acc"), text("best_epoch"))},
-             {"parameters", fmt::format("{} ({} with BN)", text("params"), text("params_with_bn"))},
-             {"FLOPs per image", text("flops")},
-             {"train / test images", fmt::format("{} / {}", text("train_samples"), text("test_samples"))},
-             {"time", format_duration(summary.at("seconds").get<double>())},
-             {"device", text("device")},
-             {"engine", text("engine_version")}};
-  if (summary.contains("error")) r.facts.insert(r.facts.begin() + 1, {"error", text("error")});
-  r.epochs = history;
-  r.config_toml = config;
-  return r;
-}
-
-// The log lines of the epochs a checkpoint holds: a line written after the
-// last checkpoint (a crash between the two) belongs to work being redone.
-std::vector<EpochStats> history_until(const RunDir& run, int64_t epochs_done) {
-  std::vector<EpochStats> history;
-  for (const auto& line : run.read_log()) {
-    EpochStats e = epoch_from_json(line);
-    if (e.epoch <= epochs_done) history.push_back(e);
-  }
-  return history;
-}
-
-// Weights, BN statistics, momentum, counters and RNG as the last epoch left them.
-void restore_last_checkpoint(const fs::path& dir, models::Module& model, Trainer& trainer, const std::string& arch,
-                             const std::string& dataset) {
-  const models::Checkpoint last = models::read_checkpoint(dir / "last.safetensors");
-  TPP_CHECK(last.info.arch == arch && last.info.dataset == dataset,
-            "--resume {}: the checkpoint holds {} on {}, but the config asks for {} on {}", dir.string(),
-            last.info.arch, last.info.dataset, arch, dataset);
-  model.load_state_dict(last.model_tensors);
-  trainer.load_state_tensors(last.extra_tensors);
-}
-
-// The ranks' story on rank 0's terminal: who trains, and the global batch.
-void print_distributed(const models::DistributedContext& dist, const TrainConfig& c, const Trainer& trainer) {
-  if (!dist.distributed()) return;
-  const auto& buckets = trainer.grad_buckets();
-  int64_t elements = 0;
-  for (const auto& b : buckets) elements += b.numel;
-  fmt::print("train: data-parallel over {} ranks ({}, {} backend): batch {} per rank, global batch {}; gradients "
-             "{:.2f} MB per step in {} bucket(s){}\n",
-             dist.world_size, dist.launcher, dist.comm->backend(), c.batch_size, c.batch_size * dist.world_size,
-             static_cast<double>(elements) * 4 / 1e6, buckets.size(), c.sync_bn ? "; synchronised BN" : "");
-}
-
-int run_train(const TrainConfig& c, const CLI::App& command) {
-  check_device(c.device, "train");
-  // Early, so that any later error on one rank ends every rank (main.cpp).
-  const models::DistributedContext dist =
-      models::init_distributed(models::parse_distributed_mode(c.distributed), Device::parse(c.device));
-  // Everything that can be wrong with the input is checked before the run
-  // directory is touched.
-  const bool resuming = !c.resume.empty();
-  const RunDir::Mode mode = resuming ? RunDir::Mode::resume
-                            : c.overwrite ? RunDir::Mode::overwrite
-                                          : RunDir::Mode::create;
-  check_arch(c.arch);
-  const LrSchedule schedule = LrSchedule::parse_milestones(c.lr_schedule);
-  data::DatasetLocation where = data::locate_dataset(c.dataset, data::resolve_data_root(c.data_dir));
-  // Several ranks must agree on the default run directory's time stamp.
-  std::string dir_text = resuming ? c.resume : c.out.empty() ? default_run_dir(c, where.name).string() : c.out;
-  models::broadcast_text(*dist.comm, dir_text);
-  const fs::path dir = dir_text;
-  models::run_on_root(*dist.comm, [&] { RunDir::check_usable(dir, mode); });
-  const RunData d = open_run_data({.arch = c.arch, .limit = c.limit, .test_limit = c.test_limit}, std::move(where), "train");
-
-  manual_seed(c.seed);
-  const std::shared_ptr<models::Module> model = models::make_model(c.arch, d.num_classes, d.in_channels);
-  const models::ModelSummary model_summary = models::summarize(*model, d.input);
-  model->to(training_device(c.device, dist.local_rank, dist.distributed()));
-  if (c.sync_bn && dist.distributed()) models::set_sync_batch_norm(*model, dist.comm);
-  const LoaderSpec loaders{
-      .batch_size = c.batch_size, .workers = c.workers, .seed = c.seed, .rank = dist.rank, .world_size = dist.world_size};
-  const auto train_loader = make_train_loader(d, loaders);
-  const auto test_loader = make_test_loader(d, loaders);
-  Trainer trainer(*model, *train_loader, *test_loader,
-                  {.schedule = schedule,
-                   .momentum = c.momentum,
-                   .weight_decay = c.weight_decay,
-                   .nesterov = c.nesterov,
-                   .epochs = c.epochs,
-                   // mpirun hands its ranks a pseudo-terminal even when its own output goes to a file:
-                   // data-parallel runs print one plain line per epoch.
-                   .live_progress = stdout_is_terminal() && !dist.distributed(),
-                   .phase = "train",
-                   .on_nan = parse_on_nan(c.on_nan),
-                   .distributed = dist});
-  models::CheckpointInfo info{.arch = c.arch,
-                              .dataset = d.where.name,
-                              .num_classes = d.num_classes,
-                              .in_channels = d.in_channels,
-                              .widths = {},  // save_checkpoint() reads them off the model
-                              .extra = {}};
-  // Every rank reads the same checkpoint: the same weights, momentum, counters and RNG.
-  if (resuming) restore_last_checkpoint(dir, *model, trainer, c.arch, d.where.name);
-  if (resuming && trainer.state().epochs_done >= c.epochs)
-    usage_fail("train: --resume {}: the run has finished its {}; pass --epochs N with N > {} to train further",
-               dir.string(), counted(trainer.state().epochs_done, "epoch"), trainer.state().epochs_done);
-
-  // Rank 0 alone owns the run directory; other ranks only train.
-  std::optional<RunDir> run;
-  std::vector<EpochStats> history;
-  const std::string config = with_config_value(command.config_to_str(true, true), "data-dir", d.where.dir.string());
-  models::run_on_root(*dist.comm, [&] {
-    run.emplace(dir, mode);
-    if (resuming) {
-      history = history_until(*run, trainer.state().epochs_done);
-      std::vector<nlohmann::ordered_json> lines;
-      for (const EpochStats& e : history) lines.push_back(epoch_json(e));
-      run->rewrite_log(lines);
-    }
-    run->write_config(config);
-
-    fmt::print("train: {} on {} ({} train / {} test images, input {}), {} parameters, {}\n", c.arch, d.where.name,
-               d.train->size(), d.test->size(), shape_str(d.input), with_commas(model_summary.params), c.device);
-    print_distributed(dist, c, trainer);
-    fmt::print("train: run directory {}{}\n", run->path().string(),
-               resuming ? fmt::format(" (resuming after epoch {})", trainer.state().epochs_done) : "");
-    std::fflush(stdout);
-  });
-
-  const auto write_outcome = [&](const std::string& error = "") {
-    if (!run) return;
-    nlohmann::ordered_json summary = summary_json(c, d, model_summary, trainer, history, *run, dist);
-    if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
-    run->write_summary(summary);
-    run->write_report(training_report_html(report_of(summary, history, config)));
-  };
-  while (trainer.state().epochs_done < c.epochs) {
-    const EpochStats stats = recording_failure([&] { return trainer.run_epoch(); }, write_outcome, dist);
-    if (!run) continue;
-    history.push_back(stats);
-    run->append_log(epoch_json(stats));
-    info.extra = {{"phase", "train"},
-                  {"epoch", std::to_string(stats.epoch)},
-                  {"test_acc", fmt::format("{}", stats.test_acc)}};
-    if (trainer.improved()) models::save_checkpoint(run->best_checkpoint(), *model, info);
-    models::save_checkpoint(run->last_checkpoint(), *model, info, trainer.state_tensors());
-    write_outcome();
-  }
-  write_outcome();
-  // The others leave when rank 0's files are complete: a launcher may stop
-  // the job as soon as one rank exits.
-  if (dist.distributed()) dist.comm->barrier();
-  if (!run) return 0;
-
-  const TrainState& s = trainer.state();
-  if (!history.empty())
-    fmt::print("train: final test accuracy {:.2f}%, best {:.2f}% (epoch {})\n", history.back().test_acc,
-               s.best_test_acc, s.best_epoch);
-  fmt::print("train: run directory {} (report.html, summary.json, log.jsonl, last/best.safetensors)\n",
-             run->path().string());
-  return 0;
+// The typed config from the flags' text; `command` records the settings, with
+// the data folder actually used (found before anything is written).
+train::TrainingRunConfig training_config(const TrainOptions& o, const CLI::App& command) {
+  train::TrainingRunConfig c = o.config;
+  c.lr_schedule = LrSchedule::parse_milestones(o.lr_schedule);
+  c.device = Device::parse(o.device);
+  c.on_nan = train::parse_on_nan(o.on_nan);
+  c.distributed = models::parse_distributed_mode(o.distributed);
+  c.data_dir = data::locate_dataset(c.dataset, data::resolve_data_root(c.data_dir)).dir.string();
+  c.config_toml = with_config_value(command.config_to_str(true, true), "data-dir", c.data_dir);
+  return c;
 }
 
 }  // namespace
 
 CLI::App* add_train_command(CLI::App& app) {
-  auto c = std::make_shared<TrainConfig>();
+  auto options = std::make_shared<TrainOptions>();
+  train::TrainingRunConfig* c = &options->config;
   CLI::App* sub = app.add_subcommand("train", "Train a zoo model on a dataset; writes a run directory");
   sub->footer("Examples:\n  tpp train --arch vgg_small --dataset fashion-mnist --epochs 3 --out runs/vgg_small\n  tpp train --config configs/vgg_small-fashion-mnist.toml --out runs/vgg_small\n  tpp train --resume runs/vgg_small --epochs 6");
   CLI::Option* config = add_config_option(sub);
@@ -300,7 +74,7 @@ CLI::App* add_train_command(CLI::App& app) {
   sub->add_option("--batch-size", c->batch_size, "Samples per step and per rank (global batch: ranks x this)")
       ->capture_default_str()
       ->check(positive_integer());
-  sub->add_option("--lr-schedule", c->lr_schedule, "Step schedule epoch:lr,... (the LR of the last milestone reached)")
+  sub->add_option("--lr-schedule", options->lr_schedule, "Step schedule epoch:lr,... (the LR of the last milestone reached)")
       ->capture_default_str()
       ->check(lr_schedule_text());
   sub->add_option("--momentum", c->momentum)->capture_default_str()->check(non_negative_number());
@@ -309,11 +83,11 @@ CLI::App* add_train_command(CLI::App& app) {
   sub->add_option("--seed", c->seed, "Seeds the initial weights and the data order")
       ->capture_default_str()
       ->check(non_negative_integer());
-  sub->add_option("--device", c->device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str();
+  sub->add_option("--device", options->device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str();
   sub->add_option("--workers", c->workers, "Data loader threads")->capture_default_str()->check(non_negative_integer());
   sub->add_flag("--sync-bn", c->sync_bn,
                 "Data-parallel runs: batch-norm statistics over the global batch (default: each rank's own)");
-  sub->add_option("--distributed", c->distributed,
+  sub->add_option("--distributed", options->distributed,
                   "auto: data-parallel when launched as several processes (mpirun, srun, torchrun); off: one process")
       ->capture_default_str()
       ->check(one_of({"auto", "off"}))
@@ -324,13 +98,13 @@ CLI::App* add_train_command(CLI::App& app) {
   sub->add_option("--test-limit", c->test_limit, "Evaluate on the first N test samples only (0: all)")
       ->capture_default_str()
       ->check(non_negative_integer());
-  sub->add_option("--on-nan", c->on_nan,
+  sub->add_option("--on-nan", options->on_nan,
                   "A step whose loss or gradients hold NaN/inf: stop the run (naming the step), or skip the step "
                   "(counted in log.jsonl); TPP_SYNC_DEBUG=1 names the op that produced it")
       ->capture_default_str()
       ->check(one_of({"stop", "skip"}));
   add_run_dir_options(sub, config, c->out, c->overwrite, c->resume, "runs/<arch>-<dataset>-<time>");
-  register_command(sub, [c, sub, config] {
+  register_command(sub, [options, c, sub, config] {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "train: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
     apply_config_files(*sub);
@@ -338,7 +112,8 @@ CLI::App* add_train_command(CLI::App& app) {
       usage_fail("train: --arch and --dataset are required (as flags or in the --config file)");
     check_arch(c->arch);
     as_usage_error([&] { return data::canonical_dataset_name(c->dataset); });
-    return run_train(*c, *sub);
+    train::run_training(training_config(*options, *sub));
+    return 0;
   });
   return sub;
 }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -23,6 +24,38 @@ std::map<CLI::App*, CommandRunner>& runners() {
 }  // namespace
 
 void register_command(CLI::App* sub, CommandRunner run) { runners()[sub] = std::move(run); }
+
+namespace {
+bool is_setting_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+}  // namespace
+
+std::string with_flag_names(std::string_view message, const CLI::App& command) {
+  std::string out;
+  size_t at = 0;
+  while (at < message.size()) {
+    const size_t open = message.find('`', at);
+    const size_t close = open == std::string_view::npos ? open : message.find('`', open + 1);
+    if (close == std::string_view::npos) break;
+    const std::string_view name = message.substr(open + 1, close - open - 1);
+    std::string flag = "--" + std::string(name);
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    out += message.substr(at, open - at);
+    if (is_setting_name(name) && command.get_option_no_throw(flag) != nullptr) {
+      out += flag;
+      at = close + 1;
+    } else {  // not a setting of this command: the text stays, the closing backtick may open the next
+      out += '`';
+      out += name;
+      at = close;
+    }
+  }
+  out += message.substr(at);
+  return out;
+}
 
 CLI::Option* add_config_option(CLI::App* sub) {
   return sub->add_option("--config", "Read options from a TOML file (flags override it)")

@@ -14,6 +14,12 @@ void add_commands(CLI::App& app);
 // Runs the parsed sub-command and returns the process exit code.
 int run_selected(CLI::App& app);
 
+// Library errors name a setting of a run by its config field in backticks
+// (`stage_pr`, engine/error.h). On the command line settings are flags: each
+// such name for which `command` has an option becomes the flag (--stage-pr);
+// other text stays as it is.
+std::string with_flag_names(std::string_view message, const CLI::App& command);
+
 // The text of `tpp --version`.
 std::string version_text();
 

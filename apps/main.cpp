@@ -35,6 +35,13 @@ int report_error(std::string_view message, int status = 1) {
   return status;
 }
 
+// Library errors name settings by their config fields (`stage_pr`); the user
+// typed flags (--stage-pr).
+std::string with_flag_names(const CLI::App& app, std::string_view message) {
+  const auto selected = app.get_subcommands();
+  return tpp::apps::with_flag_names(message, selected.empty() ? app : *selected.front());
+}
+
 bool asks_for_help(const CLI::ParseError& e) {
   return dynamic_cast<const CLI::CallForHelp*>(&e) != nullptr ||
          dynamic_cast<const CLI::CallForAllHelp*>(&e) != nullptr;
@@ -74,8 +81,10 @@ int main(int argc, char** argv) {
     if (asks_for_help(e)) return app.exit(e);
     return report_error(tpp::apps::usage_error_text(app, e), tpp::apps::kUsageExitStatus);
   } catch (const tpp::apps::UsageError& e) {
-    return report_error(e.what(), tpp::apps::kUsageExitStatus);
+    return report_error(with_flag_names(app, e.what()), tpp::apps::kUsageExitStatus);
+  } catch (const tpp::SettingError& e) {
+    return report_error(with_flag_names(app, e.what()), tpp::apps::kUsageExitStatus);
   } catch (const std::exception& e) {
-    return report_error(e.what());
+    return report_error(with_flag_names(app, e.what()));
   }
 }

@@ -19,8 +19,8 @@
 #include <limits>
 
 #include "apps/repro.h"
-#include "apps/report.h"
-#include "apps/run_dir.h"
+#include "train/report.h"
+#include "train/run_dir.h"
 #include "engine/error.h"
 
 namespace tpp::apps::repro {
@@ -304,7 +304,7 @@ int run_resnet_repro(const ReproConfig& config) {
                          {"per_seed", per_seed}}
                         .dump(2));
   write_file_atomic(fs::path(c.out) / "report.html",
-                    html_page({.title = fmt::format("{} on {}: the paper's CNN claims (Tabs. 1, 3, 4)", c.arch,
+                    train::html_page({.title = fmt::format("{} on {}: the paper's CNN claims (Tabs. 1, 3, 4)", c.arch,
                                                     c.dataset),
                                .facts = {{"pruning ratio", fmt::format("{:g} on every *layer*.conv1", c.pr)},
                                          {"recipe", fmt::format("{}: {}", r.name, r.description)},
@@ -312,7 +312,7 @@ int run_resnet_repro(const ReproConfig& config) {
                                          {"dense best accuracy", dense_acc.text(2)},
                                          {"compute time per seed (s)", compute_seconds.text(0)}},
                                .charts = charts,
-                               .sections = {{"Tables", markdown_tables_html(table)}},
+                               .sections = {{"Tables", train::markdown_tables_html(table)}},
                                .config_toml = repro_config_toml(c, r)}));
   fmt::print("\nrepro: {} (repro.md, summary.json, report.html; one run directory per step); {:.0f} s in this "
              "invocation\n",

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "apps/repro.h"
-#include "apps/report.h"
+#include "train/report.h"
 #include "engine/error.h"
 
 namespace tpp::apps::repro {
@@ -205,16 +205,16 @@ std::vector<std::string> retrain_charts(const std::vector<ChartedRun>& runs, int
   static const std::vector<std::string> colors = {"#d62728", "#2ca02c", "#1f77b4", "#7f7f7f", "#9467bd"};
   std::vector<std::string> charts;
   for (const double lr : retrain_lrs()) {
-    std::vector<ChartSeries> jsv, acc;
+    std::vector<train::ChartSeries> jsv, acc;
     for (size_t i = 0; i < runs.size(); ++i) {
       const Curve curve = retrain_curve(runs[i].run_dir(lr), max_epoch);
       jsv.push_back({runs[i].label, colors[i % colors.size()], curve.jsv});
       acc.push_back({runs[i].label, colors[i % colors.size()], curve.acc});
     }
-    charts.push_back(svg_line_chart(jsv, {.title = fmt::format("Mean JSV, retraining LR {:g} (seed 0)", lr),
+    charts.push_back(train::svg_line_chart(jsv, {.title = fmt::format("Mean JSV, retraining LR {:g} (seed 0)", lr),
                                           .x_label = "epoch (0: right after pruning)",
                                           .y_label = "mean JSV"}));
-    charts.push_back(svg_line_chart(acc, {.title = fmt::format("Test accuracy, retraining LR {:g} (seed 0)", lr),
+    charts.push_back(train::svg_line_chart(acc, {.title = fmt::format("Test accuracy, retraining LR {:g} (seed 0)", lr),
                                           .x_label = "epoch (0: right after pruning)",
                                           .y_label = "accuracy (%)"}));
   }

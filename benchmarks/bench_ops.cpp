@@ -34,7 +34,7 @@
 #include "engine/error.h"
 #include "engine/math_mode.h"
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/zoo.h"
 #include "ops/conv2d.h"
 #include "ops/elementwise.h"

@@ -1,5 +1,7 @@
-# Debian packages (scripts/setup.sh installs them). Everything the engine
-# links to is gathered in the tpp_deps interface target.
+# Debian packages (scripts/setup.sh installs them). Everything the library
+# links to is gathered in the tpp_deps interface target (exported with the
+# package; cmake/tppConfig.cmake.in finds the same packages again). CLI11 is
+# the command line's alone (tpp_apps).
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
@@ -17,6 +19,5 @@ find_library(DNNL_LIBRARY dnnl REQUIRED)
 
 add_library(tpp_deps INTERFACE)
 target_link_libraries(tpp_deps INTERFACE
-  fmt::fmt OpenMP::OpenMP_CXX Threads::Threads ZLIB::ZLIB nlohmann_json::nlohmann_json CLI11::CLI11
+  fmt::fmt OpenMP::OpenMP_CXX Threads::Threads ZLIB::ZLIB nlohmann_json::nlohmann_json
   PkgConfig::OPENBLAS PkgConfig::TURBOJPEG ${DNNL_LIBRARY})
-target_include_directories(tpp_deps SYSTEM INTERFACE ${STB_INCLUDE_DIR} ${DNNL_INCLUDE_DIR})

@@ -108,8 +108,8 @@ DatasetLocation locate_dataset(const std::string& typed_name, const DataRoot& ro
     looked.push_back(c.dir.string());
   }
   if (root.given)
-    fail("{}: no data found in --data-dir {} (looked in {})", name, root.dir.string(), fmt::join(looked, ", "));
-  fail("{}: no data found (looked in {}); pass --data-dir, set TPP_DATA, or fetch it with scripts/get_data.sh", name,
+    fail("{}: no data found in `data_dir` {} (looked in {})", name, root.dir.string(), fmt::join(looked, ", "));
+  fail("{}: no data found (looked in {}); pass `data_dir`, set TPP_DATA, or fetch it with scripts/get_data.sh", name,
        fmt::join(looked, ", "));
 }
 

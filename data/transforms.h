@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/tensor.h"
 
 namespace tpp::data {

@@ -275,4 +275,34 @@ void abort_job(std::string_view message, int code) {
   std::_Exit(code);  // no static destructors: other threads may still run
 }
 
+void broadcast_indices(Communicator& comm, std::vector<int64_t>& indices) {
+  std::vector<uint8_t> bytes(indices.size() * sizeof(int64_t));
+  if (!bytes.empty()) std::memcpy(bytes.data(), indices.data(), bytes.size());
+  comm.broadcast_bytes(bytes, 0);
+  TPP_CHECK(bytes.size() % sizeof(int64_t) == 0, "broadcast_indices: received {} bytes, not whole int64 values",
+            bytes.size());
+  indices.resize(bytes.size() / sizeof(int64_t));
+  if (!bytes.empty()) std::memcpy(indices.data(), bytes.data(), bytes.size());
+}
+
+void broadcast_text(Communicator& comm, std::string& text) {
+  std::vector<uint8_t> bytes(text.begin(), text.end());
+  comm.broadcast_bytes(bytes, 0);
+  text.assign(bytes.begin(), bytes.end());
+}
+
+void run_on_root(Communicator& comm, const std::function<void()>& work) {
+  std::string error;
+  if (comm.rank() == 0) {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    }
+  }
+  if (comm.world_size() > 1) broadcast_text(comm, error);
+  if (!error.empty()) fail("{}", error);
+}
+
 }  // namespace tpp::dist

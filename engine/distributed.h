@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -128,6 +129,18 @@ std::unique_ptr<Communicator> make_communicator(const LaunchEnv& env, Device dev
 std::unique_ptr<Communicator> make_communicator(Device device);  // environment + TPP_COLLECTIVE_TIMEOUT
 
 std::unique_ptr<Communicator> make_single_process_communicator(Device device = Device::cpu());
+
+// ---- Rank 0 decides -----------------------------------------------------------
+
+// Rank 0's decisions everywhere: `indices` (any length on rank 0; resized
+// elsewhere) and `text` become rank 0's on every rank.
+void broadcast_indices(Communicator& comm, std::vector<int64_t>& indices);
+void broadcast_text(Communicator& comm, std::string& text);
+
+// Runs `work` on rank 0 only (file system checks and writes). If it throws,
+// every rank throws tpp::Error with rank 0's message, so all ranks stop
+// together and say the same thing; otherwise every rank returns.
+void run_on_root(Communicator& comm, const std::function<void()>& work);
 
 // Exit code of a rank whose collective timed out (as coreutils' timeout).
 inline constexpr int kCollectiveTimeoutExitCode = 124;

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 
 namespace tpp {
 

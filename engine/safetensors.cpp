@@ -16,6 +16,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/atomic_file.h"
 #include "engine/autograd.h"
 
 namespace tpp {
@@ -43,34 +44,6 @@ std::optional<DType> dtype_from_safetensors(std::string_view name) {
     if (safetensors_dtype(t) == name) return t;
   return std::nullopt;
 }
-
-std::string errno_text() { return std::strerror(errno); }
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset(int fd) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-  // Closing can report a deferred write error, so writers check it.
-  bool close() {
-    const int result = ::close(fd_);
-    fd_ = -1;
-    return result == 0;
-  }
-
- private:
-  int fd_;
-};
 
 // ---- loading ----
 
@@ -304,47 +277,6 @@ SafetensorsFile read_safetensors(const std::string& file, const ByteSource& sour
 
 // ---- saving ----
 
-bool write_all(int fd, const void* src, uint64_t nbytes) {
-  const auto* in = static_cast<const char*>(src);
-  while (nbytes > 0) {
-    const ssize_t put = ::write(fd, in, nbytes);
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) return false;
-    in += put;
-    nbytes -= static_cast<uint64_t>(put);
-  }
-  return true;
-}
-
-// A uniquely named file next to the target; removed unless it was renamed.
-class TemporaryFile {
- public:
-  TemporaryFile(const fs::path& dir, const fs::path& target_name) : fd_(-1) {
-    static std::atomic<uint64_t> counter{0};
-    for (int attempt = 0; attempt < 100 && !fd_.valid(); ++attempt) {
-      path_ = dir / fmt::format(".{}.tmp.{}.{}", target_name.string(), ::getpid(), counter++);
-      fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
-      if (!fd_.valid() && errno != EEXIST) break;
-    }
-    TPP_CHECK(fd_.valid(), "save_safetensors: cannot create a temporary file in {}: {}", dir.string(), errno_text());
-  }
-  ~TemporaryFile() {
-    if (!renamed_) ::unlink(path_.c_str());
-  }
-  TemporaryFile(const TemporaryFile&) = delete;
-  TemporaryFile& operator=(const TemporaryFile&) = delete;
-
-  int fd() const { return fd_.get(); }
-  const fs::path& path() const { return path_; }
-  bool close() { return fd_.close(); }
-  void mark_renamed() { renamed_ = true; }
-
- private:
-  FileDescriptor fd_;
-  fs::path path_;
-  bool renamed_ = false;
-};
-
 std::string header_text(const std::vector<std::pair<std::string, Tensor>>& ordered,
                         const std::map<std::string, std::string>& metadata, const std::string& file) {
   json header = json::object();
@@ -366,19 +298,17 @@ std::string header_text(const std::vector<std::pair<std::string, Tensor>>& order
   return text;
 }
 
-void write_tensor(const TemporaryFile& tmp, const Tensor& t) {
+void write_tensor(AtomicFileWriter& file, const Tensor& t) {
   const uint64_t bytes = static_cast<uint64_t>(t.numel()) * element_size(t.dtype());
   if (bytes == 0) return;
   const Tensor src = t.detach().contiguous();
-  bool ok;
   if (src.device().is_cpu()) {
-    ok = write_all(tmp.fd(), src.raw_data(), bytes);
+    file.write(src.raw_data(), bytes);
   } else {
     std::vector<char> host(bytes);
     src.copy_to_host(host.data(), bytes);
-    ok = write_all(tmp.fd(), host.data(), bytes);
+    file.write(host.data(), bytes);
   }
-  TPP_CHECK(ok, "save_safetensors: writing {}: {}", tmp.path().string(), errno_text());
 }
 
 // For the crash-safety tests (tests/apps/test_crash_safety.cpp) only:
@@ -392,14 +322,6 @@ bool kill_in_this_save() {
   }();
   static std::atomic<long> saves{0};
   return kill_at > 0 && ++saves == kill_at;
-}
-
-void fsync_directory(const fs::path& dir) {
-  const FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  TPP_CHECK(fd.valid(), "save_safetensors: cannot open directory {} to sync it: {}", dir.string(), errno_text());
-  // Some filesystems cannot sync directories (EINVAL); the rename stands regardless.
-  TPP_CHECK(::fsync(fd.get()) == 0 || errno == EINVAL, "save_safetensors: fsync of directory {} failed: {}",
-            dir.string(), errno_text());
 }
 
 }  // namespace
@@ -435,22 +357,16 @@ void save_safetensors(const std::filesystem::path& path, const std::map<std::str
   });
   const std::string header = header_text(ordered, metadata, file);
 
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  TemporaryFile tmp(dir, path.filename());
+  AtomicFileWriter out(path, "save_safetensors");
   const uint64_t header_size = header.size();
-  TPP_CHECK(write_all(tmp.fd(), &header_size, 8) && write_all(tmp.fd(), header.data(), header.size()),
-            "save_safetensors: writing {}: {}", tmp.path().string(), errno_text());
+  out.write(&header_size, 8);
+  out.write(header);
   const bool kill = kill_in_this_save();
   for (size_t i = 0; i < ordered.size(); ++i) {
     if (kill && i == ordered.size() / 2) ::raise(SIGKILL);
-    write_tensor(tmp, ordered[i].second);
+    write_tensor(out, ordered[i].second);
   }
-  TPP_CHECK(::fsync(tmp.fd()) == 0, "save_safetensors: fsync of {} failed: {}", tmp.path().string(), errno_text());
-  TPP_CHECK(tmp.close(), "save_safetensors: closing {} failed: {}", tmp.path().string(), errno_text());
-  TPP_CHECK(::rename(tmp.path().c_str(), path.c_str()) == 0, "save_safetensors: cannot replace {}: {}", file,
-            errno_text());
-  tmp.mark_renamed();
-  fsync_directory(dir);
+  out.commit();
 }
 
 }  // namespace tpp

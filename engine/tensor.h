@@ -115,7 +115,7 @@ void synchronize(Device device);
 void accumulate_(const Tensor& dst, const Tensor& src);
 
 // Creation. Every random creator takes its numbers from the global Philox
-// generator (engine/rng.h) unless a generator is given.
+// generator (engine/philox.h) unless a generator is given.
 class Generator;
 struct TensorOptions {
   DType dtype = DType::f32;

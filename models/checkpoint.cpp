@@ -11,7 +11,7 @@
 #include "engine/build_info.h"
 #include "engine/safetensors.h"
 #include "models/layers.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 #include "models/zoo.h"
 
 namespace tpp::models {
@@ -122,7 +122,7 @@ class MetadataReader {
 std::string resolve_arch(const Checkpoint& ckpt, const std::string& arch_override) {
   const std::string file = ckpt.file.string();
   if (arch_override.empty()) {
-    TPP_CHECK(!ckpt.info.arch.empty(), "build_model: {} has no metadata naming its architecture; give the arch (--arch)",
+    TPP_CHECK(!ckpt.info.arch.empty(), "build_model: {} has no metadata naming its architecture; give the arch (`arch`)",
               file);
     return ckpt.info.arch;
   }

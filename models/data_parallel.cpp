@@ -1,6 +1,5 @@
 #include "models/data_parallel.h"
 
-#include <cstring>
 #include <memory>
 
 #include "models/layers.h"
@@ -10,7 +9,7 @@ namespace tpp::models {
 DistributedMode parse_distributed_mode(const std::string& text) {
   if (text == "auto") return DistributedMode::automatic;
   if (text == "off") return DistributedMode::off;
-  fail("--distributed: expected auto or off but got '{}'", text);
+  fail("`distributed`: expected auto or off but got '{}'", text);
 }
 
 DistributedContext single_process_context(Device device) {
@@ -27,36 +26,6 @@ DistributedContext init_distributed(DistributedMode mode, Device device) {
                              .launcher = env.launcher,
                              .comm = dist::make_communicator(env, device, dist::collective_timeout())};
   return context;
-}
-
-void broadcast_indices(dist::Communicator& comm, std::vector<int64_t>& indices) {
-  std::vector<uint8_t> bytes(indices.size() * sizeof(int64_t));
-  if (!bytes.empty()) std::memcpy(bytes.data(), indices.data(), bytes.size());
-  comm.broadcast_bytes(bytes, 0);
-  TPP_CHECK(bytes.size() % sizeof(int64_t) == 0, "broadcast_indices: received {} bytes, not whole int64 values",
-            bytes.size());
-  indices.resize(bytes.size() / sizeof(int64_t));
-  if (!bytes.empty()) std::memcpy(indices.data(), bytes.data(), bytes.size());
-}
-
-void broadcast_text(dist::Communicator& comm, std::string& text) {
-  std::vector<uint8_t> bytes(text.begin(), text.end());
-  comm.broadcast_bytes(bytes, 0);
-  text.assign(bytes.begin(), bytes.end());
-}
-
-void run_on_root(dist::Communicator& comm, const std::function<void()>& work) {
-  std::string error;
-  if (comm.rank() == 0) {
-    try {
-      work();
-    } catch (const std::exception& e) {
-      error = e.what();
-      if (error.empty()) error = "unknown error";
-    }
-  }
-  if (comm.world_size() > 1) broadcast_text(comm, error);
-  if (!error.empty()) fail("{}", error);
 }
 
 void average_buffers(dist::Communicator& comm, const Module& model) {

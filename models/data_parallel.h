@@ -4,7 +4,7 @@
 // average. Every rank derives the same plan from the same arena layout, so
 // all ranks issue the same collectives in the same order.
 //
-// How a data-parallel phase runs (apps/trainer.h does this when given a
+// How a data-parallel phase runs (train/trainer.h does this when given a
 // context with world_size > 1; the pruning pipeline reuses it):
 //   1. init_distributed() once, first thing in the command (errors after it
 //      end every rank: see dist::abort_job).
@@ -76,16 +76,6 @@ std::vector<GradBucket> plan_grad_buckets(const ParameterArena& arena, int64_t b
 // Copies rank 0's parameters and buffers (batch-norm running statistics)
 // into every rank's model.
 void broadcast_model(dist::Communicator& comm, const Module& model);
-
-// Rank 0's decisions everywhere: `indices` (any length on rank 0; resized
-// elsewhere) and `text` become rank 0's on every rank.
-void broadcast_indices(dist::Communicator& comm, std::vector<int64_t>& indices);
-void broadcast_text(dist::Communicator& comm, std::string& text);
-
-// Runs `work` on rank 0 only (file system checks and writes). If it throws,
-// every rank throws tpp::Error with rank 0's message, so all ranks stop
-// together and say the same thing; otherwise every rank returns.
-void run_on_root(dist::Communicator& comm, const std::function<void()>& work);
 
 // The floating buffers of `model` (BN running mean and variance) averaged
 // over the ranks. With per-rank BN statistics the ranks' running estimates

@@ -14,7 +14,7 @@
 #include "models/resnet_cifar.h"
 #include "models/resnet_imagenet.h"
 #include "models/vgg_cifar.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 
 namespace tpp::models {
 

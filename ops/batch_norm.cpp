@@ -1,7 +1,7 @@
 // Batch norm: checks, statistics choice, running-stat update, and the
-// gradient right below the forward. The per-channel statistics are host
-// vectors for the CPU kernels and f64 [C] tensors on the GPU for the CUDA ones
-// (SavedStats), so that a training step on a GPU never waits for the host.
+// gradient right below the forward. The per-channel statistics are f64 [C]
+// tensors on x's device (SavedStats), so that a training step on a GPU never
+// waits for the host; the kernels of both devices take the same arguments.
 #include "ops/batch_norm.h"
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include "engine/distributed.h"
 #include "ops/checks.h"
 #include "ops/cpu/batch_norm.h"
+#include "ops/dispatch.h"
 #if TPP_WITH_CUDA
 #include "ops/cuda/batch_norm.h"
 #endif
@@ -47,30 +48,21 @@ void check_inputs(const Tensor& x, const Tensor& weight, const Tensor& bias, con
               shape_str(x.sizes()));
 }
 
-// The statistics a forward normalised with, kept for its backward: `host`
-// for tensors on the CPU; mean and invstd, f64 [C] tensors, on a GPU.
+// The statistics a forward normalised with, kept for its backward: mean
+// and invstd, f64 [C] tensors on x's device.
 struct SavedStats {
-  cpu::ChannelStats host;
   Tensor mean, invstd;
 };
 
-#if TPP_WITH_CUDA
 Tensor f64_on_device_of(const Tensor& x, const Shape& shape) {
   return empty(shape, {.dtype = DType::f64, .device = x.device()});
 }
-#endif
 
 // Statistics computed elsewhere (sync batch norm), kept where x's kernels read them.
-SavedStats saved_stats(cpu::ChannelStats host, [[maybe_unused]] const Tensor& x) {
-#if TPP_WITH_CUDA
-  if (x.device().is_cuda()) {
-    const int64_t channels = static_cast<int64_t>(host.mean.size());
-    return {{},
-            from_vector<double>(host.mean, {channels}).to(x.device()),
-            from_vector<double>(host.invstd, {channels}).to(x.device())};
-  }
-#endif
-  return {std::move(host), {}, {}};
+SavedStats saved_stats(const cpu::ChannelStats& host, const Tensor& x) {
+  const int64_t channels = static_cast<int64_t>(host.mean.size());
+  return {from_vector<double>(host.mean, {channels}).to(x.device()),
+          from_vector<double>(host.invstd, {channels}).to(x.device())};
 }
 
 // Normalises x into y with its batch statistics and, when running_mean and
@@ -78,56 +70,29 @@ SavedStats saved_stats(cpu::ChannelStats host, [[maybe_unused]] const Tensor& x)
 SavedStats normalize_with_batch_stats(const Tensor& xc, const BatchNormShape& shape, const Tensor& w, const Tensor& b,
                                       const BatchNormOptions& opts, const Tensor& y, const Tensor& running_mean,
                                       const Tensor& running_var) {
-  SavedStats stats;
-#if TPP_WITH_CUDA
-  if (xc.device().is_cuda()) {
-    stats.mean = f64_on_device_of(xc, {shape.c});
-    stats.invstd = f64_on_device_of(xc, {shape.c});
-    cuda::batch_norm_forward_train(xc, shape, w, b, opts.eps, opts.momentum, y, stats.mean, stats.invstd,
-                                   running_mean, running_var);
-    return stats;
-  }
-#endif
-  std::vector<double> unbiased_var;
-  cpu::batch_norm_forward_train(xc, shape, w, b, opts.eps, y, stats.host, unbiased_var);
-  if (running_mean.defined()) {
-    cpu::update_running_stat(running_mean, stats.host.mean, opts.momentum);
-    cpu::update_running_stat(running_var, unbiased_var, opts.momentum);
-  }
+  const SavedStats stats{f64_on_device_of(xc, {shape.c}), f64_on_device_of(xc, {shape.c})};
+  TPP_ON_DEVICE(xc, batch_norm_forward_train(xc, shape, w, b, opts.eps, opts.momentum, y, stats.mean, stats.invstd,
+                                             running_mean, running_var));
   return stats;
 }
 
 SavedStats stats_from_running(const Tensor& running_mean, const Tensor& running_var, double eps) {
-#if TPP_WITH_CUDA
-  if (running_mean.device().is_cuda()) {
-    SavedStats stats{{}, f64_on_device_of(running_mean, running_mean.sizes()),
-                     f64_on_device_of(running_mean, running_mean.sizes())};
-    // Only training requires them contiguous (updated in place); the kernel reads raw pointers.
-    cuda::batch_norm_stats_from_running(running_mean.contiguous(), running_var.contiguous(), eps, stats.mean,
-                                        stats.invstd);
-    return stats;
-  }
-#endif
-  cpu::ChannelStats host{running_mean.to_vector<double>(), running_var.to_vector<double>()};
-  for (double& v : host.invstd) v = 1.0 / std::sqrt(v + eps);
-  return {std::move(host), {}, {}};
+  const SavedStats stats{f64_on_device_of(running_mean, running_mean.sizes()),
+                         f64_on_device_of(running_mean, running_mean.sizes())};
+  // Only training requires them contiguous (updated in place); the kernels read raw pointers.
+  TPP_ON_DEVICE(running_mean, batch_norm_stats_from_running(running_mean.contiguous(), running_var.contiguous(), eps,
+                                                            stats.mean, stats.invstd));
+  return stats;
 }
 
 void normalize_with(const Tensor& xc, const BatchNormShape& shape, const Tensor& w, const Tensor& b,
                     const SavedStats& stats, const Tensor& y) {
-#if TPP_WITH_CUDA
-  if (xc.device().is_cuda()) return cuda::batch_norm_forward_eval(xc, shape, w, b, stats.mean, stats.invstd, y);
-#endif
-  cpu::batch_norm_forward_eval(xc, shape, w, b, stats.host, y);
+  TPP_ON_DEVICE(xc, batch_norm_forward_eval(xc, shape, w, b, stats.mean, stats.invstd, y));
 }
 
 void backward_into(const Tensor& xc, const Tensor& dy, const BatchNormShape& shape, const Tensor& w,
                    const SavedStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dw, const Tensor& db) {
-#if TPP_WITH_CUDA
-  if (xc.device().is_cuda())
-    return cuda::batch_norm_backward(xc, dy, shape, w, stats.mean, stats.invstd, batch_stats, dx, dw, db);
-#endif
-  cpu::batch_norm_backward(xc, dy, shape, w, stats.host, batch_stats, dx, dw, db);
+  TPP_ON_DEVICE(xc, batch_norm_backward(xc, dy, shape, w, stats.mean, stats.invstd, batch_stats, dx, dw, db));
 }
 
 }  // namespace
@@ -198,34 +163,15 @@ GlobalMoments combine_moments(const Tensor& gathered, int64_t channels) {
 // This rank's [3, C] f64, on x's device: count, mean, sum of squared
 // deviations per channel.
 Tensor local_moments(const Tensor& xc, const BatchNormShape& shape) {
-#if TPP_WITH_CUDA
-  if (xc.device().is_cuda()) {
-    const Tensor local = f64_on_device_of(xc, {3, shape.c});
-    cuda::batch_norm_local_moments(xc, shape, local);
-    return local;
-  }
-#endif
-  std::vector<double> mean, squared_deviations;
-  cpu::batch_norm_local_moments(xc, shape, mean, squared_deviations);
-  Tensor local = empty({3, shape.c}, {.dtype = DType::f64});
-  double* l = local.data<double>();
-  for (int64_t c = 0; c < shape.c; ++c) {
-    l[c] = static_cast<double>(shape.per_channel());
-    l[shape.c + c] = mean[c];
-    l[2 * shape.c + c] = squared_deviations[c];
-  }
+  const Tensor local = f64_on_device_of(xc, {3, shape.c});
+  TPP_ON_DEVICE(xc, batch_norm_local_moments(xc, shape, local));
   return local;
 }
 
 // r = (1 - momentum) * r + momentum * value, on the running statistic's device.
 void blend_running_stat(const Tensor& running, const std::vector<double>& value, double momentum) {
-#if TPP_WITH_CUDA
-  if (running.device().is_cuda()) {
-    const Tensor on_device = from_vector<double>(value, {static_cast<int64_t>(value.size())}).to(running.device());
-    return cuda::update_running_stat(running, on_device, momentum);
-  }
-#endif
-  cpu::update_running_stat(running, value, momentum);
+  const Tensor on_device = from_vector<double>(value, {static_cast<int64_t>(value.size())}).to(running.device());
+  TPP_ON_DEVICE(running, update_running_stat(running, on_device, momentum));
 }
 
 // dx from the per-channel sums of every rank (one all-reduce), and this
@@ -233,44 +179,19 @@ void blend_running_stat(const Tensor& running, const std::vector<double>& value,
 Grads sync_backward(const Tensor& xc, const Tensor& dy, const BatchNormShape& shape, const Tensor& w,
                     const SavedStats& stats, dist::Communicator& comm, double count, bool need_x, bool need_w,
                     bool need_b) {
-#if TPP_WITH_CUDA
-  if (xc.device().is_cuda()) {
-    const auto per_channel = [&](bool needed) {
-      return needed ? empty({shape.c}, {.dtype = xc.dtype(), .device = xc.device()}) : Tensor();
-    };
-    const Tensor dw = per_channel(need_w), db = per_channel(need_b);
-    const Tensor sums = f64_on_device_of(xc, {2, shape.c});
-    cuda::batch_norm_backward_sums(xc, dy, shape, stats.mean, stats.invstd, sums, dw, db);
-    Tensor dx;
-    if (need_x) {  // the same on every rank (one model): all ranks join the all-reduce or none
-      const Tensor all = sums.to(comm.device());
-      comm.all_reduce(all, dist::ReduceOp::sum);
-      dx = empty_like(xc);
-      cuda::batch_norm_backward_input(xc, dy, shape, w, stats.mean, stats.invstd, all.to(xc.device()), count, dx);
-    }
-    return {dx, dw, db};
-  }
-#endif
-  std::vector<double> sum_dy, sum_dy_centred;
-  cpu::batch_norm_backward_sums(xc, dy, shape, stats.host, sum_dy, sum_dy_centred);
-  Tensor dw, db;  // this rank's sums of dy * xhat and dy
-  if (need_w) {
-    std::vector<double> sum_dy_xhat(sum_dy_centred);
-    for (int64_t c = 0; c < shape.c; ++c) sum_dy_xhat[c] *= stats.host.invstd[c];
-    dw = from_vector<double>(sum_dy_xhat, {shape.c}).to(xc.dtype());
-  }
-  if (need_b) db = from_vector<double>(sum_dy, {shape.c}).to(xc.dtype());
+  const auto per_channel = [&](bool needed) {
+    return needed ? empty({shape.c}, {.dtype = xc.dtype(), .device = xc.device()}) : Tensor();
+  };
+  const Tensor dw = per_channel(need_w), db = per_channel(need_b);
+  const Tensor sums = f64_on_device_of(xc, {2, shape.c});
+  TPP_ON_DEVICE(xc, batch_norm_backward_sums(xc, dy, shape, stats.mean, stats.invstd, sums, dw, db));
   Tensor dx;
   if (need_x) {  // the same on every rank (one model): all ranks join the all-reduce or none
-    Tensor sums = empty({2, shape.c}, {.dtype = DType::f64});
-    double* s = sums.data<double>();
-    std::copy(sum_dy.begin(), sum_dy.end(), s);
-    std::copy(sum_dy_centred.begin(), sum_dy_centred.end(), s + shape.c);
-    comm.all_reduce(sums, dist::ReduceOp::sum);
-    std::copy(s, s + shape.c, sum_dy.begin());
-    std::copy(s + shape.c, s + 2 * shape.c, sum_dy_centred.begin());
+    const Tensor all = sums.to(comm.device());
+    comm.all_reduce(all, dist::ReduceOp::sum);
     dx = empty_like(xc);
-    cpu::batch_norm_backward_input(xc, dy, shape, w, stats.host, sum_dy, sum_dy_centred, count, dx);
+    const Tensor all_here = all.to(xc.device());
+    TPP_ON_DEVICE(xc, batch_norm_backward_input(xc, dy, shape, w, stats.mean, stats.invstd, all_here, count, dx));
   }
   return {dx, dw, db};
 }
@@ -302,7 +223,7 @@ Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bi
     host.invstd[c] = 1.0 / std::sqrt(global.squared_deviations[c] / global.count + opts.eps);
     unbiased_var[c] = global.squared_deviations[c] / (global.count - 1);
   }
-  SavedStats stats = saved_stats(std::move(host), xc);
+  SavedStats stats = saved_stats(host, xc);
   Tensor y = empty_like(xc);
   normalize_with(xc, shape, w, b, stats, y);
   if (running_mean.defined()) {

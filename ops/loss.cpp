@@ -9,6 +9,7 @@
 #include "engine/autograd.h"
 #include "ops/checks.h"
 #include "ops/cpu/loss.h"
+#include "ops/dispatch.h"
 #include "ops/elementwise.h"
 #include "ops/pad.h"
 #include "ops/reduce.h"
@@ -61,22 +62,13 @@ void check_target_values(const std::vector<int64_t>& t, int64_t classes, int64_t
 // softmax(x) into probs; returns the mean loss as a 0-d tensor on x's device.
 Tensor forward_into(const Tensor& x, const Tensor& target, double smoothing, const Tensor& probs) {
   Tensor loss = empty({}, {.dtype = x.dtype(), .device = x.device()});
-#if TPP_WITH_CUDA
-  if (x.device().is_cuda()) {
-    cuda::cross_entropy_forward(x, target, smoothing, probs, loss);
-    return loss;
-  }
-#endif
-  loss.fill_(cpu::cross_entropy_forward(x, target, smoothing, probs));
+  TPP_ON_DEVICE(x, cross_entropy_forward(x, target, smoothing, probs, loss));
   return loss;
 }
 
 // dx from the 0-d upstream gradient dy, which stays on the GPU there.
 void backward_into(const Tensor& probs, const Tensor& target, double smoothing, const Tensor& dy, const Tensor& dx) {
-#if TPP_WITH_CUDA
-  if (probs.device().is_cuda()) return cuda::cross_entropy_backward(probs, target, smoothing, dy.contiguous(), dx);
-#endif
-  cpu::cross_entropy_backward(probs, target, smoothing, dy.item() / static_cast<double>(probs.size(0)), dx);
+  TPP_ON_DEVICE(probs, cross_entropy_backward(probs, target, smoothing, dy.contiguous(), dx));
 }
 
 Tensor fused_cross_entropy(const Tensor& logits, const Tensor& target, double smoothing) {

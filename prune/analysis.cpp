@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/layers.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 #include "models/zoo.h"
 
 namespace tpp::prune {

@@ -136,27 +136,26 @@ void JsvAccumulator::add_batch(models::Module& model, const Tensor& images) {
   }
 }
 
-int64_t JsvAccumulator::add_batches(models::Module& model, data::DataLoader& loader, int64_t max_batches) {
+int64_t JsvAccumulator::add_batches(models::Module& model, const ImageBatches& batches, int64_t max_batches) {
   int64_t added = 0;
-  loader.start_epoch(0);
   while (added < max_batches) {
-    const std::optional<data::Batch> batch = loader.next();
-    if (!batch) break;
-    add_batch(model, batch->images);
+    const std::optional<Tensor> images = batches();
+    if (!images) break;
+    add_batch(model, *images);
     ++added;
   }
   return added;
 }
 
-JsvStats model_jsv(models::Module& model, data::DataLoader* loader, int64_t batches) {
+JsvStats model_jsv(models::Module& model, const ImageBatches& images, int64_t max_batches) {
   if (is_linear_chain(model)) return linear_chain_jsv(model);
-  TPP_CHECK(loader != nullptr, "model_jsv: a model that is not a linear chain needs data for its Jacobians");
+  TPP_CHECK(images != nullptr, "model_jsv: a model that is not a linear chain needs images for its Jacobians");
   const bool was_training = model.is_training();
   model.eval();
   JsvAccumulator jsv;
-  const int64_t used = jsv.add_batches(model, *loader, batches);
+  const int64_t used = jsv.add_batches(model, images, max_batches);
   model.train(was_training);
-  TPP_CHECK(used > 0, "model_jsv: the data loader has no batch");
+  TPP_CHECK(used > 0, "model_jsv: no batch of images");
   return jsv.stats();
 }
 

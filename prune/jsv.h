@@ -20,10 +20,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <nlohmann/json_fwd.hpp>
 #include <vector>
 
-#include "data/loader.h"
 #include "engine/tensor.h"
 #include "models/module.h"
 
@@ -52,13 +53,18 @@ JsvStats linear_chain_jsv(models::Module& model);
 // as for one forward); parameter gradients are left untouched.
 Tensor batch_jacobians(models::Module& model, const Tensor& images);
 
+// Where the images for Jacobians come from: each call returns the next batch
+// of images [B, ...], or nothing when there are no more (a data loader's
+// epoch: train::epoch_images, train/run_data.h).
+using ImageBatches = std::function<std::optional<Tensor>()>;
+
 // The singular values of each J(x) pooled over batches.
 class JsvAccumulator {
  public:
   void add_batch(models::Module& model, const Tensor& images);
-  // add_batch() over the first `max_batches` batches of epoch 0 of `loader`;
-  // returns how many there were.
-  int64_t add_batches(models::Module& model, data::DataLoader& loader, int64_t max_batches);
+  // add_batch() over the first `max_batches` batches of `batches`; returns
+  // how many there were.
+  int64_t add_batches(models::Module& model, const ImageBatches& batches, int64_t max_batches);
   // Adds the singular values of one sample's Jacobian.
   void add_sample(std::vector<double> singular_values);
   JsvStats stats() const;
@@ -74,10 +80,10 @@ JsvStats jsv_stats(const std::vector<std::vector<double>>& per_sample);
 
 // {"mean", "std", "min", "max", "condition", "mean_sq_dev_from_1", "samples"}
 // The measure of the pruning pipeline and `tpp compare`: exact for a linear
-// chain (`loader` unused, may be null); otherwise per-sample Jacobians over
-// the first `batches` batches of `loader`, with the model in eval mode (so
+// chain (`images` unused, may be empty); otherwise per-sample Jacobians over
+// the first `max_batches` batches of `images`, with the model in eval mode (so
 // that BN's running statistics stay as they are; the mode is restored).
-JsvStats model_jsv(models::Module& model, data::DataLoader* loader, int64_t batches);
+JsvStats model_jsv(models::Module& model, const ImageBatches& images, int64_t max_batches);
 
 nlohmann::ordered_json jsv_json(const JsvStats& stats);
 

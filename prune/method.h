@@ -19,8 +19,11 @@ namespace tpp::prune {
 
 enum class OrthReg { none, kernorth, orthconv };
 
+enum class MethodId { tpp, l1, l1_orthp, l1_kernorth, l1_orthconv, kernorth_l1, orthconv_l1, scratch };
+
 struct Method {
-  std::string name;
+  MethodId id = MethodId::l1;
+  std::string name;  // as the paper writes it: "l1+orthp"
   bool tpp = false;                  // the regularised phase before removal
   OrthReg before = OrthReg::none;    // orthogonality-regularised training of the dense model
   bool orthp = false;                // OrthP right after removal
@@ -29,6 +32,7 @@ struct Method {
 };
 
 const std::vector<Method>& known_methods();
+const Method& find_method(MethodId id);
 // "l1+orthp" -> its Method; an unknown name throws, listing the known ones.
 const Method& find_method(const std::string& name);
 

@@ -1,6 +1,6 @@
 #include "prune/oneshot.h"
 
-#include "models/widths.h"
+#include "models/surgery.h"
 
 namespace tpp::prune {
 

@@ -11,7 +11,7 @@
 
 #include "engine/autograd.h"
 #include "models/layers.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 
 namespace tpp::prune {
 
@@ -188,16 +188,16 @@ namespace {
 bool is_plain_name(std::string_view pattern) { return pattern.find_first_of("*?[") == std::string_view::npos; }
 
 // A layer named outright ('classifier:0.5') is taken out of the plan; one a
-// glob caught is excluded with --skip-layers.
+// glob caught is excluded with `skip_layers`.
 [[noreturn]] void refuse_unprunable(const std::string& stage_pr, const models::LayerLink& link, double ratio,
                                     const std::vector<RatioRule>& rules) {
   const auto named = std::find_if(rules.rbegin(), rules.rend(), [&](const RatioRule& r) {
     return is_plain_name(r.pattern) && glob_match(r.pattern, link.name);
   });
   if (named != rules.rend())
-    fail("stage-pr '{}': the filters of '{}' cannot be removed: {}; remove '{}:{:g}' from --stage-pr", stage_pr,
+    fail("stage-pr '{}': the filters of '{}' cannot be removed: {}; remove '{}:{:g}' from `stage_pr`", stage_pr,
          link.name, link.refusal, named->pattern, named->ratio);
-  fail("stage-pr '{}' gives '{}' the ratio {:g}, but its filters cannot be removed: {} (exclude it with --skip-layers)",
+  fail("stage-pr '{}' gives '{}' the ratio {:g}, but its filters cannot be removed: {} (exclude it with `skip_layers`)",
        stage_pr, link.name, ratio, link.refusal);
 }
 

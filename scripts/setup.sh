@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config ccache
+  build-essential clang libomp-dev cmake ninja-build pkg-config ccache
   libopenblas-dev libdnnl-dev libfmt-dev doctest-dev libstb-dev zlib1g-dev libcli11-dev
   nlohmann-json3-dev libturbojpeg0-dev libbenchmark-dev
   libopenmpi-dev openmpi-bin

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/tensor.h"
 
 namespace tpp::testing {

@@ -252,4 +252,90 @@ void update_running_stat(const Tensor& running, const std::vector<double>& value
   });
 }
 
+// ---- The CUDA kernels' arguments ----
+
+namespace {
+
+ChannelStats stats_of(const Tensor& mean, const Tensor& invstd) {
+  return {mean.to_vector<double>(), invstd.to_vector<double>()};
+}
+
+std::vector<double> row_of(const Tensor& f64_rows, int64_t row, int64_t channels) {
+  const double* first = f64_rows.data<double>() + row * channels;
+  return {first, first + channels};
+}
+
+void write_row(const std::vector<double>& values, const Tensor& f64_rows, int64_t row) {
+  std::copy(values.begin(), values.end(), f64_rows.data<double>() + row * static_cast<int64_t>(values.size()));
+}
+
+}  // namespace
+
+void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                              double eps, double momentum, const Tensor& y, const Tensor& mean, const Tensor& invstd,
+                              const Tensor& running_mean, const Tensor& running_var) {
+  ChannelStats stats;
+  std::vector<double> unbiased_var;
+  batch_norm_forward_train(x, s, weight, bias, eps, y, stats, unbiased_var);
+  write_row(stats.mean, mean, 0);
+  write_row(stats.invstd, invstd, 0);
+  if (running_mean.defined()) {
+    update_running_stat(running_mean, stats.mean, momentum);
+    update_running_stat(running_var, unbiased_var, momentum);
+  }
+}
+
+void batch_norm_stats_from_running(const Tensor& running_mean, const Tensor& running_var, double eps,
+                                   const Tensor& mean, const Tensor& invstd) {
+  std::vector<double> scale = running_var.to_vector<double>();
+  for (double& v : scale) v = 1.0 / std::sqrt(v + eps);
+  write_row(running_mean.to_vector<double>(), mean, 0);
+  write_row(scale, invstd, 0);
+}
+
+void batch_norm_forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                             const Tensor& mean, const Tensor& invstd, const Tensor& y) {
+  batch_norm_forward_eval(x, s, weight, bias, stats_of(mean, invstd), y);
+}
+
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                         const Tensor& mean, const Tensor& invstd, bool batch_stats, const Tensor& dx,
+                         const Tensor& dweight, const Tensor& dbias) {
+  batch_norm_backward(x, dy, s, weight, stats_of(mean, invstd), batch_stats, dx, dweight, dbias);
+}
+
+void batch_norm_local_moments(const Tensor& x, const BatchNormShape& s, const Tensor& moments) {
+  std::vector<double> mean, squared_deviations;
+  batch_norm_local_moments(x, s, mean, squared_deviations);
+  write_row(std::vector<double>(static_cast<size_t>(s.c), static_cast<double>(s.per_channel())), moments, 0);
+  write_row(mean, moments, 1);
+  write_row(squared_deviations, moments, 2);
+}
+
+void batch_norm_backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& mean,
+                              const Tensor& invstd, const Tensor& sums, const Tensor& dweight, const Tensor& dbias) {
+  const ChannelStats stats = stats_of(mean, invstd);
+  std::vector<double> sum_dy, sum_dy_centred;
+  batch_norm_backward_sums(x, dy, s, stats, sum_dy, sum_dy_centred);
+  if (dweight.defined()) {
+    std::vector<double> sum_dy_xhat(sum_dy_centred);
+    for (int64_t c = 0; c < s.c; ++c) sum_dy_xhat[c] *= stats.invstd[c];
+    Tensor(dweight).copy_(from_vector<double>(sum_dy_xhat, {s.c}));  // a handle to the same tensor
+  }
+  if (dbias.defined()) Tensor(dbias).copy_(from_vector<double>(sum_dy, {s.c}));
+  write_row(sum_dy, sums, 0);
+  write_row(sum_dy_centred, sums, 1);
+}
+
+void batch_norm_backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                               const Tensor& mean, const Tensor& invstd, const Tensor& sums, double count,
+                               const Tensor& dx) {
+  batch_norm_backward_input(x, dy, s, weight, stats_of(mean, invstd), row_of(sums, 0, s.c), row_of(sums, 1, s.c),
+                            count, dx);
+}
+
+void update_running_stat(const Tensor& running, const Tensor& value, double momentum) {
+  update_running_stat(running, value.to_vector<double>(), momentum);
+}
+
 }  // namespace tpp::ops::cpu

@@ -51,4 +51,28 @@ void batch_norm_backward_input(const Tensor& x, const Tensor& dy, const BatchNor
 // r = (1 - momentum) * r + momentum * value, in place on contiguous [C] tensors.
 void update_running_stat(const Tensor& running, const std::vector<double>& value, double momentum);
 
+// ---- The same with the CUDA kernels' arguments (ops/cuda/batch_norm.h) ----
+// The statistics are f64 [C] tensors (mean, invstd); `moments` is f64
+// [3, C] (count, mean, squared deviations); `sums` is f64 [2, C] (sum dy,
+// sum dy * (x - mean)). So ops/batch_norm.cpp dispatches with TPP_ON_DEVICE.
+
+void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                              double eps, double momentum, const Tensor& y, const Tensor& mean, const Tensor& invstd,
+                              const Tensor& running_mean, const Tensor& running_var);
+void batch_norm_stats_from_running(const Tensor& running_mean, const Tensor& running_var, double eps,
+                                   const Tensor& mean, const Tensor& invstd);
+void batch_norm_forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
+                             const Tensor& mean, const Tensor& invstd, const Tensor& y);
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                         const Tensor& mean, const Tensor& invstd, bool batch_stats, const Tensor& dx,
+                         const Tensor& dweight, const Tensor& dbias);
+void batch_norm_local_moments(const Tensor& x, const BatchNormShape& s, const Tensor& moments);
+// dweight and dbias (when defined): this process's sums of dy * xhat and dy.
+void batch_norm_backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& mean,
+                              const Tensor& invstd, const Tensor& sums, const Tensor& dweight, const Tensor& dbias);
+void batch_norm_backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+                               const Tensor& mean, const Tensor& invstd, const Tensor& sums, double count,
+                               const Tensor& dx);
+void update_running_stat(const Tensor& running, const Tensor& value, double momentum);
+
 }  // namespace tpp::ops::cpu

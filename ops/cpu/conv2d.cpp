@@ -389,7 +389,7 @@ void backward_impl(const Conv2dGeometry& g, const T* x, const T* w, const T* dy,
     const int t = omp_get_thread_num();
     // A static schedule gives each thread the same chunks on every call, so
     // the partial sums, and the gradients, are the same bits run after run
-    // (training resumes exactly; see apps/trainer.h).
+    // (training resumes exactly; see train/trainer.h).
 #pragma omp for schedule(static)
     for (int64_t chunk = 0; chunk < plan.count; ++chunk) {
       work.select(plan, chunk);

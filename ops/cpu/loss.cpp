@@ -70,4 +70,14 @@ void cross_entropy_backward(const Tensor& probs, const Tensor& target, double sm
   });
 }
 
+void cross_entropy_forward(const Tensor& logits, const Tensor& target, double smoothing, const Tensor& probs,
+                           const Tensor& loss) {
+  Tensor(loss).fill_(cross_entropy_forward(logits, target, smoothing, probs));  // a handle to the same tensor
+}
+
+void cross_entropy_backward(const Tensor& probs, const Tensor& target, double smoothing, const Tensor& dy,
+                            const Tensor& dlogits) {
+  cross_entropy_backward(probs, target, smoothing, dy.item() / static_cast<double>(probs.size(0)), dlogits);
+}
+
 }  // namespace tpp::ops::cpu

@@ -223,10 +223,13 @@ inline void check_same_tensors(const crash_fs::path& expected, const crash_fs::p
   REQUIRE_MESSAGE(crash_fs::exists(actual), actual.string(), " is missing");
   const auto a = load_safetensors(expected), b = load_safetensors(actual);
   CHECK(a.tensors.size() == b.tensors.size());
-  for (const auto& [name, t] : a.tensors) {
+  // Named references, not a structured binding: doctest's assertion lambdas
+  // cannot capture those before C++20 as clang 14 implements it.
+  for (const auto& entry : a.tensors) {
+    const std::string& name = entry.first;
     const auto it = b.tensors.find(name);
-    CHECK_MESSAGE((it != b.tensors.end() && bitwise_equal(t, it->second)), actual.string(), ": tensor '", name,
-                  "' differs from the uninterrupted run");
+    CHECK_MESSAGE((it != b.tensors.end() && bitwise_equal(entry.second, it->second)), actual.string(), ": tensor '",
+                  name, "' differs from the uninterrupted run");
   }
 }
 

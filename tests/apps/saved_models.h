@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <string>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"
 #include "tests/apps/run_tpp.h"

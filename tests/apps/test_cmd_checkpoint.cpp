@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/autograd.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"
 #include "tests/apps/run_tpp.h"

@@ -7,12 +7,12 @@
 #include <string>
 
 #include "engine/autograd.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
 #include "models/layers.h"
 #include "models/summary.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 #include "models/zoo.h"
 #include "prune/analysis.h"
 #include "prune/oneshot.h"
@@ -165,6 +165,32 @@ TEST_SUITE("apps") {
       ++checked;
     }
     CHECK(checked == 16);
+  }
+
+  TEST_CASE("tpp prune: bad plans and bases are one-line errors naming the flags, and no run directory appears") {
+    const TempDir dir;
+    manual_seed(11);
+    const auto base = dir / "mlp7_linear.safetensors";
+    models::save_checkpoint(base, *models::make_model("mlp7_linear", 10, 1),
+                            {.arch = "mlp7_linear", .dataset = "fashion-mnist", .num_classes = 10, .in_channels = 1});
+    const auto out = dir / "run";
+    const auto error = [&](const std::string& args) {
+      const Run run = run_tpp(fmt::format("prune --base {} --out {} {}", base.string(), out.string(), args));
+      CHECK(run.status == 1);
+      CHECK_FALSE(std::filesystem::exists(out));
+      return run.output;
+    };
+    CHECK(error("--method tpp --stage-pr 'layer*.conv1:0.5'") ==
+          "tpp: error: stage-pr 'layer*.conv1:0.5': the pattern 'layer*.conv1' matches no conv or linear layer of the model\n");
+    CHECK(contains(error("--method tpp --stage-pr 'net.*:1.0'"), "1.0"));
+    CHECK(error("--method tpp --stage-pr 'net.0:0.5' --skip-layers 'net.0'") ==
+          "tpp: error: prune: --stage-pr 'net.0:0.5' with --skip-layers 'net.0' prunes no layer\n");
+    CHECK(error("--method tpp --stage-pr 'net.0:0.5' --arch resnet20") ==
+          fmt::format("tpp: error: prune: --base {} holds mlp7_linear, not --arch resnet20\n", base.string()));
+    CHECK(error("--method magic --stage-pr 'net.0:0.5'") ==
+          "tpp: error: prune: unknown --method 'magic'; known methods: tpp, l1, l1+orthp, l1+kernorth, l1+orthconv, "
+          "kernorth+l1, orthconv+l1, scratch\n");
+    CHECK(error("--method tpp") == "tpp: error: prune: --stage-pr is required (as a flag or in the --config file)\n");
   }
 
 }  // TEST_SUITE

@@ -7,7 +7,7 @@
 
 #include "data/catalog.h"
 #include "engine/error.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"
 #include "tests/apps/crash_harness.h"

@@ -212,10 +212,10 @@ TEST_SUITE("data.readers") {
                       "data: unknown dataset 'svhn' (known: mnist, fashion-mnist, cifar10, cifar100, imagenet, "
                       "imagefolder:<path>)");
     CHECK_THROWS_WITH(locate_dataset("cifar10", "/r"),
-                      "cifar10: no data found in --data-dir /r (looked in /r, /r/cifar-10-batches-bin, /r/cifar10)");
+                      "cifar10: no data found in `data_dir` /r (looked in /r, /r/cifar-10-batches-bin, /r/cifar10)");
     CHECK_THROWS_WITH(locate_dataset("cifar10", DataRoot("/r", false)),
                       "cifar10: no data found (looked in /r, /r/cifar-10-batches-bin, /r/cifar10, "
-                      "/usr/share/datasets/cifar-10-batches-bin, /usr/share/datasets/cifar10); pass --data-dir, set "
+                      "/usr/share/datasets/cifar-10-batches-bin, /usr/share/datasets/cifar10); pass `data_dir`, set "
                       "TPP_DATA, or fetch it with scripts/get_data.sh");
     CHECK_THROWS_WITH(locate_dataset("cifr10", "/r"),
                       "data: unknown dataset 'cifr10' (known: mnist, fashion-mnist, cifar10, cifar100, imagenet, "

@@ -20,7 +20,7 @@
 
 #include "engine/distributed.h"
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/data_parallel.h"
 #include "models/zoo.h"
 #include "ops/loss.h"

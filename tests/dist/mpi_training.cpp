@@ -16,16 +16,16 @@
 #include <cmath>
 #include <map>
 
-#include "apps/trainer.h"
+#include "train/trainer.h"
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/data_parallel.h"
 #include "models/layers.h"
 #include "models/zoo.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "prune/plan.h"
-#include "prune/tpp_reg.h"
+#include "prune/tpp_penalties.h"
 
 namespace tpp::testing {
 
@@ -131,9 +131,9 @@ std::shared_ptr<data::TensorDataset> random_images(int64_t n, uint64_t seed) {
 // TPP's regularised phase as the pruning pipeline drives it through the
 // Trainer: α·λ·Σ gram penalties added to the loss, λ·w on the pruned rows
 // added after backward.
-apps::TrainHooks tpp_hooks(const std::vector<prune::PrunedLayer>& layers, double lambda) {
-  apps::TrainHooks hooks;
-  hooks.extra_loss = [layers, lambda](const apps::StepContext&) {
+train::TrainHooks tpp_hooks(const std::vector<prune::PrunedLayer>& layers, double lambda) {
+  train::TrainHooks hooks;
+  hooks.extra_loss = [layers, lambda](const train::StepContext&) {
     Tensor total;
     for (const prune::PrunedLayer& layer : layers) {
       const Tensor r = prune::gram_penalty(layer.weight, layer.pruned) * (1000.0 * lambda);
@@ -141,7 +141,7 @@ apps::TrainHooks tpp_hooks(const std::vector<prune::PrunedLayer>& layers, double
     }
     return total;
   };
-  hooks.after_backward = [layers, lambda](const apps::StepContext&) {
+  hooks.after_backward = [layers, lambda](const train::StepContext&) {
     for (const prune::PrunedLayer& layer : layers) prune::add_pruned_l2_grads(layer, lambda);
   };
   return hooks;
@@ -208,11 +208,11 @@ int run_tpp_step(const std::shared_ptr<dist::Communicator>& comm) {
   const auto test_all = loader(test_set, 7, false, 0, 1);
   const auto train_plain = loader(train_set, per_rank * world, true, 0, 1);
   const auto test_plain = loader(test_set, 7, false, 0, 1);
-  const apps::TrainerOptions options{.schedule = LrSchedule::parse_milestones("0:0.02"),
+  const train::TrainerOptions options{.schedule = LrSchedule::parse_milestones("0:0.02"),
                                      .momentum = 0.9,
                                      .weight_decay = 5e-4,
                                      .epochs = 2};
-  apps::TrainerOptions sharded_options = options;
+  train::TrainerOptions sharded_options = options;
   sharded_options.distributed = context;
 
   // The regularised layers and the filters they lose: chosen on rank 0 (L1
@@ -222,7 +222,7 @@ int run_tpp_step(const std::shared_ptr<dist::Communicator>& comm) {
   if (comm->rank() == 0)
     for (const prune::LayerPlan& l : prune::make_plan(*model, spec).layers)
       pruned.insert(pruned.end(), l.pruned.begin(), l.pruned.end());
-  models::broadcast_indices(*comm, pruned);
+  dist::broadcast_indices(*comm, pruned);
   prune::PrunePlan plan = prune::make_plan(*model, spec);
   auto next = pruned.begin();
   for (prune::LayerPlan& l : plan.layers) {
@@ -231,9 +231,9 @@ int run_tpp_step(const std::shared_ptr<dist::Communicator>& comm) {
   }
   expect(next == pruned.end() && !pruned.empty(), "every rank got rank 0's pruned filters");
 
-  apps::Trainer sharded(*model, *train_shard, *test_shard, sharded_options,
+  train::Trainer sharded(*model, *train_shard, *test_shard, sharded_options,
                         tpp_hooks(prune::pruned_layers(*model, plan), lambda));
-  apps::Trainer whole(*reference, *train_all, *test_all, options,
+  train::Trainer whole(*reference, *train_all, *test_all, options,
                       tpp_hooks(prune::pruned_layers(*reference, plan), lambda));
   expect(sharded.data_parallel() && !whole.data_parallel(), "one data-parallel trainer, one single-process");
   double test_acc_diff = 0;
@@ -241,7 +241,7 @@ int run_tpp_step(const std::shared_ptr<dist::Communicator>& comm) {
   // ends in mid-epoch) and goes on: the same steps as straight through.
   expect(!sharded.run_epoch(2).complete, "a step limit stops the epoch early");
   for (int epoch = 0; epoch < 2; ++epoch) {
-    const apps::EpochStats got = sharded.run_epoch(), want = whole.run_epoch();
+    const train::EpochStats got = sharded.run_epoch(), want = whole.run_epoch();
     expect(std::abs(got.train_loss - want.train_loss) < 1e-4,
            fmt::format("epoch {} train loss {} matches one process {}", epoch + 1, got.train_loss, want.train_loss));
     test_acc_diff = std::max(test_acc_diff, std::abs(got.test_acc - want.test_acc));
@@ -249,7 +249,7 @@ int run_tpp_step(const std::shared_ptr<dist::Communicator>& comm) {
   expect(test_acc_diff == 0, "the sharded evaluation counts what one process counts");
   const double worst = expect_same_state(*model, *reference, "TPP step");
   // The test can tell: without the penalties the weights end elsewhere.
-  apps::Trainer plain(*unregularised, *train_plain, *test_plain, options);
+  train::Trainer plain(*unregularised, *train_plain, *test_plain, options);
   for (int epoch = 0; epoch < 2; ++epoch) plain.run_epoch();
   const double penalty_effect = compare(models::pack_parameters(*unregularised).params,
                                         models::pack_parameters(*reference).params).second;

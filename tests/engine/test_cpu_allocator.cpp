@@ -5,7 +5,7 @@
 
 #include "engine/cpu_allocator.h"
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/zoo.h"
 #include "ops/loss.h"
 

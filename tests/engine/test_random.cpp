@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "engine/init.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/tensor.h"
 
 using namespace tpp;

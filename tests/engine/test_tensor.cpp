@@ -2,7 +2,7 @@
 
 #include "engine/autograd.h"
 #include "engine/format.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/tensor.h"
 
 using namespace tpp;

@@ -23,7 +23,7 @@
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "prune/plan.h"
-#include "prune/regularizer.h"
+#include "prune/tpp_regularizer.h"
 #include "tests/golden/fixture.h"
 
 using namespace tpp;

@@ -6,7 +6,7 @@
 
 #include "engine/autograd.h"
 #include "engine/math_mode.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 
 namespace tpp::parity {
 

@@ -154,7 +154,7 @@ const RegisterParity pool_cases({
     pool_case(false, {1, 2, 10, 10}, k3s2p1ceil_no_pad_count, "3x3 stride 2 pad 1 ceil_mode, padding not counted"),
     pool_case(false, {1, 1, 6, 5}, k3s1p1, "3x3 stride 1 pad 1", DType::f64),
     pool_case(false, {3, 2, 7, 9}, k23s12, "2x3 stride 1x2"),
-    // global_avg_pool2d is ops::mean over H and W (models/widths.cpp traces
+    // global_avg_pool2d is ops::mean over H and W (models/surgery.cpp traces
     // it by that name), so these cases check the CUDA mean of ops/reduce.
     {.name = "global_avg_pool2d [2, 5, 7, 3]",
      .make_inputs = [] { return Inputs{random_input({2, 5, 7, 3})}; },

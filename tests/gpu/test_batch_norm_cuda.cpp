@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "engine/distributed.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "ops/batch_norm.h"
 #include "ops/elementwise.h"
 #include "tests/gpu/gpu_available.h"

@@ -7,7 +7,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/finite.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/tensor.h"
 #include "ops/elementwise.h"
 #include "tests/gpu/gpu_available.h"

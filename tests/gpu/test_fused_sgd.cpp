@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "tests/gpu/gpu_available.h"
 
 using namespace tpp;

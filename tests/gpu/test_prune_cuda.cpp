@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"
 #include "tests/apps/run_tpp.h"

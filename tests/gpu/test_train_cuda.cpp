@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/tensor.h"
 #include "engine/safetensors.h"
 #include "tests/apps/checkpoint_difference.h"

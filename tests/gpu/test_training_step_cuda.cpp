@@ -8,7 +8,7 @@
 
 #include "engine/math_mode.h"
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/zoo.h"
 #include "ops/loss.h"
 #include "tests/gpu/gpu_available.h"

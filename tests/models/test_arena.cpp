@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/arena.h"
 #include "models/layers.h"
 #include "ops/loss.h"

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/layers.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"

@@ -8,10 +8,10 @@
 
 #include "engine/autograd.h"
 #include "engine/build_info.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 #include "models/zoo.h"
 #include "ops/elementwise.h"
 #include "tests/data/data_test_util.h"
@@ -308,7 +308,7 @@ TEST_CASE("bad files: a bare state_dict without an arch, and an unknown arch") {
   const NamedTensors state = random_model("resnet20", 10, 3, 1)->state_dict();
   save_safetensors(path, {state.begin(), state.end()});
   CHECK(build_error(path) == "build_model: " + path.string() +
-                                 " has no metadata naming its architecture; give the arch (--arch)");
+                                 " has no metadata naming its architecture; give the arch (`arch`)");
   CHECK(build_error(path, "resnet21").starts_with("unknown arch 'resnet21'; known archs: mlp7_linear, resnet20"));
 }
 

@@ -74,7 +74,7 @@ TEST_CASE("--distributed off, or no launcher: one process, rank 0 of 1, the sing
   CHECK_FALSE(off.distributed());
   CHECK(off.comm->backend() == "single");
   CHECK(parse_distributed_mode("auto") == DistributedMode::automatic);
-  CHECK_THROWS_WITH(parse_distributed_mode("on"), "--distributed: expected auto or off but got 'on'");
+  CHECK_THROWS_WITH(parse_distributed_mode("on"), "`distributed`: expected auto or off but got 'on'");
 }
 
 TEST_CASE("in one process, broadcast_indices and broadcast_text keep rank 0's values") {

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "ops/conv2d.h"
 #include "tests/gradcheck.h"
 

@@ -1,7 +1,7 @@
 // conv2d's backward when only the input needs a gradient (a frozen model's input Jacobian).
 #include <doctest/doctest.h>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "ops/conv2d.h"
 #include "ops/reduce.h"
 

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <random>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "ops/conv2d.h"
 #include "ops/reduce.h"
 #include "ops/cpu/conv_path.h"

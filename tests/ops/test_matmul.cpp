@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "ops/matmul.h"
 #include "tests/gradcheck.h"
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/layers.h"
 #include "models/zoo.h"
 #include "ops/reduce.h"

@@ -5,7 +5,7 @@
 
 #include "engine/autograd.h"
 #include "models/checkpoint.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 #include "models/zoo.h"
 #include "prune/oneshot.h"
 #include "tests/data/data_test_util.h"

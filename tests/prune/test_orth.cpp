@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/layers.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 #include "models/zoo.h"
 #include "ops/conv2d.h"
 #include "prune/jsv.h"

@@ -158,7 +158,7 @@ TEST_SUITE("prune") {
     CHECK_THROWS_WITH(
         make_plan(*model, {.stage_pr = "*conv*:0.5"}),
         "stage-pr '*conv*:0.5' gives 'conv1' the ratio 0.5, but its filters cannot be removed: its output "
-        "feeds a residual sum ('add') (exclude it with --skip-layers)");
+        "feeds a residual sum ('add') (exclude it with `skip_layers`)");
     const std::string layers =
         "conv1, layer1.0.conv1, layer1.0.conv2, layer1.1.conv1, layer1.1.conv2, layer1.2.conv1, layer1.2.conv2, "
         "layer2.0.conv1, layer2.0.conv2, layer2.1.conv1, layer2.1.conv2, layer2.2.conv1, layer2.2.conv2, "
@@ -172,7 +172,7 @@ TEST_SUITE("prune") {
     // A layer named outright is taken out of the plan, not skipped.
     CHECK_THROWS_WITH(make_plan(*model, {.stage_pr = "*layer*.conv1:0.5,conv1:0.5"}),
                       "stage-pr '*layer*.conv1:0.5,conv1:0.5': the filters of 'conv1' cannot be removed: its output "
-                      "feeds a residual sum ('add'); remove 'conv1:0.5' from --stage-pr");
+                      "feeds a residual sum ('add'); remove 'conv1:0.5' from `stage_pr`");
     // Skipping the refused layers makes the same spec valid.
     CHECK(make_plan(*model, {.stage_pr = "*conv*:0.5", .skip_layers = "conv1,*conv2"}).pruned_layers() == 9);
   }

@@ -14,10 +14,10 @@
 #include <filesystem>
 
 #include "engine/autograd.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
-#include "models/widths.h"
+#include "models/surgery.h"
 #include "models/zoo.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"

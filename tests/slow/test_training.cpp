@@ -9,7 +9,7 @@
 #include "data/loader.h"
 #include "engine/autograd.h"
 #include "engine/optim.h"
-#include "engine/rng.h"
+#include "engine/philox.h"
 #include "models/layers.h"
 #include "ops/loss.h"
 #include "ops/reduce.h"
