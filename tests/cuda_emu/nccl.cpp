@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -124,12 +125,13 @@ constexpr size_t kHeaderBytes = 4096;
 constexpr size_t kSegmentBytes = kHeaderBytes + kMaxRanks * kChunkBytes;  // pages are touched only as used
 constexpr auto kJoinTimeout = std::chrono::seconds(60);
 
-// The head of the shared object: a process-shared, robust mutex and its
-// condition, who joined, and the two-phase meeting of a collective's round.
+// The head of the shared object: a process-shared, robust mutex, who joined,
+// and the two-phase meeting of a collective's round. Waiting ranks poll (no
+// process-shared condition variable: one whose waiter was killed hangs the
+// next broadcast in glibc, and ranks that die are what abort must survive).
 struct SharedClique {
   std::atomic<uint32_t> ready{0};  // the creator has initialised the rest
   pthread_mutex_t mutex;
-  pthread_cond_t changed;
   int size = 0;
   int joined = 0;
   bool member[kMaxRanks] = {};
@@ -149,13 +151,20 @@ class SharedLock {
   ~SharedLock() { pthread_mutex_unlock(&c_.mutex); }
   SharedLock(const SharedLock&) = delete;
   SharedLock& operator=(const SharedLock&) = delete;
-  void wait() { recover(pthread_cond_wait(&c_.changed, &c_.mutex)); }
+  // Lets the others in for a while (a short pause, growing up to 1 ms).
+  void pause() {
+    pthread_mutex_unlock(&c_.mutex);
+    std::this_thread::sleep_for(pause_);
+    pause_ = std::min(pause_ * 2, std::chrono::microseconds(1000));
+    recover(pthread_mutex_lock(&c_.mutex));
+  }
 
  private:
   void recover(int rc) {
     if (rc == EOWNERDEAD) pthread_mutex_consistent(&c_.mutex);
   }
   SharedClique& c_;
+  std::chrono::microseconds pause_{20};
 };
 
 std::string object_name(const ncclUniqueId& id) {
@@ -199,7 +208,6 @@ class Clique {
   void abort() {
     SharedLock lock(shared());
     shared().aborted = true;
-    pthread_cond_broadcast(&shared().changed);
   }
 
  private:
@@ -215,9 +223,8 @@ class Clique {
       if (shape) check_shapes(c);
       c.arrived = 0;
       ++c.generation;
-      pthread_cond_broadcast(&c.changed);
     } else {
-      while (c.generation == mine && !c.aborted) lock.wait();
+      while (c.generation == mine && !c.aborted) lock.pause();
       if (c.generation == mine) return why = "another rank aborted the communicator", ncclRemoteError;
     }
     if (shape && c.mismatch[0] != '\0') return why = c.mismatch, ncclInvalidUsage;
@@ -300,11 +307,6 @@ std::shared_ptr<Clique> open_clique(const std::string& name, int nranks, std::st
     pthread_mutexattr_setrobust(&mutex_attr, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&c->mutex, &mutex_attr);
     pthread_mutexattr_destroy(&mutex_attr);
-    pthread_condattr_t cond_attr;
-    pthread_condattr_init(&cond_attr);
-    pthread_condattr_setpshared(&cond_attr, PTHREAD_PROCESS_SHARED);
-    pthread_cond_init(&c->changed, &cond_attr);
-    pthread_condattr_destroy(&cond_attr);
     c->size = nranks;
     c->ready.store(1, std::memory_order_release);
   } else {

@@ -667,7 +667,11 @@ cudaError_t cudaEventQuery(cudaEvent_t event) {
   Event* e = find_event(event);
   if (e == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaEventQuery of an event that does not exist");
   const std::shared_ptr<Mark> mark = e->current();
-  return mark == nullptr || mark->done() ? synchronizing(cudaSuccess) : cudaErrorNotReady;
+  if (mark != nullptr && !mark->done()) return cudaErrorNotReady;
+  // Reports a pending asynchronous error without taking it: a GPU's are
+  // sticky, and a watchdog thread polling events must not hide one from the
+  // host thread's next synchronising call.
+  return async_error.load();
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {

@@ -86,6 +86,28 @@ TEST_SUITE("gpu") {
     // batch-statistics backward passes); per-rank BN differs by 0.3.
     CHECK(two_ranks_against_one(scratch, args, 8, "--sync-bn") <= 1e-3);
   }
+
+  TEST_CASE("a rank killed mid-training on CUDA: the other's NCCL collective times out, aborts and ends the job") {
+    if (skip_without_two_gpus()) return;
+    REQUIRE_FASHION_MNIST();
+    const mpi::Scratch scratch("cuda_killed");
+    const std::string out = scratch / "run";
+    const std::string args =
+        "train --arch mlp7_linear --dataset fashion-mnist --limit 200 --test-limit 100 --workers 0 --seed 3 "
+        "--lr-schedule 0:0.05 --batch-size 25 --epochs 100 --device cuda --out " + out;
+    // Rank 1 is a shell that starts tpp, kills it once rank 0 has logged an
+    // epoch, and lives on: only the NCCL timeout (ncclCommAbort) frees rank 0.
+    const std::string rank1 = "bash -c '" + mpi::kTpp + " " + args + " & pid=$!; while [ ! -s " + out +
+                              "/log.jsonl ]; do sleep 0.05; done; kill -9 $pid; sleep 120'";
+    const mpi::Shell job = mpi::shell("env TPP_COLLECTIVE_TIMEOUT=5 " + std::string(TPP_MPIEXEC) + " -n 1 " +
+                                          mpi::kTpp + " " + args + " : -n 1 " + rank1,
+                                      90);
+    MESSAGE(job.output);
+    CHECK(job.status != 0);
+    CHECK(job.seconds < 60);  // ended by the timeout, long before the guard's 90 s
+    CHECK(job.output.find("tpp: rank 0 of 2: NCCL ") != std::string::npos);
+    CHECK(job.output.find("did not complete within 5 s (TPP_COLLECTIVE_TIMEOUT)") != std::string::npos);
+  }
 }
 
 #else
