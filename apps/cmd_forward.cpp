@@ -1,14 +1,16 @@
 // `tpp forward --checkpoint F --input X.safetensors --output Y.safetensors
-// [--arch A]`: one forward pass in eval mode over the tensor `input` of X
-// (f32 [N, C, H, W]), written to Y as the tensor `output`. For inference and
-// for checking our numbers against another framework's. --arch is needed only
-// for a checkpoint without metadata (a torchvision state_dict). Nothing is
-// written unless everything succeeds.
+// [--arch A] [--device D]`: one forward pass in eval mode over the tensor
+// `input` of X (f32 [N, C, H, W]), written to Y as the tensor `output`. For
+// inference and for checking our numbers against another framework's (or the
+// CPU's against the GPU's: --device, default cpu, whatever GPUs there are).
+// --arch is needed only for a checkpoint without metadata (a torchvision
+// state_dict). Nothing is written unless everything succeeds.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "apps/commands.h"
 #include "train/model_input.h"
+#include "train/run_data.h"
 #include "engine/autograd.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
@@ -21,6 +23,7 @@ namespace {
 
 struct ForwardOptions {
   std::string checkpoint, input, output, arch;
+  std::string device = "cpu";
 };
 
 std::vector<std::string> tensor_names(const SafetensorsFile& file) {
@@ -47,14 +50,17 @@ Tensor read_input(const std::string& path, const ModelInput& expected) {
 }
 
 int run_forward(const ForwardOptions& o) {
+  const Device device = Device::parse(o.device);
+  check_training_device(device, "forward");
   const models::Checkpoint ckpt = models::read_checkpoint(o.checkpoint);
   const std::shared_ptr<models::Module> model = models::build_model(ckpt, o.arch);
   const std::string arch = o.arch.empty() ? ckpt.info.arch : o.arch;
   const Tensor x = read_input(o.input, model_input(*model, arch));
 
+  model->to(device);
   model->eval();
   const NoGradGuard no_grad;
-  const Tensor y = (*model)(x);
+  const Tensor y = (*model)(x.to(device)).to(Device::cpu());
   save_safetensors(o.output, {{"output", y}}, {{"arch", arch}, {"checkpoint", o.checkpoint}, {"input", o.input}});
   fmt::print("forward: {} {} -> {} {} ({})\n", o.input, shape_str(x.sizes()), o.output, shape_str(y.sizes()), arch);
   return 0;
@@ -70,6 +76,7 @@ CLI::App* add_forward_command(CLI::App& app) {
   sub->add_option("--input", opts->input, "Safetensors file holding 'input', f32 [N, C, H, W]")->required();
   sub->add_option("--output", opts->output, "Safetensors file to write 'output' to")->required();
   sub->add_option("--arch", opts->arch, "Architecture, for a checkpoint without metadata (a torchvision state_dict)");
+  sub->add_option("--device", opts->device, "cpu, cuda or cuda:N")->capture_default_str();
   register_command(sub, [opts] { return run_forward(*opts); });
   return sub;
 }

@@ -14,7 +14,6 @@ struct Advice {
 
 // First match wins, so the specific names come before the families.
 constexpr std::string_view kOutOfMemory = "out of GPU memory: lower the batch size";
-constexpr std::string_view kNoGpu = "no usable GPU";
 constexpr std::string_view kFault =
     "a kernel faulted and the CUDA context is lost: rerun with CUDA_LAUNCH_BLOCKING=1 TPP_CUDA_ALLOC=direct under "
     "compute-sanitizer to find it";

@@ -8,22 +8,46 @@
 # run). The random pass leaves out the two end-to-end `tpp prune` runs (minutes
 # each on the emulator; their kernels are all in the parity cases and the
 # training-step tests). Fails if any GPU test reports itself skipped.
-#   scripts/test_emulated.sh [extra cmake args]     # build dir: $TPP_BUILD_DIR, default build-emu/
+#
+# --sanitize: the CUDA backend (kernels, their glue, the emulator) built with
+# AddressSanitizer and UndefinedBehaviorSanitizer (-DTPP_SANITIZE_DEVICE=ON;
+# build dir build-emu-asan/; the rest of the engine as usual, from the
+# compiler cache), device memory from ASan's heap, one buffer per tensor
+# (TPP_CUDA_ALLOC=direct), so that a kernel or a copy that strays past an
+# allocation is reported with its source line. Runs the gpu suite on its small
+# shapes (every parity case, the training steps, tpp forward, the emulator's
+# own checks) in a random block order; the end-to-end `tpp train/prune` and
+# mpirun runs, on larger data, are left out. Add -DTPP_SANITIZE=ON to
+# instrument the whole build (far slower to build).
+#   scripts/test_emulated.sh [--sanitize] [extra cmake args]   # build dir: $TPP_BUILD_DIR
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build_dir=${TPP_BUILD_DIR:-$root/build-emu}
+sanitize=false
+if [ "${1:-}" = "--sanitize" ]; then
+  sanitize=true
+  shift
+fi
+config=(-DTPP_CUDA=EMULATE -DTPP_BUILD_TESTS=ON)
+if $sanitize; then
+  build_dir=${TPP_BUILD_DIR:-$root/build-emu-asan}
+  config+=(-DTPP_SANITIZE_DEVICE=ON)
+else
+  build_dir=${TPP_BUILD_DIR:-$root/build-emu}
+fi
 launcher=()
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}  # as scripts/build.sh
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S "$root" -B "$build_dir" -G Ninja "${launcher[@]}" -DTPP_CUDA=EMULATE -DTPP_BUILD_TESTS=ON "$@"
+cmake -S "$root" -B "$build_dir" -G Ninja "${launcher[@]}" "${config[@]}" "$@"
 cmake --build "$build_dir" -j "$(nproc)" --target tpp tpp_gpu_tests tpp_parity tpp_difftest
 "$build_dir/tpp" --version
 
-run_gpu_tests() {
-  local log="$build_dir/emulated-gpu-$TPP_EMU_BLOCK_ORDER.log"
+# $1: what this pass is called (the log's name); the rest goes to ctest.
+run_gpu_suite() {
+  local log="$build_dir/emulated-gpu-$1.log"
+  shift
   # Verbose into a log: the skip check below reads every test's output.
   if ! ctest --test-dir "$build_dir" -L gpu -V -j "$(nproc)" "$@" > "$log" 2>&1; then
-    grep -E -B2 -A12 'ERROR|FATAL|Failed|FAIL ' "$log" | tail -200 >&2
+    grep -E -B2 -A12 'ERROR|FATAL|Failed|FAIL |Sanitizer|runtime error' "$log" | tail -200 >&2
     echo "emulated device: GPU tests failed (blocks: $TPP_EMU_BLOCK_ORDER); full log: $log" >&2
     exit 1
   fi
@@ -33,12 +57,21 @@ run_gpu_tests() {
     grep -E 'MESSAGE: skipped|skipped: no usable GPU' "$log" >&2
     exit 1
   fi
-  "$build_dir/tests/tpp_parity"
 }
 
-export TPP_EMU_BLOCK_ORDER=in-order
-run_gpu_tests
 seed=${TPP_EMU_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+if $sanitize; then
+  echo "emulated device under ASan+UBSan: random block order, seed $seed (TPP_EMU_SEED=$seed repeats it)"
+  export TPP_EMU_BLOCK_ORDER=random TPP_EMU_SEED=$seed TPP_CUDA_ALLOC=direct
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+  run_gpu_suite sanitized -E 'tpp (train|prune)|mpirun'
+  exit 0
+fi
+
+export TPP_EMU_BLOCK_ORDER=in-order
+run_gpu_suite in-order
+"$build_dir/tests/tpp_parity"
 echo "emulated device: random block order, seed $seed (TPP_EMU_SEED=$seed repeats it)"
 export TPP_EMU_BLOCK_ORDER=random TPP_EMU_SEED=$seed
-run_gpu_tests -E 'tpp prune' 
+run_gpu_suite random -E 'tpp prune'
+"$build_dir/tests/tpp_parity"

@@ -6,16 +6,23 @@
 // set-up and every call are polled against the collective timeout, and
 // synchronize() polls the last collective's event; past the deadline the
 // communicator is aborted (ncclCommAbort frees ranks stuck in a kernel) and
-// so is the job.
+// so is the job. A watchdog thread holds every collective to the same
+// deadline, so that a host blocked elsewhere (a download on the compute
+// stream, which waits for the collective) cannot hang when a peer died.
 #include "engine/cuda/nccl_communicator.h"
 
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <exception>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "engine/cuda/caching_allocator.h"
@@ -95,9 +102,11 @@ class NcclCommunicator final : public Communicator {
     TPP_CUDA_CHECK(cudaEventCreateWithFlags(&inputs_ready_, cudaEventDisableTiming));
     TPP_CUDA_CHECK(cudaEventCreateWithFlags(&last_issued_, cudaEventDisableTiming));
     scratch_ = ::tpp::cuda::device_allocate(64, stream_);
+    watchdog_ = std::thread([this] { watch_collectives(); });
   }
 
   ~NcclCommunicator() override {
+    stop_watchdog();
     if (stream_) {  // as the allocator asks of a stream's owner: its buffers go first
       scratch_.reset();
       cudaStreamSynchronize(stream_);
@@ -129,6 +138,7 @@ class NcclCommunicator final : public Communicator {
     TPP_NCCL_CHECK(ncclAllReduce(buffer.data, buffer.data, static_cast<size_t>(buffer.count),
                                  nccl_type(buffer.dtype), op == ReduceOp::avg ? ncclAvg : ncclSum, comm_, stream_));
     await_comm("all_reduce");
+    watch("all_reduce");
     cudaEvent_t done = nullptr;
     TPP_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     TPP_CUDA_CHECK(cudaEventRecord(done, stream_));
@@ -141,6 +151,7 @@ class NcclCommunicator final : public Communicator {
     TPP_NCCL_CHECK(ncclBroadcast(buffer.data, buffer.data, static_cast<size_t>(buffer.count),
                                  nccl_type(buffer.dtype), root, comm_, stream_));
     await_comm("broadcast");
+    watch("broadcast");
     lead_compute_stream();
   }
 
@@ -151,12 +162,14 @@ class NcclCommunicator final : public Communicator {
     TPP_NCCL_CHECK(ncclAllGather(input.data, output.data, static_cast<size_t>(input.count), nccl_type(input.dtype),
                                  comm_, stream_));
     await_comm("all_gather");
+    watch("all_gather");
     lead_compute_stream();
   }
 
   void barrier() override {
     TPP_NCCL_CHECK(ncclAllReduce(scratch_.data(), scratch_.data(), 1, ncclFloat32, ncclSum, comm_, stream_));
     await_comm("barrier");
+    watch("barrier");
     synchronize();
   }
 
@@ -167,6 +180,7 @@ class NcclCommunicator final : public Communicator {
     TPP_CUDA_CHECK(cudaMemcpyAsync(scratch_.data(), &size, sizeof(size), cudaMemcpyHostToDevice, stream_));
     TPP_NCCL_CHECK(ncclBroadcast(scratch_.data(), scratch_.data(), 1, ncclUint64, root, comm_, stream_));
     await_comm("broadcast_bytes (size)");
+    watch("broadcast_bytes (size)");
     TPP_CUDA_CHECK(cudaMemcpyAsync(&size, scratch_.data(), sizeof(size), cudaMemcpyDeviceToHost, stream_));
     synchronize();
     bytes.resize(size);
@@ -175,6 +189,7 @@ class NcclCommunicator final : public Communicator {
     TPP_CUDA_CHECK(cudaMemcpyAsync(staging.data(), bytes.data(), size, cudaMemcpyHostToDevice, stream_));
     TPP_NCCL_CHECK(ncclBroadcast(staging.data(), staging.data(), size, ncclUint8, root, comm_, stream_));
     await_comm("broadcast_bytes");
+    watch("broadcast_bytes");
     TPP_CUDA_CHECK(cudaMemcpyAsync(bytes.data(), staging.data(), size, cudaMemcpyDeviceToHost, stream_));
     synchronize();
   }
@@ -242,13 +257,68 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
+  // Ends the job (from the host thread or the watchdog, whichever is first;
+  // the other waits for the end).
   [[noreturn]] void timed_out(std::string_view what) {
-    ncclCommAbort(comm_);
-    comm_ = nullptr;
-    abort_job(fmt::format("tpp: rank {} of {}: NCCL {} did not complete within {:g} s (TPP_COLLECTIVE_TIMEOUT): "
-                          "another rank died, hangs, or runs different collectives; aborting the job",
-                          rank_, size_, what, timeout_.count()),
-              kCollectiveTimeoutExitCode);
+    if (!aborting_.exchange(true)) {
+      ncclCommAbort(comm_);
+      abort_job(fmt::format("tpp: rank {} of {}: NCCL {} did not complete within {:g} s (TPP_COLLECTIVE_TIMEOUT): "
+                            "another rank died, hangs, or runs different collectives; aborting the job",
+                            rank_, size_, what, timeout_.count()),
+                kCollectiveTimeoutExitCode);
+    }
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+
+  // The watchdog: each collective queued on our stream must complete by its
+  // deadline, whatever the host thread is waiting on meanwhile.
+  struct Watched {
+    cudaEvent_t done;
+    std::string what;
+    Clock::time_point deadline;
+  };
+
+  void watch(std::string_view what) {
+    cudaEvent_t done = nullptr;
+    TPP_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+    TPP_CUDA_CHECK(cudaEventRecord(done, stream_));
+    const std::lock_guard lock(watch_mutex_);
+    watched_.push_back({done, std::string(what), Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout_)});
+    watch_changed_.notify_all();
+  }
+
+  void watch_collectives() {
+    std::unique_lock lock(watch_mutex_);
+    while (!stopping_) {
+      if (watched_.empty()) {
+        watch_changed_.wait(lock);
+        continue;
+      }
+      Watched& oldest = watched_.front();
+      if (cudaEventQuery(oldest.done) != cudaErrorNotReady) {  // done (a failure is the host thread's to report)
+        cudaEventDestroy(oldest.done);
+        watched_.pop_front();
+        continue;
+      }
+      if (Clock::now() >= oldest.deadline) {
+        const std::string what = oldest.what;
+        lock.unlock();
+        timed_out(what);
+      }
+      watch_changed_.wait_for(lock, std::chrono::milliseconds(1));
+    }
+  }
+
+  void stop_watchdog() {
+    if (!watchdog_.joinable()) return;
+    {
+      const std::lock_guard lock(watch_mutex_);
+      stopping_ = true;
+      watch_changed_.notify_all();
+    }
+    watchdog_.join();
+    for (const Watched& w : watched_) cudaEventDestroy(w.done);
+    watched_.clear();
   }
 
   int rank_;
@@ -260,6 +330,12 @@ class NcclCommunicator final : public Communicator {
   cudaEvent_t inputs_ready_ = nullptr;
   cudaEvent_t last_issued_ = nullptr;
   ::tpp::cuda::DeviceBuffer scratch_;  // 64 bytes: barrier and size broadcasts
+  std::atomic<bool> aborting_{false};
+  std::mutex watch_mutex_;
+  std::condition_variable watch_changed_;
+  std::deque<Watched> watched_;
+  bool stopping_ = false;
+  std::thread watchdog_;
 };
 
 }  // namespace

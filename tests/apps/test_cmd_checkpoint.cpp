@@ -166,6 +166,17 @@ TEST_CASE("tpp forward: an error leaves an existing output file as it was") {
   CHECK(read_bytes(output) == "previous result");
 }
 
+TEST_CASE("tpp forward: --device names a GPU that this build or machine lacks, before reading any file") {
+  const TppRun run = run_tpp("forward --checkpoint a --input b --output c --device cuda:99");
+  CHECK(run.status == 1);
+#if TPP_WITH_CUDA
+  CHECK(run.output.starts_with("tpp: error: forward: --device cuda:99: no such GPU ("));
+#else
+  CHECK(run.output.starts_with("tpp: error: forward: --device cuda:99: this build has no CUDA backend ("));
+#endif
+  CHECK(run.output.ends_with("; use --device cpu\n"));
+}
+
 TEST_CASE("tpp forward: an unknown option is refused with a non-zero exit") {
   const TempDir dir;
   const TppRun run = run_tpp("forward --checkpoint a --input b --output c --colour red");

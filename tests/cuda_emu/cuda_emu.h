@@ -20,9 +20,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 namespace tpp_emu {
 
@@ -105,6 +107,32 @@ T from_bits(uint64_t bits) {
 template <class T>
 T shuffle(WarpOp op, unsigned mask, T v, int lane_arg, int width, const char* file, int line) {
   return from_bits<T>(warp_collective(op, mask, to_bits(v), lane_arg, width, file, line));
+}
+
+}  // namespace tpp_emu
+
+namespace tpp_emu {
+
+// A floating-point value converted to an integer type as the GPU's cvt.rzi
+// does: toward zero, clamped to the type's range, NaN to 0 (on x86 and in
+// C++ an out-of-range conversion is undefined; SSE gives 0x80000000...).
+template <class To, class From>
+constexpr To saturating_integer(From v) {
+  if (v != v) return To{0};
+  if (v <= static_cast<From>(std::numeric_limits<To>::lowest())) return std::numeric_limits<To>::lowest();
+  if (v >= static_cast<From>(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+  return static_cast<To>(v);
+}
+
+// What rewrite_cu.cpp turns every static_cast of a .cu file into: the GPU's
+// rule for floating-point to integer conversions, static_cast otherwise.
+template <class To, class From>
+constexpr To device_cast(From&& v) {
+  using Value = std::remove_cvref_t<From>;
+  if constexpr (std::is_floating_point_v<Value> && std::is_integral_v<To> && !std::is_same_v<To, bool>)
+    return saturating_integer<To, Value>(v);
+  else
+    return static_cast<To>(std::forward<From>(v));
 }
 
 }  // namespace tpp_emu
@@ -197,6 +225,12 @@ inline double rsqrt(double v) { return 1.0 / std::sqrt(v); }
 inline float __expf(float v) { return std::exp(v); }
 inline float __logf(float v) { return std::log(v); }
 inline float __fdividef(float a, float b) { return a / b; }
+// Conversions toward zero (the _rz forms): the GPU's rule, as device_cast.
+inline int __float2int_rz(float v) { return ::tpp_emu::saturating_integer<int>(v); }
+inline unsigned __float2uint_rz(float v) { return ::tpp_emu::saturating_integer<unsigned>(v); }
+inline long long __float2ll_rz(float v) { return ::tpp_emu::saturating_integer<long long>(v); }
+inline int __double2int_rz(double v) { return ::tpp_emu::saturating_integer<int>(v); }
+inline long long __double2ll_rz(double v) { return ::tpp_emu::saturating_integer<long long>(v); }
 inline float __saturatef(float v) { return v != v ? 0.0f : (v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v)); }
 template <class T>
 T __ldg(const T* address) {

@@ -27,13 +27,6 @@
 #include "tests/cuda_emu/cuda_emu.h"
 #include "tests/cuda_emu/emu_state.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TPP_EMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TPP_EMU_ASAN 1
-#endif
-#endif
 #ifdef TPP_EMU_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
@@ -164,7 +157,10 @@ struct Worker {
   void (*body)(void*) = nullptr;
   void* payload = nullptr;
   std::vector<std::pair<void*, size_t>> shared_variables;
-  std::vector<unsigned char> dynamic_shared;
+  // Exactly the launch's size (a fresh allocation when it changes), so that
+  // AddressSanitizer sees a read past the end of dynamic shared memory.
+  std::unique_ptr<unsigned char[]> dynamic_shared;
+  size_t dynamic_shared_bytes = 0;
 
   Worker() {
     const size_t bytes = kStackBytes * kMaxThreadsPerBlock;
@@ -252,11 +248,16 @@ void leave_fiber(Worker& w, bool for_good) {
 #endif
 }
 
+// Thrown by fault() inside the faulting fiber and caught where the fiber
+// began (tpp_emu_fiber_main): unwinding frees what the fiber's frames hold
+// (the message's pieces, a barrier's list of sites), which abandoning its
+// stack would leak.
+struct FiberFault {};
+
 [[noreturn]] void fault(Worker& w, std::string message) {
   w.faulted = true;
   w.fault = std::move(message);
-  leave_fiber(w, true);
-  std::abort();  // a faulted fiber is never resumed
+  throw FiberFault{};
 }
 
 void prepare_fiber(Worker& w, int t) {
@@ -378,8 +379,11 @@ bool run_block(Worker& w, const LaunchConfig& config, unsigned block, void (*bod
   w.payload = payload;
   w.queue_head = w.queue_size = 0;
   for (const auto& [address, bytes] : w.shared_variables) std::memset(address, 0xff, bytes);
-  if (w.dynamic_shared.size() < config.shared_bytes) w.dynamic_shared.resize(config.shared_bytes);
-  std::memset(w.dynamic_shared.data(), 0xff, w.dynamic_shared.size());
+  if (!w.dynamic_shared || w.dynamic_shared_bytes != config.shared_bytes) {
+    w.dynamic_shared = std::make_unique_for_overwrite<unsigned char[]>(std::max<size_t>(config.shared_bytes, 1));
+    w.dynamic_shared_bytes = config.shared_bytes;
+  }
+  std::memset(w.dynamic_shared.get(), 0xff, w.dynamic_shared_bytes);
   const uint3 block_idx = unflatten(block, config.grid);
   w.free_slots.clear();
   for (int slot = w.threads - 1; slot >= 0; --slot) w.free_slots.push_back(slot);
@@ -590,6 +594,14 @@ void launch_grid(const LaunchConfig& config, const char* file, int line, void (*
     set_last_error(cudaErrorInvalidConfiguration, fmt::format("kernel launch at {}:{}: {}", file, line, bad));
     return;
   }
+  // As the CUDA programming guide says: a launch into a stream of another
+  // device than the current one fails.
+  if (const int device = stream_device(config.stream); device >= 0 && device != current_device()) {
+    set_last_error(cudaErrorInvalidResourceHandle,
+                   fmt::format("kernel launch at {}:{}: the stream belongs to device {}, the current device is {}", file,
+                               line, device, current_device()));
+    return;
+  }
   const cudaError_t queued = enqueue(config.stream, [config, file, line, thread_body, payload = std::move(payload)] {
     run_grid_now(config, file, line, thread_body, payload.get());
   }, true);
@@ -602,7 +614,7 @@ bool note_shared(void* address, size_t bytes, const char*, int) {
   return true;
 }
 
-void* dynamic_shared_memory() { return this_worker().dynamic_shared.data(); }
+void* dynamic_shared_memory() { return this_worker().dynamic_shared.get(); }
 
 void sync_threads(const char* file, int line) {
   Worker& w = *tls_worker;
@@ -671,20 +683,24 @@ extern "C" void tpp_emu_fiber_main() {
 #ifdef TPP_EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &w.scheduler_stack_bottom, &w.scheduler_stack_size);
 #endif
-  for (;;) {
-    w.body(w.payload);
-    Fiber& f = w.fibers[static_cast<size_t>(w.running)];
-    f.state = State::exited;
-    w.warp_exited[static_cast<size_t>(w.running / kWarpSize)] |= 1u << (w.running % kWarpSize);
-    --w.live;
-    if (w.at_barrier > 0 && w.at_barrier == w.live) release_barrier(w);
-    if (!w.looping || w.loop_next == w.threads) break;
-    // The next thread of the loop, on this fiber's stack.
-    const int next = w.loop_next++;
-    w.fibers[static_cast<size_t>(next)].slot = f.slot;
-    w.running = next;
-    tls_thread = &w.fibers[static_cast<size_t>(next)].coords;
+  try {
+    for (;;) {
+      w.body(w.payload);
+      Fiber& f = w.fibers[static_cast<size_t>(w.running)];
+      f.state = State::exited;
+      w.warp_exited[static_cast<size_t>(w.running / kWarpSize)] |= 1u << (w.running % kWarpSize);
+      --w.live;
+      if (w.at_barrier > 0 && w.at_barrier == w.live) release_barrier(w);
+      if (!w.looping || w.loop_next == w.threads) break;
+      // The next thread of the loop, on this fiber's stack.
+      const int next = w.loop_next++;
+      w.fibers[static_cast<size_t>(next)].slot = f.slot;
+      w.running = next;
+      tls_thread = &w.fibers[static_cast<size_t>(next)].coords;
+    }
+  } catch (const FiberFault&) {
+    // w.faulted and w.fault are set: the scheduler ends the block.
   }
   leave_fiber(w, true);
-  std::abort();  // an exited fiber is never resumed
+  std::abort();  // an exited or faulted fiber is never resumed
 }

@@ -8,6 +8,17 @@
 #include <functional>
 #include <string>
 
+// TPP_EMU_ASAN: built with AddressSanitizer (gcc says so with a macro, clang
+// with a feature test): fibers tell it about their stacks, and device memory
+// comes from its heap so that every overrun of an allocation is reported.
+#if defined(__SANITIZE_ADDRESS__)
+#define TPP_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TPP_EMU_ASAN 1
+#endif
+#endif
+
 namespace tpp_emu {
 
 // The error cudaGetLastError/cudaPeekAtLastError report (per host thread, as
@@ -32,7 +43,16 @@ constexpr unsigned kMaxGridDimX = 2147483647u;
 constexpr unsigned kMaxGridDimYZ = 65535;
 constexpr size_t kSharedMemoryPerBlock = 48 * 1024;  // without the opt-in attribute
 constexpr size_t kGlobalMemoryBytes = size_t{80} << 30;
-constexpr int kDeviceCount = 1;
+constexpr int kMaxDevices = 8;
+
+// How many devices the emulator shows: TPP_EMU_DEVICES (1 to kMaxDevices),
+// else 2, so that data-parallel runs (one process or thread per device) work.
+int device_count();
+// The calling host thread's current device (cudaSetDevice), and the device
+// a stream belongs to (the current one for the legacy default stream);
+// -1 for a stream that does not exist.
+int current_device();
+int stream_device(cudaStream_t stream);
 
 // How blocks are scheduled, for `tpp --version` and test logs.
 std::string block_order_text();

@@ -13,6 +13,14 @@ endif()
 set(tpp_emu_dir ${CMAKE_CURRENT_LIST_DIR})
 set(TPP_EMU_GENERATED_DIR ${CMAKE_BINARY_DIR}/cuda_emu_src)
 
+option(TPP_SANITIZE_DEVICE
+       "TPP_CUDA=EMULATE: AddressSanitizer + UndefinedBehaviorSanitizer on the CUDA backend alone (the kernels, their glue in engine/cuda and ops/cuda, the emulator); the rest is built as usual"
+       OFF)
+set(TPP_DEVICE_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g1)
+if(TPP_SANITIZE_DEVICE)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 add_executable(tpp_rewrite_cu ${tpp_emu_dir}/rewrite_cu.cpp)
 
 add_library(tpp_cuda_emu STATIC ${tpp_emu_dir}/device.cpp ${tpp_emu_dir}/runtime.cpp ${tpp_emu_dir}/cublas.cpp
@@ -20,6 +28,9 @@ add_library(tpp_cuda_emu STATIC ${tpp_emu_dir}/device.cpp ${tpp_emu_dir}/runtime
 target_include_directories(tpp_cuda_emu SYSTEM PUBLIC ${TPP_CUDA_INCLUDE_DIR})
 target_include_directories(tpp_cuda_emu PRIVATE ${PROJECT_SOURCE_DIR})
 target_compile_options(tpp_cuda_emu PRIVATE -Wall -Wextra)
+if(TPP_SANITIZE_DEVICE)
+  target_compile_options(tpp_cuda_emu PRIVATE ${TPP_DEVICE_SANITIZER_FLAGS})
+endif()
 target_link_libraries(tpp_cuda_emu PUBLIC fmt::fmt Threads::Threads PkgConfig::OPENBLAS)
 
 target_link_libraries(tpp_deps INTERFACE tpp_cuda_emu)
@@ -55,4 +66,13 @@ function(tpp_emulate_kernels out_var)
     list(APPEND outputs ${out})
   endforeach()
   set(${out_var} ${outputs} PARENT_SCOPE)
+endfunction()
+
+# Under TPP_SANITIZE_DEVICE, the given sources (the CUDA backend's) are
+# compiled with the sanitizers; every other object stays as in the plain
+# emulated build (and comes from the compiler cache).
+function(tpp_sanitize_device_sources)
+  if(TPP_SANITIZE_DEVICE)
+    set_property(SOURCE ${ARGN} APPEND PROPERTY COMPILE_OPTIONS ${TPP_DEVICE_SANITIZER_FLAGS})
+  endif()
 endfunction()

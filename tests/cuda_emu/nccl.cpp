@@ -1,21 +1,39 @@
 // The NCCL entry points the engine calls, written from NVIDIA's NCCL
-// documentation, with the ranks as threads of one process: communicators
-// made from one unique id form a clique; a collective is queued on the
-// caller's stream and completes when every rank of the clique has reached it
-// (the last one to arrive computes the result for all). Communicators are
-// non-blocking: set-up reports ncclInProgress through ncclCommGetAsyncError
-// until every rank has joined; ncclCommAbort frees the ranks waiting in a
-// collective, which then fail with ncclRemoteError.
+// documentation. The ranks of a communicator meet in a POSIX shared-memory
+// object named after the unique id, so they may be processes (as the engine
+// runs them: one per GPU, under mpirun or torchrun, the id passed by MPI or
+// the TCP rendezvous) or threads of one process (the emulator's own tests).
+//
+// A collective is queued on the caller's stream. The data moves through the
+// shared object in chunks: each rank copies its chunk into its slot, the
+// ranks meet (the last to arrive checks that they all called the same
+// collective), each computes its own result from every slot, in rank order,
+// so that all ranks get the same bits, and they meet again before the slots
+// are reused.
+//
+// Communicators are non-blocking: set-up reports ncclInProgress through
+// ncclCommGetAsyncError until every rank has joined; ncclCommAbort frees the
+// ranks waiting in a collective (in every process), which then fail with
+// ncclRemoteError.
+#include <fcntl.h>
 #include <nccl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
+#include <cerrno>
+#include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -37,14 +55,20 @@ const char* kind_name(Kind k) {
   return k == Kind::all_reduce ? "ncclAllReduce" : k == Kind::broadcast ? "ncclBroadcast" : "ncclAllGather";
 }
 
-struct Call {
+// What every rank must agree on (no pointers: it is shared between processes).
+struct Shape {
   Kind kind = Kind::all_reduce;
-  const void* send = nullptr;
-  void* recv = nullptr;
-  size_t count = 0;
+  size_t count = 0;  // per rank
   ncclDataType_t type = ncclFloat32;
   ncclRedOp_t op = ncclSum;
   int root = 0;
+  bool operator==(const Shape&) const = default;
+};
+
+struct Call {
+  Shape shape;
+  const void* send = nullptr;
+  void* recv = nullptr;
 };
 
 size_t type_bytes(ncclDataType_t t) {
@@ -57,14 +81,16 @@ size_t type_bytes(ncclDataType_t t) {
   }
 }
 
+bool reducible(ncclDataType_t t) { return t != ncclFloat16 && t != ncclBfloat16 && type_bytes(t) != 0; }
+
 template <class T>
-void reduce_into(const std::vector<Call>& calls, ncclRedOp_t op) {
-  const size_t n = calls.front().count;
-  std::vector<T> result(n);
+void reduce_chunk(const std::vector<const unsigned char*>& parts, unsigned char* out, size_t n, ncclRedOp_t op) {
   for (size_t i = 0; i < n; ++i) {
-    T acc = static_cast<const T*>(calls[0].send)[i];
-    for (size_t r = 1; r < calls.size(); ++r) {
-      const T v = static_cast<const T*>(calls[r].send)[i];
+    T acc;
+    std::memcpy(&acc, parts[0] + i * sizeof(T), sizeof(T));
+    for (size_t r = 1; r < parts.size(); ++r) {
+      T v;
+      std::memcpy(&v, parts[r] + i * sizeof(T), sizeof(T));
       switch (op) {
         case ncclSum: case ncclAvg: acc = static_cast<T>(acc + v); break;
         case ncclProd: acc = static_cast<T>(acc * v); break;
@@ -73,100 +99,224 @@ void reduce_into(const std::vector<Call>& calls, ncclRedOp_t op) {
         default: break;
       }
     }
-    result[i] = op == ncclAvg ? static_cast<T>(acc / static_cast<T>(calls.size())) : acc;
+    if (op == ncclAvg) acc = static_cast<T>(acc / static_cast<T>(parts.size()));
+    std::memcpy(out + i * sizeof(T), &acc, sizeof(T));
   }
-  for (const Call& c : calls) std::memcpy(c.recv, result.data(), n * sizeof(T));
 }
 
-void reduce_all(const std::vector<Call>& calls) {
-  const Call& c = calls.front();
-  switch (c.type) {
-    case ncclFloat32: reduce_into<float>(calls, c.op); break;
-    case ncclFloat64: reduce_into<double>(calls, c.op); break;
-    case ncclInt64: reduce_into<int64_t>(calls, c.op); break;
-    case ncclUint64: reduce_into<uint64_t>(calls, c.op); break;
-    case ncclInt32: reduce_into<int32_t>(calls, c.op); break;
-    case ncclUint32: reduce_into<uint32_t>(calls, c.op); break;
-    case ncclUint8: reduce_into<uint8_t>(calls, c.op); break;
-    case ncclInt8: reduce_into<int8_t>(calls, c.op); break;
+void reduce(const std::vector<const unsigned char*>& parts, unsigned char* out, size_t n, ncclDataType_t type,
+            ncclRedOp_t op) {
+  switch (type) {
+    case ncclFloat32: reduce_chunk<float>(parts, out, n, op); break;
+    case ncclFloat64: reduce_chunk<double>(parts, out, n, op); break;
+    case ncclInt64: reduce_chunk<int64_t>(parts, out, n, op); break;
+    case ncclUint64: reduce_chunk<uint64_t>(parts, out, n, op); break;
+    case ncclInt32: reduce_chunk<int32_t>(parts, out, n, op); break;
+    case ncclUint32: reduce_chunk<uint32_t>(parts, out, n, op); break;
+    case ncclUint8: reduce_chunk<uint8_t>(parts, out, n, op); break;
+    case ncclInt8: reduce_chunk<int8_t>(parts, out, n, op); break;
     default: break;
   }
 }
 
-void execute(const std::vector<Call>& calls) {
-  const Call& first = calls.front();
-  const size_t bytes = first.count * type_bytes(first.type);
-  switch (first.kind) {
-    case Kind::all_reduce: reduce_all(calls); break;
-    case Kind::broadcast: {
-      const std::vector<unsigned char> data(static_cast<const unsigned char*>(calls[first.root].send),
-                                            static_cast<const unsigned char*>(calls[first.root].send) + bytes);
-      for (const Call& c : calls) std::memcpy(c.recv, data.data(), bytes);
-      break;
-    }
-    case Kind::all_gather: {
-      std::vector<unsigned char> data(bytes * calls.size());
-      for (size_t r = 0; r < calls.size(); ++r) std::memcpy(data.data() + r * bytes, calls[r].send, bytes);
-      for (const Call& c : calls) std::memcpy(c.recv, data.data(), data.size());
-      break;
-    }
-  }
-}
+constexpr int kMaxRanks = 8;
+constexpr size_t kChunkBytes = size_t{1} << 20;  // per rank and round
+constexpr size_t kHeaderBytes = 4096;
+constexpr size_t kSegmentBytes = kHeaderBytes + kMaxRanks * kChunkBytes;  // pages are touched only as used
+constexpr auto kJoinTimeout = std::chrono::seconds(60);
 
-// The ranks of one unique id.
-struct Clique {
-  explicit Clique(int n) : size(n), calls(static_cast<size_t>(n)), posted(static_cast<size_t>(n), false) {}
-  const int size;
-  std::mutex mutex;
-  std::condition_variable changed;
+// The head of the shared object: a process-shared, robust mutex, who joined,
+// and the two-phase meeting of a collective's round. Waiting ranks poll (no
+// process-shared condition variable: one whose waiter was killed hangs the
+// next broadcast in glibc, and ranks that die are what abort must survive).
+struct SharedClique {
+  std::atomic<uint32_t> ready{0};  // the creator has initialised the rest
+  pthread_mutex_t mutex;
+  int size = 0;
   int joined = 0;
-  std::vector<bool> member = std::vector<bool>(static_cast<size_t>(size), false);
-  std::vector<Call> calls;
-  std::vector<bool> posted;
+  bool member[kMaxRanks] = {};
+  Shape shapes[kMaxRanks];
   int arrived = 0;
   uint64_t generation = 0;
   bool aborted = false;
-  std::string mismatch;
+  char mismatch[256] = {};
+};
+static_assert(sizeof(SharedClique) <= kHeaderBytes);
+static_assert(std::atomic<uint32_t>::is_always_lock_free, "the ready flag is shared between processes");
 
-  // Rank r's part of the next collective; false when the clique was aborted
-  // or the ranks' calls do not match (message in `why`).
-  bool take_part(int r, const Call& call, std::string& why) {
-    std::unique_lock lock(mutex);
-    if (aborted) return why = "another rank aborted the communicator", false;
-    calls[static_cast<size_t>(r)] = call;
-    posted[static_cast<size_t>(r)] = true;
-    const uint64_t mine = generation;
-    if (++arrived == size) {
-      const Call& a = calls.front();
-      mismatch.clear();
-      for (const Call& b : calls)
-        if (b.kind != a.kind || b.count != a.count || b.type != a.type || b.op != a.op || b.root != a.root)
-          mismatch = fmt::format("the ranks called different collectives: {} of {} elements and {} of {} elements",
-                                 kind_name(a.kind), a.count, kind_name(b.kind), b.count);
-      if (mismatch.empty()) execute(calls);
-      arrived = 0;
-      std::fill(posted.begin(), posted.end(), false);
-      ++generation;
-      changed.notify_all();
-    } else {
-      changed.wait(lock, [&] { return generation != mine || aborted; });
-      if (generation == mine) return why = "another rank aborted the communicator", false;
+// Locks the shared mutex; a rank that died holding it leaves it usable.
+class SharedLock {
+ public:
+  explicit SharedLock(SharedClique& c) : c_(c) { recover(pthread_mutex_lock(&c_.mutex)); }
+  ~SharedLock() { pthread_mutex_unlock(&c_.mutex); }
+  SharedLock(const SharedLock&) = delete;
+  SharedLock& operator=(const SharedLock&) = delete;
+  // Lets the others in for a while (a short pause, growing up to 1 ms).
+  void pause() {
+    pthread_mutex_unlock(&c_.mutex);
+    std::this_thread::sleep_for(pause_);
+    pause_ = std::min(pause_ * 2, std::chrono::microseconds(1000));
+    recover(pthread_mutex_lock(&c_.mutex));
+  }
+
+ private:
+  void recover(int rc) {
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&c_.mutex);
+  }
+  SharedClique& c_;
+  std::chrono::microseconds pause_{20};
+};
+
+std::string object_name(const ncclUniqueId& id) {
+  std::string name = "/tpp-emu-nccl-";
+  for (size_t i = 0; i < 16; ++i) name += fmt::format("{:02x}", static_cast<unsigned char>(id.internal[i]));
+  return name;
+}
+
+// This process's mapping of one clique's shared object.
+class Clique {
+ public:
+  Clique(std::string name, void* base) : name_(std::move(name)), base_(static_cast<unsigned char*>(base)) {}
+  ~Clique() { munmap(base_, kSegmentBytes); }
+  Clique(const Clique&) = delete;
+  Clique& operator=(const Clique&) = delete;
+
+  SharedClique& shared() { return *reinterpret_cast<SharedClique*>(base_); }
+  unsigned char* slot(int rank) { return base_ + kHeaderBytes + static_cast<size_t>(rank) * kChunkBytes; }
+  int size() { return shared().size; }
+  const std::string& name() const { return name_; }
+
+  // Rank r's part in one collective: ncclRemoteError when the clique was
+  // aborted, ncclInvalidUsage when the ranks called different collectives
+  // (the reason in `why`).
+  ncclResult_t run(int r, const Call& call, std::string& why) {
+    const Shape& s = call.shape;
+    const size_t elem = type_bytes(s.type), per_round = kChunkBytes / elem;
+    const size_t rounds = std::max<size_t>(1, (s.count + per_round - 1) / per_round);
+    const auto* send = static_cast<const unsigned char*>(call.send);
+    auto* recv = static_cast<unsigned char*>(call.recv);
+    for (size_t round = 0; round < rounds; ++round) {
+      const size_t first = round * per_round, n = std::min(per_round, s.count - std::min(s.count, first));
+      if (n > 0 && (s.kind != Kind::broadcast || r == s.root)) std::memcpy(slot(r), send + first * elem, n * elem);
+      if (const ncclResult_t met = meet(r, &s, why); met != ncclSuccess) return met;
+      combine(s, first, n, recv);
+      if (const ncclResult_t met = meet(r, nullptr, why); met != ncclSuccess) return met;
     }
-    if (!mismatch.empty()) return why = mismatch, false;
-    return true;
+    return ncclSuccess;
   }
 
   void abort() {
-    const std::lock_guard lock(mutex);
-    aborted = true;
-    changed.notify_all();
+    SharedLock lock(shared());
+    shared().aborted = true;
   }
+
+ private:
+  // Waits until every rank has arrived; with a shape, the last to arrive
+  // checks that all ranks posted the same one.
+  ncclResult_t meet(int r, const Shape* shape, std::string& why) {
+    SharedClique& c = shared();
+    SharedLock lock(c);
+    if (c.aborted) return why = "another rank aborted the communicator", ncclRemoteError;
+    if (shape) c.shapes[r] = *shape;
+    const uint64_t mine = c.generation;
+    if (++c.arrived == c.size) {
+      if (shape) check_shapes(c);
+      c.arrived = 0;
+      ++c.generation;
+    } else {
+      while (c.generation == mine && !c.aborted) lock.pause();
+      if (c.generation == mine) return why = "another rank aborted the communicator", ncclRemoteError;
+    }
+    if (shape && c.mismatch[0] != '\0') return why = c.mismatch, ncclInvalidUsage;
+    return ncclSuccess;
+  }
+
+  static void check_shapes(SharedClique& c) {
+    c.mismatch[0] = '\0';
+    const Shape& a = c.shapes[0];
+    for (int r = 1; r < c.size; ++r) {
+      const Shape& b = c.shapes[r];
+      if (b == a) continue;
+      const std::string text = fmt::format(
+          "the ranks called different collectives: rank 0 {} of {} elements (type {}, op {}, root {}), rank {} {} of {} "
+          "elements (type {}, op {}, root {})",
+          kind_name(a.kind), a.count, static_cast<int>(a.type), static_cast<int>(a.op), a.root, r, kind_name(b.kind),
+          b.count, static_cast<int>(b.type), static_cast<int>(b.op), b.root);
+      std::snprintf(c.mismatch, sizeof c.mismatch, "%s", text.c_str());
+      return;
+    }
+  }
+
+  // This rank's result for elements [first, first + n) from every slot.
+  void combine(const Shape& s, size_t first, size_t n, unsigned char* recv) {
+    const size_t elem = type_bytes(s.type), bytes = n * elem;
+    if (n == 0) return;
+    switch (s.kind) {
+      case Kind::all_reduce: {
+        std::vector<const unsigned char*> parts;
+        for (int r = 0; r < size(); ++r) parts.push_back(slot(r));
+        reduce(parts, recv + first * elem, n, s.type, s.op);
+        break;
+      }
+      case Kind::broadcast: std::memcpy(recv + first * elem, slot(s.root), bytes); break;
+      case Kind::all_gather:
+        for (int r = 0; r < size(); ++r)
+          std::memcpy(recv + (static_cast<size_t>(r) * s.count + first) * elem, slot(r), bytes);
+        break;
+    }
+  }
+
+  std::string name_;
+  unsigned char* base_;
 };
 
-std::mutex cliques_mutex;
-std::map<std::string, std::weak_ptr<Clique>>& cliques() {
-  static auto* c = new std::map<std::string, std::weak_ptr<Clique>>();
-  return *c;
+// Maps the clique of `name`, creating and initialising it if this rank comes
+// first; nullptr with the reason otherwise.
+std::shared_ptr<Clique> open_clique(const std::string& name, int nranks, std::string& why) {
+  int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  const bool creator = fd >= 0;
+  if (!creator && errno == EEXIST) fd = shm_open(name.c_str(), O_RDWR, 0);
+  if (fd < 0) return why = fmt::format("shm_open({}): {}", name, std::strerror(errno)), nullptr;
+  const auto deadline = std::chrono::steady_clock::now() + kJoinTimeout;
+  if (creator) {
+    if (ftruncate(fd, static_cast<off_t>(kSegmentBytes)) != 0) {
+      why = fmt::format("ftruncate({}): {}", name, std::strerror(errno));
+      close(fd);
+      shm_unlink(name.c_str());
+      return nullptr;
+    }
+  } else {
+    struct stat st {};
+    while (fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) < kSegmentBytes) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        close(fd);
+        return why = fmt::format("{}: the rank that created it never sized it", name), nullptr;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  void* base = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (base == MAP_FAILED) return why = fmt::format("mmap({}): {}", name, std::strerror(errno)), nullptr;
+  auto clique = std::make_shared<Clique>(name, base);
+  if (creator) {
+    auto* c = new (base) SharedClique();
+    pthread_mutexattr_t mutex_attr;
+    pthread_mutexattr_init(&mutex_attr);
+    pthread_mutexattr_setpshared(&mutex_attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&mutex_attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&c->mutex, &mutex_attr);
+    pthread_mutexattr_destroy(&mutex_attr);
+    c->size = nranks;
+    c->ready.store(1, std::memory_order_release);
+  } else {
+    while (clique->shared().ready.load(std::memory_order_acquire) == 0) {
+      if (std::chrono::steady_clock::now() > deadline)
+        return why = fmt::format("{}: the rank that created it never initialised it", name), nullptr;
+      std::this_thread::yield();
+    }
+  }
+  return clique;
 }
 
 struct CommState {
@@ -196,27 +346,28 @@ bool valid(ncclComm_t comm) {
 }
 
 ncclResult_t enqueue_collective(ncclComm_t comm, const Call& call, cudaStream_t stream) {
-  if (!valid(comm)) return fail(ncclInvalidArgument, fmt::format("{}: not a communicator", kind_name(call.kind)));
-  if ((call.send == nullptr || call.recv == nullptr) && call.count > 0)
-    return fail(ncclInvalidArgument, fmt::format("{}: a null buffer", kind_name(call.kind)));
-  if (type_bytes(call.type) == 0)
-    return fail(ncclInvalidArgument, fmt::format("{}: unsupported data type {}", kind_name(call.kind), static_cast<int>(call.type)));
+  const Shape& s = call.shape;
+  if (!valid(comm)) return fail(ncclInvalidArgument, fmt::format("{}: not a communicator", kind_name(s.kind)));
+  if ((call.send == nullptr || call.recv == nullptr) && s.count > 0)
+    return fail(ncclInvalidArgument, fmt::format("{}: a null buffer", kind_name(s.kind)));
+  if (type_bytes(s.type) == 0 || (s.kind == Kind::all_reduce && !reducible(s.type)))
+    return fail(ncclInvalidArgument, fmt::format("{}: unsupported data type {}", kind_name(s.kind), static_cast<int>(s.type)));
   const std::shared_ptr<CommState> state = comm->state;
-  if (call.root < 0 || call.root >= state->clique->size)
-    return fail(ncclInvalidArgument, fmt::format("{}: root {} is not a rank of {}", kind_name(call.kind), call.root,
-                                                 state->clique->size));
-  if (call.kind == Kind::all_reduce && (call.op < ncclSum || call.op > ncclAvg))
-    return fail(ncclInvalidArgument, fmt::format("ncclAllReduce: unknown reduction {}", static_cast<int>(call.op)));
+  if (s.root < 0 || s.root >= state->clique->size())
+    return fail(ncclInvalidArgument, fmt::format("{}: root {} is not a rank of {}", kind_name(s.kind), s.root,
+                                                 state->clique->size()));
+  if (s.kind == Kind::all_reduce && (s.op < ncclSum || s.op > ncclAvg))
+    return fail(ncclInvalidArgument, fmt::format("ncclAllReduce: unknown reduction {}", static_cast<int>(s.op)));
   // Never on the caller's thread: it must not wait for the other ranks.
   const cudaError_t queued = tpp_emu::enqueue(stream, [state, call] {
     std::string why;
-    if (!state->clique->take_part(state->rank, call, why)) {
+    if (const ncclResult_t result = state->clique->run(state->rank, call, why); result != ncclSuccess) {
       const std::lock_guard lock(state->message_mutex);
-      state->message = fmt::format("{}: {}", kind_name(call.kind), why);
-      state->async_error = state->clique->aborted ? ncclRemoteError : ncclInvalidUsage;
+      state->message = fmt::format("{}: {}", kind_name(call.shape.kind), why);
+      state->async_error = result;
     }
   }, false);
-  if (queued != cudaSuccess) return fail(ncclUnhandledCudaError, fmt::format("{}: the stream does not exist", kind_name(call.kind)));
+  if (queued != cudaSuccess) return fail(ncclUnhandledCudaError, fmt::format("{}: the stream does not exist", kind_name(s.kind)));
   return ncclSuccess;
 }
 
@@ -247,25 +398,22 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId i
   if (comm == nullptr) return fail(ncclInvalidArgument, "ncclCommInitRankConfig: null output");
   if (nranks < 1 || rank < 0 || rank >= nranks)
     return fail(ncclInvalidArgument, fmt::format("ncclCommInitRankConfig: rank {} of {} ranks", rank, nranks));
-  const std::string key(id.internal, sizeof id.internal);
-  std::shared_ptr<Clique> clique;
+  if (nranks > kMaxRanks)
+    return fail(ncclInvalidArgument, fmt::format("ncclCommInitRankConfig: {} ranks; the emulator takes up to {}", nranks,
+                                                 kMaxRanks));
+  std::string why;
+  const std::shared_ptr<Clique> clique = open_clique(object_name(id), nranks, why);
+  if (clique == nullptr) return fail(ncclSystemError, "ncclCommInitRankConfig: " + why);
   {
-    const std::lock_guard lock(cliques_mutex);
-    clique = cliques()[key].lock();
-    if (clique == nullptr) {
-      clique = std::make_shared<Clique>(nranks);
-      cliques()[key] = clique;
-    }
-  }
-  {
-    const std::lock_guard lock(clique->mutex);
-    if (clique->size != nranks)
+    SharedClique& c = clique->shared();
+    SharedLock lock(c);
+    if (c.size != nranks)
       return fail(ncclInvalidUsage, fmt::format("ncclCommInitRankConfig: {} ranks, but another rank of this id said {}",
-                                                nranks, clique->size));
-    if (clique->member[static_cast<size_t>(rank)])
-      return fail(ncclInvalidUsage, fmt::format("ncclCommInitRankConfig: rank {} joined this id twice", rank));
-    clique->member[static_cast<size_t>(rank)] = true;
-    ++clique->joined;
+                                                nranks, c.size));
+    if (c.member[rank]) return fail(ncclInvalidUsage, fmt::format("ncclCommInitRankConfig: rank {} joined this id twice", rank));
+    c.member[rank] = true;
+    // Every rank has the object mapped once the last has joined: its name can go.
+    if (++c.joined == c.size) shm_unlink(clique->name().c_str());
   }
   auto* c = new ncclComm{std::make_shared<CommState>()};
   c->state->clique = clique;
@@ -285,25 +433,25 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* async_error) {
     *async_error = error;
     return ncclSuccess;
   }
-  Clique& clique = *comm->state->clique;
-  const std::lock_guard lock(clique.mutex);
-  *async_error = clique.joined < clique.size ? ncclInProgress : ncclSuccess;
+  SharedClique& c = comm->state->clique->shared();
+  SharedLock lock(c);
+  *async_error = c.joined < c.size ? ncclInProgress : ncclSuccess;
   return ncclSuccess;
 }
 
 ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream) {
-  return enqueue_collective(comm, Call{Kind::all_reduce, send, recv, count, type, op, 0}, stream);
+  return enqueue_collective(comm, Call{{Kind::all_reduce, count, type, op, 0}, send, recv}, stream);
 }
 
 ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t type, int root, ncclComm_t comm,
                            cudaStream_t stream) {
-  return enqueue_collective(comm, Call{Kind::broadcast, send, recv, count, type, ncclSum, root}, stream);
+  return enqueue_collective(comm, Call{{Kind::broadcast, count, type, ncclSum, root}, send, recv}, stream);
 }
 
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t count, ncclDataType_t type, ncclComm_t comm,
                            cudaStream_t stream) {
-  return enqueue_collective(comm, Call{Kind::all_gather, send, recv, count, type, ncclSum, 0}, stream);
+  return enqueue_collective(comm, Call{{Kind::all_gather, count, type, ncclSum, 0}, send, recv}, stream);
 }
 
 ncclResult_t ncclCommFinalize(ncclComm_t comm) {
@@ -316,7 +464,13 @@ static ncclResult_t forget(ncclComm_t comm, bool abort) {
     const std::lock_guard lock(comms_mutex);
     if (comms().erase(comm) == 0) return fail(ncclInvalidArgument, "not a communicator");
   }
-  if (abort) comm->state->clique->abort();
+  Clique& clique = *comm->state->clique;
+  if (abort) clique.abort();
+  {
+    SharedClique& c = clique.shared();
+    SharedLock lock(c);
+    if (c.joined < c.size) shm_unlink(clique.name().c_str());  // the others will never all join
+  }
   delete comm;
   return ncclSuccess;
 }

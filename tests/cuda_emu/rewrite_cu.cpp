@@ -4,13 +4,15 @@
 //
 //   rewrite_cu INPUT OUTPUT EMU_HEADER GENERATED_ROOT
 //
-// Three rewrites, in code only (never inside comments or literals):
+// Four rewrites, in code only (never inside comments or literals):
 //   K<<<grid, block, smem, stream>>>(args)
 //     -> ::tpp_emu::launch(::tpp_emu::launch_config(grid, block, smem, stream), __FILE__, __LINE__,
 //                          [](auto... a) { K(a...); }, args)
 //   __shared__ T name[dims];          -> a per-block (per worker thread) static, poisoned between blocks
 //   extern __shared__ T name[];       -> a pointer to the launch's dynamic shared memory
 //   #include "x.cuh"                  -> the rewritten copy of x.cuh under GENERATED_ROOT
+//   static_cast<T>(v)                 -> ::tpp_emu::device_cast<T>(v): a float converted to
+//                                        an integer saturates as on the GPU (cuda_emu.h)
 #include <cctype>
 #include <cstdio>
 #include <fstream>
@@ -188,6 +190,12 @@ std::string rewrite(const Source& src, const std::string& generated_root) {
       const bool is_extern = before >= 6 && out.compare(before - 6, 6, "extern") == 0;
       if (is_extern) out.resize(before - 6);
       i = rewrite_shared(src, i, is_extern, out);
+      continue;
+    }
+    if (s.compare(i, 11, "static_cast") == 0 && (i == 0 || !is_ident(s[i - 1])) && !is_ident(s[i + 11])) {
+      out += "::tpp_emu::device_cast";
+      i += 11;
+      line_start = false;
       continue;
     }
     if (s[i] == '\n') line_start = true;

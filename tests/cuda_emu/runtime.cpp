@@ -7,6 +7,7 @@
 
 #include <sys/mman.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -57,24 +58,14 @@ struct Stream {
       changed.wait(lock, [&] { return !queue.empty() && !busy; });
       std::function<void()> work = std::move(queue.front());
       queue.pop_front();
-      busy = true;
-      lock.unlock();
-      work();
-      lock.lock();
-      busy = false;
-      changed.notify_all();
+      run_busy(lock, work);
     }
   }
 
   void run(std::function<void()> work, bool may_run_inline) {
     std::unique_lock lock(mutex);
     if (may_run_inline && queue.empty() && !busy) {
-      busy = true;
-      lock.unlock();
-      work();
-      lock.lock();
-      busy = false;
-      changed.notify_all();
+      run_busy(lock, work);
       return;
     }
     queue.push_back(std::move(work));
@@ -89,6 +80,18 @@ struct Stream {
     std::unique_lock lock(mutex);
     changed.wait(lock, [&] { return queue.empty() && !busy; });
   }
+
+ private:
+  // Runs one piece of work with the stream marked busy and the lock released
+  // (work may queue more on this stream), then wakes whoever waits.
+  void run_busy(std::unique_lock<std::mutex>& lock, const std::function<void()>& work) {
+    busy = true;
+    lock.unlock();
+    work();
+    lock.lock();
+    busy = false;
+    changed.notify_all();
+  }
 };
 
 // Streams are never freed (a destroyed handle stays invalid, and a detached
@@ -98,22 +101,41 @@ std::map<cudaStream_t, Stream*>& streams() {
   static auto* s = new std::map<cudaStream_t, Stream*>();
   return *s;
 }
-Stream& null_stream() {
-  static auto* s = new Stream();
+thread_local int tls_device = 0;
+
+// Each device has its own legacy default stream.
+// Destroyed streams (see cudaStreamDestroy).
+std::vector<Stream*>& retired_streams() {
+  static auto* s = new std::vector<Stream*>();
   return *s;
 }
 
+Stream& null_stream(int device = tls_device) {
+  static auto* s = [] {
+    auto* per_device = new std::array<Stream, kMaxDevices>();
+    for (int d = 0; d < kMaxDevices; ++d) (*per_device)[static_cast<size_t>(d)].device = d;
+    return per_device;
+  }();
+  return (*s)[static_cast<size_t>(device)];
+}
+
+bool is_null_stream(cudaStream_t handle) {
+  return handle == nullptr || handle == cudaStreamLegacy || handle == cudaStreamPerThread;
+}
+
 Stream* find_stream(cudaStream_t handle) {
-  if (handle == nullptr || handle == cudaStreamLegacy || handle == cudaStreamPerThread) return &null_stream();
+  if (is_null_stream(handle)) return &null_stream();
   const std::lock_guard lock(streams_mutex);
   const auto found = streams().find(handle);
   return found == streams().end() ? nullptr : found->second;
 }
 
-std::vector<Stream*> all_streams() {
-  std::vector<Stream*> out{&null_stream()};
+// The streams of one device, its default stream first.
+std::vector<Stream*> streams_of(int device) {
+  std::vector<Stream*> out{&null_stream(device)};
   const std::lock_guard lock(streams_mutex);
-  for (const auto& [handle, stream] : streams()) out.push_back(stream);
+  for (const auto& [handle, stream] : streams())
+    if (stream->device == device) out.push_back(stream);
   return out;
 }
 
@@ -139,6 +161,7 @@ struct Mark {
 };
 
 struct Event {
+  int device = 0;  // current when it was created
   std::mutex mutex;
   std::shared_ptr<Mark> last;  // of the latest record; none: complete
   std::shared_ptr<Mark> current() {
@@ -173,7 +196,7 @@ std::map<uintptr_t, Allocation>& allocations() {
   static auto* a = new std::map<uintptr_t, Allocation>();
   return *a;
 }
-size_t device_bytes_in_use = 0;
+std::array<size_t, kMaxDevices> device_bytes_in_use{};
 
 // The emulated device's memory: a fraction of the host's, whatever the
 // properties say (tests ask for more than cudaMemGetInfo's total).
@@ -197,14 +220,29 @@ Found find_allocation(const void* address) {
   return {&it->second, it->first};
 }
 
+// Under AddressSanitizer, from its heap (256-byte aligned, as cudaMalloc):
+// it then reports any access past the end of an allocation, with the
+// kernel's source line. Else whole pages, which stay lazily zeroed when large.
 void* allocate(size_t bytes) {
+#ifdef TPP_EMU_ASAN
+  void* p = nullptr;
+  if (posix_memalign(&p, 256, std::max<size_t>(bytes, 1)) != 0) return nullptr;
+#else
   void* p = mmap(nullptr, std::max<size_t>(bytes, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
+#endif
   if (bytes <= kPoisonLimit) std::memset(p, 0xff, bytes);
   return p;
 }
 
-thread_local int tls_device = 0;
+void deallocate(void* p, size_t bytes) {
+#ifdef TPP_EMU_ASAN
+  (void)bytes;
+  std::free(p);
+#else
+  munmap(p, std::max<size_t>(bytes, 1));
+#endif
+}
 
 // Where the range [p, p + bytes) lies: on the device, in host memory, or
 // across the end of a device allocation (an error).
@@ -253,6 +291,25 @@ cudaError_t synchronizing(cudaError_t status) {
 }
 
 }  // namespace
+
+int device_count() {
+  static const int count = [] {
+    const char* text = std::getenv("TPP_EMU_DEVICES");
+    if (text == nullptr) return 2;
+    const long n = std::strtol(text, nullptr, 10);
+    if (n >= 1 && n <= kMaxDevices) return static_cast<int>(n);
+    std::fprintf(stderr, "tpp cuda emulator: TPP_EMU_DEVICES=%s is not a count from 1 to %d; using 2\n", text, kMaxDevices);
+    return 2;
+  }();
+  return count;
+}
+
+int current_device() { return tls_device; }
+
+int stream_device(cudaStream_t stream) {
+  const Stream* s = find_stream(stream);
+  return s == nullptr ? -1 : s->device;
+}
 
 // The emulator says why on stderr (the runtime API has no room for it);
 // running out of memory is the caller's to explain.
@@ -368,13 +425,14 @@ cudaError_t cudaDriverGetVersion(int* version) {
 
 cudaError_t cudaGetDeviceCount(int* count) {
   if (count == nullptr) return fail(cudaErrorInvalidValue, "cudaGetDeviceCount: null output");
-  *count = kDeviceCount;
+  *count = device_count();
   return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-  if (device < 0 || device >= kDeviceCount)
-    return fail(cudaErrorInvalidDevice, fmt::format("cudaSetDevice({}): the emulator has {} device(s)", device, kDeviceCount));
+  if (device < 0 || device >= device_count())
+    return fail(cudaErrorInvalidDevice,
+                fmt::format("cudaSetDevice({}): the emulator has {} device(s) (TPP_EMU_DEVICES)", device, device_count()));
   tls_device = device;
   return cudaSuccess;
 }
@@ -387,7 +445,7 @@ cudaError_t cudaGetDevice(int* device) {
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (prop == nullptr) return fail(cudaErrorInvalidValue, "cudaGetDeviceProperties: null output");
-  if (device < 0 || device >= kDeviceCount)
+  if (device < 0 || device >= device_count())
     return fail(cudaErrorInvalidDevice, fmt::format("cudaGetDeviceProperties(device {})", device));
   *prop = cudaDeviceProp{};
   std::snprintf(prop->name, sizeof prop->name, "tpp emulated CUDA device (host CPU, H100-like limits; %s)",
@@ -412,7 +470,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 }
 
 cudaError_t cudaDeviceSynchronize() {
-  for (Stream* s : all_streams()) s->synchronize();
+  for (Stream* s : streams_of(tls_device)) s->synchronize();
   return synchronizing(cudaSuccess);
 }
 
@@ -420,7 +478,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   if (free_bytes == nullptr || total_bytes == nullptr) return fail(cudaErrorInvalidValue, "cudaMemGetInfo: null output");
   const std::lock_guard lock(memory_mutex);
   *total_bytes = kDeviceMemoryBytes;
-  *free_bytes = kDeviceMemoryBytes - device_bytes_in_use;
+  *free_bytes = kDeviceMemoryBytes - device_bytes_in_use[static_cast<size_t>(tls_device)];
   return cudaSuccess;
 }
 
@@ -430,15 +488,16 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   if (p == nullptr) return fail(cudaErrorInvalidValue, "cudaMalloc: null output");
   {
     const std::lock_guard lock(memory_mutex);
-    if (bytes > kDeviceMemoryBytes - device_bytes_in_use)
+    const size_t in_use = device_bytes_in_use[static_cast<size_t>(tls_device)];
+    if (bytes > kDeviceMemoryBytes - in_use)
       return fail(cudaErrorMemoryAllocation, fmt::format("cudaMalloc of {} bytes with {} of {} bytes free", bytes,
-                                                         kDeviceMemoryBytes - device_bytes_in_use, kDeviceMemoryBytes));
+                                                         kDeviceMemoryBytes - in_use, kDeviceMemoryBytes));
   }
   void* memory = allocate(bytes);
   if (memory == nullptr) return fail(cudaErrorMemoryAllocation, fmt::format("cudaMalloc of {} bytes: host out of memory", bytes));
   const std::lock_guard lock(memory_mutex);
   allocations()[reinterpret_cast<uintptr_t>(memory)] = {bytes, Memory::device, tls_device};
-  device_bytes_in_use += bytes;
+  device_bytes_in_use[static_cast<size_t>(tls_device)] += bytes;
   *p = memory;
   return cudaSuccess;
 }
@@ -453,10 +512,10 @@ static cudaError_t release(void* p, Memory kind, const char* call) {
     if (found == allocations().end() || found->second.kind != kind)
       return fail(cudaErrorInvalidValue, fmt::format("{} of a pointer that it did not allocate", call));
     bytes = found->second.bytes;
-    if (kind == Memory::device) device_bytes_in_use -= bytes;
+    if (kind == Memory::device) device_bytes_in_use[static_cast<size_t>(found->second.device)] -= bytes;
     allocations().erase(found);
   }
-  munmap(p, std::max<size_t>(bytes, 1));
+  deallocate(p, bytes);
   return cudaSuccess;
 }
 
@@ -537,11 +596,12 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWith
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   Stream* s = find_stream(stream);
-  if (s == nullptr || s == &null_stream())
+  if (s == nullptr || is_null_stream(stream))
     return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy of a stream that does not exist");
   s->synchronize();  // CUDA lets queued work finish
   const std::lock_guard lock(streams_mutex);
-  streams().erase(stream);  // the Stream itself stays: its thread may be waiting on it
+  streams().erase(stream);
+  retired_streams().push_back(s);  // kept: its thread may be waiting on it, and its address must not come back
   return cudaSuccess;
 }
 
@@ -555,7 +615,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 cudaError_t cudaStreamGetDevice(cudaStream_t stream, int* device) {
   Stream* s = find_stream(stream);
   if (s == nullptr || device == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaStreamGetDevice");
-  *device = s == &null_stream() ? tls_device : s->device;
+  *device = s->device;
   return cudaSuccess;
 }
 
@@ -571,6 +631,7 @@ cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* data)
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
   if (event == nullptr) return fail(cudaErrorInvalidValue, "cudaEventCreateWithFlags: null output");
   auto e = std::make_unique<Event>();
+  e->device = tls_device;
   *event = reinterpret_cast<cudaEvent_t>(e.get());
   const std::lock_guard lock(events_mutex);
   events()[*event] = std::move(e);
@@ -589,6 +650,10 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   Event* e = find_event(event);
   if (e == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord of an event that does not exist");
+  // As the CUDA programming guide says: the event and the stream must belong to one device.
+  if (const int device = stream_device(stream); device >= 0 && device != e->device)
+    return fail(cudaErrorInvalidResourceHandle,
+                fmt::format("cudaEventRecord of an event of device {} on a stream of device {}", e->device, device));
   auto mark = std::make_shared<Mark>();
   {
     const std::lock_guard lock(e->mutex);
@@ -602,7 +667,11 @@ cudaError_t cudaEventQuery(cudaEvent_t event) {
   Event* e = find_event(event);
   if (e == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaEventQuery of an event that does not exist");
   const std::shared_ptr<Mark> mark = e->current();
-  return mark == nullptr || mark->done() ? synchronizing(cudaSuccess) : cudaErrorNotReady;
+  if (mark != nullptr && !mark->done()) return cudaErrorNotReady;
+  // Reports a pending asynchronous error without taking it: a GPU's are
+  // sticky, and a watchdog thread polling events must not hide one from the
+  // host thread's next synchronising call.
+  return async_error.load();
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {

@@ -6,12 +6,17 @@
 
 #include <cublas_v2.h>
 #include <cudnn.h>
+#include <nccl.h>
 
+#include <cmath>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/cuda/caching_allocator.h"
 #include "engine/cuda/check.h"
 #include "engine/error.h"
+#include "engine/tensor.h"
 #include "tests/cuda_emu/cuda_emu.h"
 
 using namespace tpp;
@@ -24,6 +29,40 @@ cudaError_t run(dim3 grid, dim3 block, Kernel kernel, Args... args) {
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess) return launched;
   return cudaDeviceSynchronize();
+}
+
+// Runs rank(0) and rank(1) at once, each on a thread whose current device is its rank.
+template <class Rank>
+void on_two_devices(Rank rank) {
+  std::thread other([&] {
+    cudaSetDevice(1);
+    rank(1);
+  });
+  cudaSetDevice(0);
+  rank(0);
+  other.join();
+}
+
+// One collective on the current device's default stream: the input goes up, the result comes back.
+std::vector<float> collective_on_device(ncclComm_t comm, const std::vector<float>& input, size_t output_count,
+                                        ncclResult_t (*issue)(ncclComm_t, const float*, float*, size_t)) {
+  float* send = nullptr;
+  float* recv = nullptr;
+  REQUIRE(cudaMalloc(reinterpret_cast<void**>(&send), input.size() * sizeof(float)) == cudaSuccess);
+  REQUIRE(cudaMalloc(reinterpret_cast<void**>(&recv), output_count * sizeof(float)) == cudaSuccess);
+  REQUIRE(cudaMemcpy(send, input.data(), input.size() * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+  REQUIRE(issue(comm, send, recv, input.size()) == ncclSuccess);
+  std::vector<float> out(output_count);
+  REQUIRE(cudaMemcpy(out.data(), recv, out.size() * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+  cudaFree(send);
+  cudaFree(recv);
+  return out;
+}
+
+ncclComm_t join(const ncclUniqueId& id, int rank) {
+  ncclComm_t comm = nullptr;
+  REQUIRE(ncclCommInitRankConfig(&comm, 2, id, rank, nullptr) == ncclSuccess);
+  return comm;
 }
 
 // A block-wide sum through shared memory and a barrier per step.
@@ -152,5 +191,93 @@ TEST_SUITE("gpu") {
     cudnnDestroyConvolutionDescriptor(conv);
     cudnnDestroyFilterDescriptor(w);
     cudnnDestroyTensorDescriptor(x);
+  }
+
+  TEST_CASE("emulated device: a kernel launched into a stream of another device fails as on a GPU") {
+    cudaStream_t stream_of_1 = nullptr;
+    REQUIRE(cudaSetDevice(1) == cudaSuccess);
+    REQUIRE(cudaStreamCreate(&stream_of_1) == cudaSuccess);
+    REQUIRE(cudaSetDevice(0) == cudaSuccess);
+    tpp_emu::launch(tpp_emu::launch_config(1, 32, 0, stream_of_1), __FILE__, __LINE__, [] {});
+    CHECK_THROWS_WITH_AS(TPP_CUDA_CHECK(cudaGetLastError()),
+                         doctest::Contains("cudaErrorInvalidResourceHandle (invalid resource handle)"), Error);
+    cudaEvent_t event_of_0 = nullptr;
+    REQUIRE(cudaEventCreate(&event_of_0) == cudaSuccess);
+    CHECK(cudaEventRecord(event_of_0, stream_of_1) == cudaErrorInvalidResourceHandle);
+    CHECK(cudaStreamWaitEvent(stream_of_1, event_of_0, 0) == cudaSuccess);  // allowed across devices
+    cudaEventDestroy(event_of_0);
+    cudaStreamDestroy(stream_of_1);
+    cudaGetLastError();
+  }
+
+  TEST_CASE("emulated NCCL: two ranks on devices 0 and 1 all-reduce, broadcast and all-gather across chunk rounds") {
+    ncclUniqueId id{};
+    REQUIRE(ncclGetUniqueId(&id) == ncclSuccess);
+    const size_t n = 300'001;  // 1.2 MB of f32: two rounds through the shared slots
+    std::vector<float> sum[2], broadcast[2], gathered[2];
+    on_two_devices([&](int rank) {
+      const ncclComm_t comm = join(id, rank);
+      std::vector<float> mine(n);
+      for (size_t i = 0; i < n; ++i) mine[i] = static_cast<float>(i % 1000) * 0.5f + static_cast<float>(rank);
+      sum[rank] = collective_on_device(comm, mine, n, [](ncclComm_t c, const float* s, float* r, size_t k) {
+        return ncclAllReduce(s, r, k, ncclFloat32, ncclSum, c, nullptr);
+      });
+      broadcast[rank] = collective_on_device(comm, mine, n, [](ncclComm_t c, const float* s, float* r, size_t k) {
+        return ncclBroadcast(s, r, k, ncclFloat32, 1, c, nullptr);
+      });
+      gathered[rank] = collective_on_device(comm, mine, 2 * n, [](ncclComm_t c, const float* s, float* r,
+                                                                        size_t k) {
+        return ncclAllGather(s, r, k, ncclFloat32, c, nullptr);
+      });
+      ncclResult_t async = ncclInProgress;
+      REQUIRE(ncclCommGetAsyncError(comm, &async) == ncclSuccess);
+      CHECK_MESSAGE(async == ncclSuccess, "rank ", rank, ": ", ncclGetLastError(comm));
+      CHECK(ncclCommFinalize(comm) == ncclSuccess);
+      CHECK(ncclCommDestroy(comm) == ncclSuccess);
+    });
+    for (int rank = 0; rank < 2; ++rank) {
+      size_t wrong_sums = 0, wrong_broadcasts = 0, wrong_gathers = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const float v = static_cast<float>(i % 1000) * 0.5f;
+        wrong_sums += sum[rank][i] != 2 * v + 1;
+        wrong_broadcasts += broadcast[rank][i] != v + 1;
+        wrong_gathers += gathered[rank][i] != v || gathered[rank][n + i] != v + 1;
+      }
+      CHECK_MESSAGE(wrong_sums == 0, "rank ", rank);
+      CHECK_MESSAGE(wrong_broadcasts == 0, "rank ", rank);
+      CHECK_MESSAGE(wrong_gathers == 0, "rank ", rank);
+    }
+  }
+
+  TEST_CASE("emulated NCCL: ranks that call different collectives both fail with ncclInvalidUsage, naming both") {
+    ncclUniqueId id{};
+    REQUIRE(ncclGetUniqueId(&id) == ncclSuccess);
+    std::string messages[2];
+    ncclResult_t errors[2] = {ncclSuccess, ncclSuccess};
+    on_two_devices([&](int rank) {
+      const ncclComm_t comm = join(id, rank);
+      const std::vector<float> mine(rank == 0 ? 8 : 16, 1.0f);
+      collective_on_device(comm, mine, mine.size(), [](ncclComm_t c, const float* s, float* r, size_t k) {
+        return ncclAllReduce(s, r, k, ncclFloat32, ncclSum, c, nullptr);
+      });
+      REQUIRE(ncclCommGetAsyncError(comm, &errors[rank]) == ncclSuccess);
+      messages[rank] = ncclGetLastError(comm);
+      CHECK(ncclCommAbort(comm) == ncclSuccess);
+    });
+    for (int rank = 0; rank < 2; ++rank) {
+      CHECK(errors[rank] == ncclInvalidUsage);
+      CHECK(messages[rank].find("the ranks called different collectives: rank 0 ncclAllReduce of 8 elements") !=
+            std::string::npos);
+      CHECK(messages[rank].find("rank 1 ncclAllReduce of 16 elements") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("emulated device: a float converted to an integer in a kernel saturates as the GPU's cvt.rzi does") {
+    // Toward zero, clamped to the type's range, NaN to 0 (PTX ISA, cvt); on
+    // x86 these conversions are undefined (SSE gives 0x8000000000000000).
+    const Tensor x = from_vector<double>({std::nan(""), -3.7, 2.9, 1e300, -1e300, 300.5}, {6}).to(Device::cuda(0));
+    CHECK(x.to(DType::i64).to(Device::cpu()).to_vector<int64_t>() ==
+          std::vector<int64_t>{0, -3, 2, INT64_MAX, INT64_MIN, 300});
+    CHECK(x.to(DType::u8).to(Device::cpu()).to_vector<uint8_t>() == std::vector<uint8_t>{0, 0, 2, 255, 0, 255});
   }
 }

@@ -1,7 +1,7 @@
 // What the end-to-end tests of `tpp` under the MPI launcher share
 // (mpi_train_tests.cpp, mpi_prune_tests.cpp): the launcher's environment,
 // shell commands with a time limit, scratch directories, JSON lines, and the
-// distance between two checkpoints.
+// distance between two checkpoints (tests/apps/checkpoint_difference.h).
 #pragma once
 
 #include <doctest/doctest.h>
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "data/catalog.h"
-#include "engine/safetensors.h"
+#include "tests/apps/checkpoint_difference.h"
 
 namespace tpp::testing::mpi {
 
@@ -106,28 +106,7 @@ inline size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
-// The largest |a - b| / (1 + |b|) over every floating tensor of two
-// checkpoints (weights, BN statistics, momentum buffers): an absolute
-// difference for values up to 1, relative above; infinite when their tensors
-// differ in names or shapes. `where` names the tensor.
-inline double max_difference(const fs::path& a, const fs::path& b, std::string* where = nullptr) {
-  const auto fa = load_safetensors(a), fb = load_safetensors(b);
-  if (fa.tensors.size() != fb.tensors.size()) return INFINITY;
-  double worst = 0;
-  for (const auto& [name, t] : fa.tensors) {
-    const auto it = fb.tensors.find(name);
-    if (it == fb.tensors.end() || it->second.sizes() != t.sizes() || it->second.dtype() != t.dtype())
-      return INFINITY;
-    if (!is_floating(t.dtype()) || name == "train.best_test_acc") continue;
-    const auto x = t.to(DType::f64).to_vector<double>(), y = it->second.to(DType::f64).to_vector<double>();
-    for (size_t i = 0; i < x.size(); ++i) {
-      const double diff = std::abs(x[i] - y[i]) / (1 + std::abs(y[i]));
-      if (diff > worst && where) *where = name;
-      worst = std::max(worst, diff);
-    }
-  }
-  return worst;
-}
+using ::tpp::testing::max_difference;  // tests/apps/checkpoint_difference.h
 
 }  // namespace tpp::testing::mpi
 
