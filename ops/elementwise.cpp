@@ -62,8 +62,9 @@ Tensor div(const Tensor& a, const Tensor& b) {
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
   record_grad(y, "div", {a, b}, [a, b, y = y.detach(), need_a, need_b](const Tensor& dy) {
     const Tensor da = need_a ? div(dy, b) : Tensor();
-    // d(a/b)/db = -(a/b)/b = -y/b
-    const Tensor db = need_b ? sum_to_shape(neg(div(mul(dy, y), b)), b.sizes()) : Tensor();
+    // d(a/b)/db = -(a/b)/b, computed as -dy · (y / b) in PyTorch's order (the same
+    // overflow where a/b² is out of range and dy small).
+    const Tensor db = need_b ? sum_to_shape(neg(mul(dy, div(y, b))), b.sizes()) : Tensor();
     return Grads{need_a ? sum_to_shape(da, a.sizes()) : Tensor(), db};
   });
   return y;

@@ -16,6 +16,9 @@ struct StdMath {
   static T pow(T v, T p) { return std::pow(v, p); }
 };
 
+// No `simd` on these loops: some element functions branch (pow's special
+// exponents, NaN-propagating relu), which clang cannot vectorize and then
+// warns about; -O3 vectorizes the ones that can be.
 template <class T, class Fn>
 void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, Fn fn) {
   T* o = out.data<T>();
@@ -25,13 +28,13 @@ void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, Fn fn) {
   const bool flat_a = a.sizes() == out.sizes() && a.is_contiguous();
   const bool flat_b = b.sizes() == out.sizes() && b.is_contiguous();
   if (flat_a && flat_b) {
-#pragma omp parallel for simd if (n > kParallelThreshold)
+#pragma omp parallel for if (n > kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) o[i] = fn(pa[i], pb[i]);
     return;
   }
   if (flat_a && b.numel() == 1) {
     const T s = pb[0];
-#pragma omp parallel for simd if (n > kParallelThreshold)
+#pragma omp parallel for if (n > kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) o[i] = fn(pa[i], s);
     return;
   }
@@ -47,7 +50,7 @@ void unary_loop(const Tensor& x, const Tensor& out, Fn fn) {
   const T* px = x.data<T>();
   const int64_t n = out.numel();
   if (x.is_contiguous()) {
-#pragma omp parallel for simd if (n > kParallelThreshold)
+#pragma omp parallel for if (n > kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) o[i] = fn(px[i]);
     return;
   }
