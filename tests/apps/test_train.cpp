@@ -371,7 +371,14 @@ TEST_CASE("tpp train: --resume refuses a checkpoint of another arch, and leaves 
   const std::string dir = scratch / "run";
   REQUIRE(run_tpp(tiny_mlp(1) + " --out " + dir).status == 0);
   const std::string config = read_text(scratch.dir / "run/config.toml");
-  const Run run = run_tpp("train --resume " + dir + " --arch resnet20 --epochs 2");
+  const Run changed = run_tpp("train --resume " + dir + " --arch resnet20 --epochs 2");
+  CHECK(changed.status == 2);
+  CHECK(changed.output == "tpp: error: train: --resume " + dir +
+                              ": an option differs from the run's config.toml (--arch: mlp7_linear -> resnet20); resume "
+                              "without it, or pass --allow-changes to continue with the change (logged in log.jsonl "
+                              "and the report)\n");
+  // Allowed, the change still cannot load the checkpoint.
+  const Run run = run_tpp("train --resume " + dir + " --arch resnet20 --epochs 2 --allow-changes");
   CHECK(run.status == 1);
   CHECK(run.output == "tpp: error: --resume " + dir +
                           ": the checkpoint holds mlp7_linear on fashion-mnist, but the config asks for resnet20 on "
