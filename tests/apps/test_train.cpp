@@ -422,7 +422,7 @@ TEST_CASE("tpp train: --resume after 2 of 4 epochs ends with the same bits as 4 
 
 }  // TEST_SUITE
 
-TEST_CASE("tpp train --resume: a changed batch size is refused naming it; --allow-changes logs it and the report shows it") {
+TEST_CASE("tpp train --resume: a changed batch size is refused naming it, and --allow-changes logs it and the report shows it") {
   REQUIRE_FASHION_MNIST();
   const Scratch scratch("changes");
   const std::string run = scratch / "run";
