@@ -15,6 +15,7 @@
 #include "engine/lr_schedule.h"
 #include "engine/optim.h"
 #include "engine/philox.h"
+#include "engine/text.h"
 #include "models/layers.h"
 #include "ops/loss.h"
 #include "ops/reduce.h"
@@ -83,8 +84,9 @@ int run_demo(const DemoOptions& o) {
 
   int64_t params = 0;
   for (const Tensor& p : net->parameters()) params += p.numel();
-  fmt::print("demo: {} on {} ({} train / {} test images of {}), {} parameters, {} epochs, batch {}\n", o.arch,
-             where.name, train->size(), test->size(), shape_str(image), params, o.epochs, o.batch_size);
+  fmt::print("demo: {} on {} ({} train / {} test images of {}), {} parameters, {}, batch {}\n", o.arch,
+             where.name, train->size(), test->size(), shape_str(image), with_commas(params), counted(o.epochs, "epoch"),
+             o.batch_size);
 
   const int64_t steps = train_loader.num_batches();
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {

@@ -175,7 +175,7 @@ void add_pipeline_options(CLI::App* sub, PruneOptions& o) {
   sub->add_option("--seed", c.seed, "Seeds the data order (and scratch's weights)")
       ->capture_default_str()
       ->check(non_negative_integer());
-  sub->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str()->check(device_name());
   sub->add_option("--workers", c.workers, "Data loader threads")->capture_default_str()->check(non_negative_integer());
   sub->add_option("--on-nan", o.on_nan, "A step whose loss or gradients are not finite: stop the run, or skip the step")
       ->capture_default_str()
@@ -267,6 +267,7 @@ CLI::App* add_prune_command(CLI::App& app) {
   register_command(sub, [o, options, c, sub, config] {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "prune: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
+    if (!c->resume.empty()) c->resume_changes = changes_on_resume(*sub, c->resume);
     apply_config_files(*sub);
     if (c->stage_pr.empty()) usage_fail("prune: --stage-pr is required (as a flag or in the --config file)");
     check_names(*options);

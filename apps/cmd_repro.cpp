@@ -16,6 +16,7 @@
 #include "train/run_dir.h"
 #include "engine/error.h"
 #include "models/checkpoint.h"
+#include "engine/text.h"
 #include "prune/jsv.h"
 
 namespace tpp::apps {
@@ -121,17 +122,18 @@ int run_mlp_repro(const ReproConfig& config) {
   }
 
   std::string table = fmt::format(
-      "MLP-7-Linear on MNIST, PR {:g} on the six hidden layers, {} seed(s), recipe '{}'; best test accuracy (%) over "
-      "{} retraining epochs and the mean JSV right after pruning. Dense: {}% best, mean JSV {}.\n\n"
+      "MLP-7-Linear on MNIST, PR {:g} on the six hidden layers, {}, recipe '{}'; best test accuracy (%) over "
+      "{} and the mean JSV right after pruning. Dense: {}% best, mean JSV {}.\n\n"
       "| Method | LR 1e-2 | LR 1e-3 | mean JSV after pruning | paper LR 1e-2 | paper LR 1e-3 | paper JSV |\n"
       "|---|---|---|---|---|---|---|\n",
-      c.pr, c.seeds, r.name, r.epochs, dense_acc.text(2), dense_jsv.text(4));
+      c.pr, counted(c.seeds, "seed"), r.name, counted(r.epochs, "retraining epoch"), dense_acc.text(2),
+      dense_jsv.jsv_text());
   Json results = Json::object();
   for (const Variant& v : variants()) {
     const Cell& a = cells[fmt::format("{}/{:g}", v.method, 1e-2)];
     const Cell& b = cells[fmt::format("{}/{:g}", v.method, 1e-3)];
     const Cell& j = cells[v.method + "/jsv"];
-    table += fmt::format("| {} | {} | {} | {} | {:.2f} | {:.2f} | {:.4f} |\n", v.label, a.text(2), b.text(2), j.text(4),
+    table += fmt::format("| {} | {} | {} | {} | {:.2f} | {:.2f} | {:.4f} |\n", v.label, a.text(2), b.text(2), j.jsv_text(),
                          v.paper_lr2, v.paper_lr3, v.paper_jsv);
     results[v.method] = {{"best_acc_lr1e-2", a.values}, {"best_acc_lr1e-3", b.values}, {"jsv_after_pruning", j.values}};
   }
@@ -154,8 +156,8 @@ int run_mlp_repro(const ReproConfig& config) {
                     html_page({.title = "MLP-7-Linear on MNIST: the paper's Fig. 3",
                                .facts = {{"pruning ratio", fmt::format("{:g} on the six hidden layers", c.pr)},
                                          {"seeds", std::to_string(c.seeds)},
-                                         {"dense best accuracy", dense_acc.text(2)},
-                                         {"dense mean JSV", dense_jsv.text(4)}},
+                                         {"dense best accuracy", dense_acc.values.empty() ? std::string("-") : dense_acc.text(2) + "%"},
+                                         {"dense mean JSV", dense_jsv.jsv_text()}},
                                .charts = charts,
                                .sections = {{"Table", markdown_tables_html(table)}},
                                .config_toml = repro_config_toml(c, r)}));

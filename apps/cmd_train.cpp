@@ -83,7 +83,7 @@ CLI::App* add_train_command(CLI::App& app) {
   sub->add_option("--seed", c->seed, "Seeds the initial weights and the data order")
       ->capture_default_str()
       ->check(non_negative_integer());
-  sub->add_option("--device", options->device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str();
+  sub->add_option("--device", options->device, "cpu, cuda or cuda:N (default: cuda when available)")->capture_default_str()->check(device_name());
   sub->add_option("--workers", c->workers, "Data loader threads")->capture_default_str()->check(non_negative_integer());
   sub->add_flag("--sync-bn", c->sync_bn,
                 "Data-parallel runs: batch-norm statistics over the global batch (default: each rank's own)");
@@ -103,10 +103,15 @@ CLI::App* add_train_command(CLI::App& app) {
                   "(counted in log.jsonl); TPP_SYNC_DEBUG=1 names the op that produced it")
       ->capture_default_str()
       ->check(one_of({"stop", "skip"}));
+  sub->add_option("--checkpoint-interval", c->checkpoint_interval,
+                  "Steps between checkpoints inside an epoch (last.safetensors is written at every epoch's end too)")
+      ->capture_default_str()
+      ->check(positive_integer());
   add_run_dir_options(sub, config, c->out, c->overwrite, c->resume, "runs/<arch>-<dataset>-<time>");
   register_command(sub, [options, c, sub, config] {
     TPP_CHECK(c->resume.empty() || config->count() == 1,
               "train: --resume reads {}/config.toml; give flags to change options, not --config", c->resume);
+    if (!c->resume.empty()) c->resume_changes = changes_on_resume(*sub, c->resume);
     apply_config_files(*sub);
     if (c->arch.empty() || c->dataset.empty())
       usage_fail("train: --arch and --dataset are required (as flags or in the --config file)");

@@ -121,6 +121,61 @@ void apply_config_files(CLI::App& sub) {
   }
 }
 
+namespace {
+// A value as a comparable text: numbers by value ("0.10" is "0.1"), flags as true/false.
+std::string comparable(const std::string& text) {
+  if (text == "true" || text == "1") return "true";
+  if (text == "false" || text == "0") return "false";
+  try {
+    size_t used = 0;
+    const double value = std::stod(text, &used);
+    if (used == text.size()) return fmt::format("{}", value);
+  } catch (const std::exception&) {
+  }
+  return text;
+}
+
+std::string joined(const std::vector<std::string>& values) {
+  std::string out;
+  for (const std::string& v : values) out += (out.empty() ? "" : ",") + v;
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> changes_on_resume(const CLI::App& sub, const std::string& run_dir) {
+  static const std::vector<std::string> harmless = {"epochs",  "data-dir",     "workers", "checkpoint-interval",
+                                                    "log-interval", "device"};
+  const std::filesystem::path file = std::filesystem::path(run_dir) / "config.toml";
+  std::ifstream in(file);
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::vector<ConfigEntry> entries;
+  try {
+    entries = parse_config_text(text.str(), file.string());
+  } catch (const UsageError& e) {
+    usage_fail("{}: --resume {}", sub.get_name(), e.what());
+  }
+  std::vector<std::string> changes;
+  for (const ConfigEntry& entry : entries) {
+    const CLI::Option* option = sub.get_option_no_throw("--" + entry.key);
+    if (option == nullptr || option->count() == 0 ||
+        std::find(harmless.begin(), harmless.end(), entry.key) != harmless.end())
+      continue;
+    const std::string was = joined(entry.values), now = joined(option->results());
+    if (comparable(was) != comparable(now)) changes.push_back(fmt::format("{}: {} -> {}", entry.key, was, now));
+  }
+  const CLI::Option* allow = sub.get_option_no_throw("--allow-changes");
+  if (!changes.empty() && (allow == nullptr || allow->count() == 0)) {
+    std::string listed;
+    for (const std::string& c : changes) listed += (listed.empty() ? "--" : ", --") + c;
+    usage_fail("{}: --resume {}: {} the run's config.toml ({}); resume without {}, or pass --allow-changes to "
+               "continue with {} (logged in log.jsonl and the report)",
+               sub.get_name(), run_dir, changes.size() == 1 ? "an option differs from" : "options differ from",
+               listed, changes.size() == 1 ? "it" : "them", changes.size() == 1 ? "the change" : "the changes");
+  }
+  return changes;
+}
+
 void add_commands(CLI::App& app) {
   add_data_command(app);
   add_demo_command(app);
@@ -151,7 +206,7 @@ void add_run_dir_options(CLI::App* sub, CLI::Option* config, std::string& out, b
       sub->add_option("--out", out, fmt::format("Run directory (default: {})", default_out))->configurable(false);
   CLI::Option* overwrite_option =
       sub->add_flag("--overwrite", overwrite, "Replace the run in an existing --out directory")->configurable(false);
-  sub->add_option_function<std::string>(
+  CLI::Option* resume_option = sub->add_option_function<std::string>(
          "--resume",
          [&resume, config](const std::string& dir) {
            resume = dir;
@@ -166,6 +221,12 @@ void add_run_dir_options(CLI::App* sub, CLI::Option* config, std::string& out, b
       ->trigger_on_parse()
       ->excludes(out_option)
       ->excludes(overwrite_option);
+  sub->add_flag("--allow-changes")
+      ->description(
+          "--resume: accept options that change the run's meaning (batch size, LR, ...); logged in log.jsonl and the "
+          "report")
+      ->configurable(false)
+      ->needs(resume_option);
 }
 
 }  // namespace tpp::apps

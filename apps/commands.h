@@ -46,6 +46,13 @@ inline constexpr const char* kDataDirHelp =
 // UsageError naming the file and the line; a file with a bad line is
 // refused before any of its values is used.
 void apply_config_files(CLI::App& sub);
+// On `--resume`, before apply_config_files(): the options given on the
+// command line whose values differ from the run's config.toml, as
+// "batch-size: 128 -> 64". Options that do not change what the run computes
+// (epochs: more of them continue a finished run; data-dir, workers,
+// checkpoint-interval, log-interval, device) are left out. Without
+// --allow-changes any change is a usage error naming them all.
+std::vector<std::string> changes_on_resume(const CLI::App& sub, const std::string& run_dir);
 // The same for the TOML text of one file; `source` names it in errors.
 void apply_config_text(CLI::App& sub, const std::string& text, const std::string& source);
 

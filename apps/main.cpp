@@ -1,11 +1,15 @@
 // The `tpp` command line: one sub-command per job.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include "apps/commands.h"
 #include "apps/usage.h"
 #include "engine/distributed.h"
 #include "engine/error.h"
+#include "engine/interrupt.h"
 #include "engine/math_mode.h"
 #include "ops/cpu/conv_path.h"
 
@@ -42,6 +46,36 @@ std::string with_flag_names(const CLI::App& app, std::string_view message) {
   return tpp::apps::with_flag_names(message, selected.empty() ? app : *selected.front());
 }
 
+// The first Ctrl-C or SIGTERM asks the run to stop after its current step
+// and save a checkpoint (engine/interrupt.h); a second one ends it at once.
+extern "C" void on_stop_signal(int signal) {
+  if (tpp::interrupt_requested() != 0) _exit(128 + signal);
+  tpp::request_interrupt(signal);
+}
+
+void stop_cleanly_on_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// Commands whose runs checkpoint and resume; the others keep the default
+// action (a Ctrl-C ends them at once).
+bool runs_resumably(const CLI::App& app) { return app.got_subcommand("train") || app.got_subcommand("prune"); }
+
+// "tpp: interrupted (SIGINT): <where it stopped>; resume with: tpp train --resume DIR"
+int report_interrupt(const CLI::App& app, const tpp::Interrupted& e) {
+  const auto selected = app.get_subcommands();
+  const std::string command = selected.empty() ? "tpp" : "tpp " + selected.front()->get_name();
+  fmt::print(stderr, "tpp: interrupted ({}): {}; resume with: {} --resume {}\n",
+             e.signal == SIGTERM ? "SIGTERM" : e.signal == SIGINT ? "SIGINT" : fmt::format("signal {}", e.signal),
+             e.what(), command, e.run_dir);
+  return 128 + e.signal;
+}
+
 bool asks_for_help(const CLI::ParseError& e) {
   return dynamic_cast<const CLI::CallForHelp*>(&e) != nullptr ||
          dynamic_cast<const CLI::CallForAllHelp*>(&e) != nullptr;
@@ -76,7 +110,10 @@ int main(int argc, char** argv) {
       fmt::print("{}", app.help());
       return 0;
     }
+    if (runs_resumably(app)) stop_cleanly_on_signals();
     return tpp::apps::run_selected(app);
+  } catch (const tpp::Interrupted& e) {
+    return report_interrupt(app, e);
   } catch (const CLI::ParseError& e) {
     if (asks_for_help(e)) return app.exit(e);
     return report_error(tpp::apps::usage_error_text(app, e), tpp::apps::kUsageExitStatus);

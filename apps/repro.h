@@ -94,6 +94,8 @@ struct Cell {
   double mean() const;
   double std() const;
   std::string text(int decimals) const;
+  // A mean JSV as prune::jsv_text writes every JSV (small ones in scientific notation).
+  std::string jsv_text() const;
 };
 
 // (epoch, value) of test accuracy and mean JSV, epoch 0 right after pruning,

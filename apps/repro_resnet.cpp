@@ -21,6 +21,7 @@
 #include "apps/repro.h"
 #include "train/report.h"
 #include "train/run_dir.h"
+#include "engine/text.h"
 #include "engine/error.h"
 
 namespace tpp::apps::repro {
@@ -179,8 +180,8 @@ int run_resnet_repro(const ReproConfig& config) {
                     .recipe = with_overrides(recipe_named(c.recipe), c),
                     .stage_pr = fmt::format("*layer*.conv1:{:g}", c.pr)};
   const Recipe& r = study.recipe;
-  fmt::print("repro: {} on {}, PR {:g} on *layer*.conv1, {} seed(s), recipe '{}': {}\n", c.arch, c.dataset, c.pr,
-             c.seeds, r.name, r.description);
+  fmt::print("repro: {} on {}, PR {:g} on *layer*.conv1, {}, recipe '{}': {}\n", c.arch, c.dataset, c.pr,
+             counted(c.seeds, "seed"), r.name, r.description);
   const auto started = std::chrono::steady_clock::now();
   fs::create_directories(c.out);
   for (int seed = 0; seed < c.seeds; ++seed) study.run_seed(seed);
@@ -242,15 +243,16 @@ int run_resnet_repro(const ReproConfig& config) {
   // The tables.
   const auto get = [&](const std::string& key) -> const Cell& { return cells[key]; };
   std::string table = fmt::format(
-      "{} on {}, PR {:g} on every *layer*.conv1, {} seed(s), recipe '{}' ({}).\n"
+      "{} on {}, PR {:g} on every *layer*.conv1, {}, recipe '{}' ({}).\n"
       "Dense: {}% best test accuracy. Params {} -> {} (sparsity {:.2f}%), FLOPs {:.2f}x fewer, measured inference "
       "speedup {}. Compute time per seed: {} s.\n\n"
       "Best test accuracy (%) over the retraining epochs, accuracy right after removal (before retraining) and the "
       "mean JSV right after pruning; the paper's ResNet-56 / CIFAR-10 numbers (Tab. 1) where it reports this PR.\n\n"
       "| Method | right after removal | LR 1e-2 | LR 1e-3 | mean JSV after pruning | paper LR 1e-2 | paper LR 1e-3 |\n"
       "|---|---|---|---|---|---|---|\n",
-      c.arch, c.dataset, c.pr, c.seeds, r.name, r.description, dense_acc.text(2),
-      counts.at("dense").at("params").get<int64_t>(), counts.at("pruned").at("params").get<int64_t>(),
+      c.arch, c.dataset, c.pr, counted(c.seeds, "seed"), r.name, r.description, dense_acc.text(2),
+      with_commas(counts.at("dense").at("params").get<int64_t>()),
+      with_commas(counts.at("pruned").at("params").get<int64_t>()),
       100 * counts.at("sparsity").get<double>(), counts.at("flops_speedup").get<double>(),
       counts.at("measured_speedup").is_number() ? fmt::format("{:.2f}x", counts.at("measured_speedup").get<double>())
                                                 : std::string("-"),
@@ -259,7 +261,7 @@ int run_resnet_repro(const ReproConfig& config) {
   for (const Method& m : methods()) {
     const Cell &a = get(fmt::format("{}/{:g}", m.method, 1e-2)), &b = get(fmt::format("{}/{:g}", m.method, 1e-3));
     table += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", m.label, get(m.method + "/removal").text(2),
-                         a.text(2), b.text(2), get(m.method + "/jsv").text(4),
+                         a.text(2), b.text(2), get(m.method + "/jsv").jsv_text(),
                          paper_text(paper_at(c.pr, m.pr07, m.pr09, &PaperNumbers::lr2)),
                          paper_text(paper_at(c.pr, m.pr07, m.pr09, &PaperNumbers::lr3)));
     results[m.method] = {{"acc_after_removal", get(m.method + "/removal").values},
@@ -309,7 +311,7 @@ int run_resnet_repro(const ReproConfig& config) {
                                .facts = {{"pruning ratio", fmt::format("{:g} on every *layer*.conv1", c.pr)},
                                          {"recipe", fmt::format("{}: {}", r.name, r.description)},
                                          {"seeds", std::to_string(c.seeds)},
-                                         {"dense best accuracy", dense_acc.text(2)},
+                                         {"dense best accuracy", dense_acc.values.empty() ? std::string("-") : dense_acc.text(2) + "%"},
                                          {"compute time per seed (s)", compute_seconds.text(0)}},
                                .charts = charts,
                                .sections = {{"Tables", train::markdown_tables_html(table)}},

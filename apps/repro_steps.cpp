@@ -9,6 +9,7 @@
 #include "apps/repro.h"
 #include "train/report.h"
 #include "engine/error.h"
+#include "prune/jsv.h"
 
 namespace tpp::apps::repro {
 
@@ -178,6 +179,12 @@ std::string Cell::text(int decimals) const {
                            : fmt::format("{:.{}f}", mean(), decimals);
 }
 
+std::string Cell::jsv_text() const {
+  if (values.empty()) return "-";
+  return values.size() > 1 ? fmt::format("{} ± {}", prune::jsv_text(mean()), prune::jsv_text(std()))
+                           : prune::jsv_text(mean());
+}
+
 Curve retrain_curve(const fs::path& dir, int64_t max_epoch) {
   Curve curve;
   const auto add = [&](double epoch, const Json& line) {
@@ -221,14 +228,21 @@ std::vector<std::string> retrain_charts(const std::vector<ChartedRun>& runs, int
   return charts;
 }
 
-// The experiment's settings, for the report's Config section.
+// The experiment's settings, for the report's Config section: those of this
+// experiment only (mlp7-mnist has no arch or dataset to choose), as run.
 std::string repro_config_toml(const ReproConfig& c, const Recipe& r) {
-  return fmt::format(
-      "experiment = \"{}\"\nseeds = {}\npr = {:g}\nrecipe = \"{}\"\narch = \"{}\"\ndataset = \"{}\"\n"
+  const bool mlp = c.experiment == "mlp7-mnist";
+  std::string out = fmt::format("experiment = \"{}\"\nseeds = {}\npr = {:g}\n", c.experiment, c.seeds, c.pr);
+  if (!mlp) out += fmt::format("recipe = \"{}\"\n", r.name);
+  out += fmt::format("arch = \"{}\"\ndataset = \"{}\"\n", mlp ? "mlp7_linear" : c.arch, mlp ? "mnist" : c.dataset);
+  if (!c.data_dir.empty()) out += fmt::format("data-dir = \"{}\"\n", c.data_dir);
+  out += fmt::format(
       "dense-epochs = {}\nepochs = {}\nreg-granularity = {:g}\nreg-interval = {}\nstabilize-iters = {}\n"
-      "zero-out-interval = {}\nout = \"{}\"\n",
-      c.experiment, c.seeds, c.pr, r.name, c.arch, c.dataset, r.dense_epochs, r.epochs, r.reg_granularity,
-      r.reg_interval, r.stabilize_iters, r.zero_out_interval, c.out);
+      "zero-out-interval = {}\n",
+      r.dense_epochs, r.epochs, r.reg_granularity, r.reg_interval, r.stabilize_iters, r.zero_out_interval);
+  if (c.limit > 0) out += fmt::format("limit = {}\n", c.limit);
+  if (c.test_limit > 0) out += fmt::format("test-limit = {}\n", c.test_limit);
+  return out + fmt::format("out = \"{}\"\n", c.out);
 }
 
 }  // namespace tpp::apps::repro

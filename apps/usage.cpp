@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "engine/device.h"
 #include "engine/lr_schedule.h"
 #include "engine/suggest.h"
 
@@ -111,6 +112,19 @@ CLI::Validator lr_schedule_text() {
         return std::string();
       },
       "SCHEDULE", "epoch:lr,...");
+}
+
+CLI::Validator device_name() {
+  return CLI::Validator(
+      [](std::string& text) {
+        try {
+          Device::parse(text);
+        } catch (const Error&) {
+          return fmt::format("must be cpu, cuda or cuda:N (got '{}')", text);
+        }
+        return std::string();
+      },
+      "DEVICE", "cpu, cuda or cuda:N");
 }
 
 CLI::Validator one_of(std::vector<std::string> names) {

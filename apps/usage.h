@@ -48,6 +48,8 @@ CLI::Validator non_negative_number();
 CLI::Validator pruning_ratio();
 // A step LR schedule "epoch:lr,..." as LrSchedule::parse_milestones reads it.
 CLI::Validator lr_schedule_text();
+// A device as Device::parse reads it: cpu, cuda or cuda:N.
+CLI::Validator device_name();
 // One of `names` (matched exactly); a near miss is suggested.
 CLI::Validator one_of(std::vector<std::string> names);
 

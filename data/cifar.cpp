@@ -31,10 +31,6 @@ RecordLayout layout_for(CifarLabels labels) {
   return {};
 }
 
-std::vector<std::string> cifar10_names() {
-  return {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
-}
-
 std::vector<std::string> cifar100_coarse_names() {
   return {"aquatic_mammals",
           "fish",
@@ -122,6 +118,10 @@ std::shared_ptr<TensorDataset> load(const std::vector<fs::path>& files, CifarLab
 }
 
 }  // namespace
+
+std::vector<std::string> cifar10_names() {
+  return {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+}
 
 void parse_cifar_records(std::span<const uint8_t> bytes, CifarLabels which, std::string_view where,
                          std::vector<uint8_t>& pixels, std::vector<int64_t>& labels) {

@@ -33,4 +33,7 @@ std::shared_ptr<TensorDataset> load_cifar10(const std::filesystem::path& dir, co
 std::shared_ptr<TensorDataset> load_cifar100(const std::filesystem::path& dir, const std::string& split,
                                              bool coarse = false);
 
+// The ten CIFAR-10 class names, in label order.
+std::vector<std::string> cifar10_names();
+
 }  // namespace tpp::data

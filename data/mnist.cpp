@@ -33,13 +33,13 @@ void check_body(size_t file_bytes, size_t header, uint64_t count, uint64_t recor
             file_bytes - expected, count, records, expected);
 }
 
-std::vector<std::string> class_names_for(const std::string& name) {
+}  // namespace
+
+std::vector<std::string> mnist_class_names(const std::string& name) {
   if (name == "fashion-mnist")
     return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
   return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
 }
-
-}  // namespace
 
 Tensor parse_idx_images(std::span<const uint8_t> bytes, std::string_view where) {
   constexpr size_t header = 16;
@@ -81,7 +81,7 @@ std::shared_ptr<TensorDataset> load_mnist(const fs::path& dir, const std::string
   const std::string prefix = split == "train" ? "train" : "t10k";
   const fs::path images_path = require_plain_or_gz(dir / (prefix + "-images-idx3-ubyte"), name);
   const fs::path labels_path = require_plain_or_gz(dir / (prefix + "-labels-idx1-ubyte"), name);
-  std::vector<std::string> classes = class_names_for(name);
+  std::vector<std::string> classes = mnist_class_names(name);
   Tensor images = read_idx_images(images_path, name);
   Tensor labels = read_idx_labels(labels_path, name, static_cast<int64_t>(classes.size()));
   TPP_CHECK(images.size(0) == labels.size(0), "{}: {} holds {} labels but {} holds {} images", name,

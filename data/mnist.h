@@ -23,6 +23,9 @@ Tensor read_idx_labels(const std::filesystem::path& path, std::string_view what,
 Tensor parse_idx_images(std::span<const uint8_t> bytes, std::string_view where);
 Tensor parse_idx_labels(std::span<const uint8_t> bytes, std::string_view where, int64_t num_classes);
 
+// The class names of "mnist" (the digits) or "fashion-mnist".
+std::vector<std::string> mnist_class_names(const std::string& name);
+
 // `name` is "mnist" or "fashion-mnist" (it picks the class names).
 std::shared_ptr<TensorDataset> load_mnist(const std::filesystem::path& dir, const std::string& split,
                                           const std::string& name = "mnist");

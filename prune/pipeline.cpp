@@ -19,6 +19,7 @@
 #include "engine/build_info.h"
 #include "engine/device.h"
 #include "engine/error.h"
+#include "engine/interrupt.h"
 #include "engine/philox.h"
 #include "ops/elementwise.h"
 #include "models/checkpoint.h"
@@ -156,6 +157,13 @@ class Pipeline {
   void open_resumed();
   void check_plan(const prune::PrunePlan& plan) const;
   prune::PlanSpec plan_spec() const { return {.stage_pr = c_.stage_pr, .skip_layers = c_.skip_layers}; }
+  prune::PenaltySchedule penalty_schedule() const {
+    return {.step = c_.reg_granularity,
+            .ceiling = c_.reg_ceiling,
+            .interval = c_.reg_interval,
+            .stabilize = c_.stabilize_iters,
+            .zero_out_interval = c_.zero_out_interval};
+  }
 
   // Phases.
   void orth_regularize();
@@ -163,8 +171,11 @@ class Pipeline {
   void remove();
   void retrain();
 
+  // `phase_iterations` > 0: a phase of that many iterations (progress by
+  // iteration, the retraining's steps counted in its ETA).
   std::unique_ptr<Trainer> make_trainer(const char* phase, const LrSchedule& schedule, int64_t epochs,
-                                        TrainHooks hooks, data::DataLoader& train_loader);
+                                        TrainHooks hooks, data::DataLoader& train_loader,
+                                        int64_t phase_iterations = 0);
   LrSchedule regularized_phase_lr() const { return LrSchedule::parse_milestones(fmt::format("0:{}", c_.reg_lr)); }
   // Runs `trainer` to `total` iterations with a checkpoint every interval;
   // `after_epoch` sees each completed pass.
@@ -173,7 +184,9 @@ class Pipeline {
 
   void log(Json line);
   void save_state(const Trainer* trainer);
-  void write_outcome(const std::string& error = "");
+  void write_outcome(const std::string& error = "", const std::string& status = "");
+  // After a stop request: the state is saved; summary.json says so.
+  [[noreturn]] void stop_interrupted(int signal, int64_t iteration, int64_t total);
 
   const PipelineConfig& c_;
   const prune::Method& method_;
@@ -196,8 +209,37 @@ class Pipeline {
 };
 
 void Pipeline::check_plan(const prune::PrunePlan& plan) const {
-  TPP_CHECK(plan.pruned_layers() > 0, "prune: `stage_pr` '{}'{} prunes no layer", c_.stage_pr,
-            c_.skip_layers.empty() ? "" : fmt::format(" with `skip_layers` '{}'", c_.skip_layers));
+  if (plan.pruned_layers() == 0)
+    setting_fail("prune: `stage_pr` '{}'{} prunes no layer", c_.stage_pr,
+                 c_.skip_layers.empty() ? "" : fmt::format(" with `skip_layers` '{}'", c_.skip_layers));
+  if (method_.tpp) penalty_schedule().check(plan);
+}
+
+// The numbers of the config that no phase could run with, found before
+// anything is read or written (the front end's checks may not have seen a
+// config built in code).
+void check_settings(const PipelineConfig& c) {
+  const auto positive = [](const char* name, auto value) {
+    if (!(value > 0)) setting_fail("prune: `{}` must be positive (got {})", name, value);
+  };
+  const auto not_negative = [](const char* name, auto value) {
+    if (!(value >= 0)) setting_fail("prune: `{}` must not be negative (got {})", name, value);
+  };
+  positive("batch_size", c.batch_size);
+  positive("reg_lr", c.reg_lr);
+  positive("orth_reg_iters", c.orth_reg_iters);
+  positive("log_interval", c.log_interval);
+  positive("checkpoint_interval", c.checkpoint_interval);
+  not_negative("epochs", c.epochs);
+  not_negative("limit", c.limit);
+  not_negative("test_limit", c.test_limit);
+  not_negative("momentum", c.momentum);
+  not_negative("weight_decay", c.weight_decay);
+  not_negative("gram_weight", c.gram_weight);
+  not_negative("orth_weight", c.orth_weight);
+  not_negative("orthp_gain", c.orthp_gain);
+  not_negative("jsv_batches", c.jsv_batches);
+  not_negative("workers", c.workers);
 }
 
 void Pipeline::open_base() {
@@ -260,13 +302,18 @@ void Pipeline::open_resumed() {
 }
 
 std::unique_ptr<Trainer> Pipeline::make_trainer(const char* phase, const LrSchedule& schedule, int64_t epochs,
-                                                TrainHooks hooks, data::DataLoader& train_loader) {
+                                                TrainHooks hooks, data::DataLoader& train_loader,
+                                                int64_t phase_iterations) {
+  // The retraining still to come after a regularised phase, for the run's ETA.
+  const int64_t steps_after = phase_iterations > 0 ? c_.epochs * train_loader.num_batches() : 0;
   auto trainer = std::make_unique<Trainer>(*model_, train_loader, *test_loader_,
                                            TrainerOptions{.schedule = schedule,
                                                           .momentum = c_.momentum,
                                                           .weight_decay = c_.weight_decay,
                                                           .nesterov = c_.nesterov,
                                                           .epochs = epochs,
+                                                          .phase_iterations = phase_iterations,
+                                                          .steps_after_phase = steps_after,
                                                           // One plain line per epoch under a launcher (train/training_run.cpp).
                                                           .live_progress = c_.live_progress &&
                                                                            train::stdout_is_terminal() &&
@@ -289,7 +336,17 @@ void Pipeline::run_iterations(Trainer& trainer, int64_t total,
     const EpochStats stats = trainer.run_epoch(std::min(total, next_checkpoint));
     if (stats.complete) after_epoch(stats);
     if (trainer.state().global_step < total) save_state(&trainer);
+    if (const int signal = interrupt_requested();
+        signal != 0 && !dist_.distributed() && trainer.state().global_step < total)
+      stop_interrupted(signal, trainer.state().global_step, total);
   }
+}
+
+void Pipeline::stop_interrupted(int signal, int64_t iteration, int64_t total) {
+  if (run_) write_outcome("", "interrupted");
+  throw Interrupted(signal, dir_.string(),
+                    fmt::format("prune: saved in phase {} after iteration {} of {}", phase_name(phase_), iteration,
+                                with_commas(total)));
 }
 
 Json epoch_line(const char* phase, const EpochStats& stats) {
@@ -306,7 +363,8 @@ void Pipeline::orth_regularize() {
   hooks.extra_loss = [&](const StepContext&) { return prune::orth_regularization(*model_, which) * c_.orth_weight; };
   const int64_t per_epoch = train_loader->num_batches();
   const auto trainer = make_trainer("orth-regularize", regularized_phase_lr(),
-                                    (c_.orth_reg_iters + per_epoch - 1) / per_epoch, std::move(hooks), *train_loader);
+                                    (c_.orth_reg_iters + per_epoch - 1) / per_epoch, std::move(hooks), *train_loader,
+                                    c_.orth_reg_iters);
   say("prune: orthogonality-regularised training of the dense model, {} iterations at LR {:g}\n", c_.orth_reg_iters,
       c_.reg_lr);
   run_iterations(*trainer, c_.orth_reg_iters, [&](const EpochStats& s) { log(epoch_line("orth-regularize", s)); });
@@ -317,11 +375,7 @@ void Pipeline::orth_regularize() {
 void Pipeline::regularize() {
   const auto train_loader = train::make_train_loader(data_, loader_spec());
   const prune::TppRegularizer reg(*model_, *plan_,
-                                  {.schedule = {.step = c_.reg_granularity,
-                                                .ceiling = c_.reg_ceiling,
-                                                .interval = c_.reg_interval,
-                                                .stabilize = c_.stabilize_iters,
-                                                .zero_out_interval = c_.zero_out_interval},
+                                  {.schedule = penalty_schedule(),
                                    .gram_weight = c_.gram_weight,
                                    .target = c_.reg_target,
                                    .gram = !c_.no_gram,
@@ -354,7 +408,7 @@ void Pipeline::regularize() {
           }};
   const int64_t total = reg.iterations(), per_epoch = train_loader->num_batches();
   const auto trainer = make_trainer("regularize", regularized_phase_lr(),
-                                    (total + per_epoch - 1) / per_epoch, std::move(hooks), *train_loader);
+                                    (total + per_epoch - 1) / per_epoch, std::move(hooks), *train_loader, total);
   say("prune: TPP regularisation, {} iterations (lambda reaches {:g} at {}, then {} to stabilise) at LR {:g}\n", total,
       c_.reg_ceiling, c_.reg_interval * static_cast<int64_t>(std::ceil(c_.reg_ceiling / c_.reg_granularity)),
       c_.stabilize_iters, c_.reg_lr);
@@ -492,7 +546,7 @@ void Pipeline::save_state(const Trainer* trainer) {
   models::save_checkpoint(run_->last_checkpoint(), *model_, info, extras);
 }
 
-void Pipeline::write_outcome(const std::string& error) {
+void Pipeline::write_outcome(const std::string& error, const std::string& status) {
   if (!run_) return;
   const std::vector<Json> lines = run_->read_log();
   Json summary = prune_summary_json(lines, {.method = method_.name,
@@ -510,6 +564,7 @@ void Pipeline::write_outcome(const std::string& error) {
   summary["sync_bn"] = c_.sync_bn && dist_.distributed();
   summary["pid"] = static_cast<int64_t>(getpid());  // `tpp compare` tells a running run from a killed one
   if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
+  if (!status.empty()) summary["status"] = status;
   run_->write_summary(summary);
   run_->write_report(prune_report_html(summary, lines, config_toml_));
 }
@@ -531,12 +586,11 @@ void Pipeline::run() {
   const RunDir::Mode mode = resuming ? RunDir::Mode::resume
                             : c_.overwrite ? RunDir::Mode::overwrite
                                            : RunDir::Mode::create;
+  check_settings(c_);
   train::check_training_device(c_.device, "prune");
   // Early, so that any later error on one rank ends every rank (apps/main.cpp).
   dist_ = models::init_distributed(c_.distributed, c_.device);
   device_ = train::training_device(c_.device, dist_.local_rank, dist_.distributed());
-  TPP_CHECK(c_.log_interval > 0 && c_.checkpoint_interval > 0,
-            "prune: `log_interval` and `checkpoint_interval` must be positive");
   // Several ranks must agree on the default run directory's time stamp.
   std::string dir_text = resuming ? c_.resume
                          : !c_.out.empty()
@@ -599,6 +653,8 @@ void Pipeline::run() {
     std::fflush(stdout);
     if (!resuming) save_state(nullptr);
   });
+  if (resuming && !c_.resume_changes.empty())
+    log({{"phase", "resume"}, {"resumed_in", phase_name(phase_)}, {"changes", c_.resume_changes}});
 
   train::recording_failure(
       [&] {

@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "engine/device.h"
 #include "engine/lr_schedule.h"
@@ -83,6 +84,9 @@ struct PipelineConfig {
   // Written to the run's config.toml (the front end's own record of the run's
   // settings, what a resume reads back); the pipeline does not read it.
   std::string config_toml;
+  // Settings that a resume changes, as the front end words them
+  // ("batch-size: 128 -> 64"): logged in log.jsonl and shown in the report.
+  std::vector<std::string> resume_changes;
   // Live progress lines on a terminal (train/progress.h).
   bool live_progress = true;
 };

@@ -185,6 +185,12 @@ std::string prune_report_html(const Json& summary, const std::vector<Json>& log,
                                       : "-"},
       {"engine", summary.at("engine_version").get<std::string>()}};
   if (summary.contains("error")) facts.insert(facts.begin() + 1, {"error", summary.at("error").get<std::string>()});
+  for (const Json& line : log) {
+    if (!is_phase(line, "resume")) continue;
+    std::string changes;
+    for (const Json& c : line.at("changes")) changes += (changes.empty() ? "" : "; ") + c.get<std::string>();
+    facts.emplace_back("changed on resume", fmt::format("in phase {}: {}", line.at("resumed_in").get<std::string>(), changes));
+  }
   return html_page({.title = fmt::format("{} pruning of {} on {}", summary.at("method").get<std::string>(),
                                          summary.at("arch").get<std::string>(), summary.at("dataset").get<std::string>()),
                     .facts = facts,

@@ -105,8 +105,8 @@ double parse_ratio(const std::string& spec, std::string_view pattern, std::strin
   errno = 0;
   const double r = std::strtod(s.c_str(), &end);
   const bool number = !s.empty() && end == s.c_str() + s.size() && errno == 0 && std::isfinite(r);
-  TPP_CHECK(number && r >= 0 && r < 1, "stage-pr '{}': the ratio '{}' of '{}' must be a number in [0, 1)", spec, text,
-            pattern);
+  if (!(number && r >= 0 && r < 1))
+    setting_fail("stage-pr '{}': the ratio '{}' of '{}' must be a number in [0, 1)", spec, text, pattern);
   return r;
 }
 
@@ -122,7 +122,7 @@ void check_every_glob_matches(const std::vector<std::string>& globs, const std::
     if (used) continue;
     std::vector<std::string> names;
     for (const models::LayerLink& l : links) names.push_back(l.name);
-    fail("{} '{}': the pattern '{}' matches no conv or linear layer of the model; its layers: {}", flag, spec, glob,
+    setting_fail("{} '{}': the pattern '{}' matches no conv or linear layer of the model; its layers: {}", flag, spec, glob,
          fmt::join(names, ", "));
   }
 }
@@ -156,8 +156,8 @@ std::vector<RatioRule> parse_stage_pr(const std::string& spec) {
   std::vector<RatioRule> rules;
   for (const std::string_view item : split_commas(spec)) {
     const size_t colon = item.rfind(':');
-    TPP_CHECK(colon != std::string_view::npos && !trim(item.substr(0, colon)).empty(),
-              "stage-pr '{}': the item '{}' is not pattern:ratio", spec, item);
+    if (colon == std::string_view::npos || trim(item.substr(0, colon)).empty())
+      setting_fail("stage-pr '{}': the item '{}' is not pattern:ratio", spec, item);
     const std::string_view pattern = trim(item.substr(0, colon));
     rules.push_back({std::string(pattern), parse_ratio(spec, pattern, trim(item.substr(colon + 1)))});
   }
@@ -167,7 +167,7 @@ std::vector<RatioRule> parse_stage_pr(const std::string& spec) {
 std::vector<std::string> parse_skip_layers(const std::string& spec) {
   std::vector<std::string> globs;
   for (const std::string_view item : split_commas(spec)) {
-    TPP_CHECK(!item.empty(), "skip-layers '{}': empty pattern", spec);
+    if (item.empty()) setting_fail("skip-layers '{}': empty pattern", spec);
     globs.emplace_back(item);
   }
   return globs;
@@ -195,9 +195,9 @@ bool is_plain_name(std::string_view pattern) { return pattern.find_first_of("*?[
     return is_plain_name(r.pattern) && glob_match(r.pattern, link.name);
   });
   if (named != rules.rend())
-    fail("stage-pr '{}': the filters of '{}' cannot be removed: {}; remove '{}:{:g}' from `stage_pr`", stage_pr,
+    setting_fail("stage-pr '{}': the filters of '{}' cannot be removed: {}; remove '{}:{:g}' from `stage_pr`", stage_pr,
          link.name, link.refusal, named->pattern, named->ratio);
-  fail("stage-pr '{}' gives '{}' the ratio {:g}, but its filters cannot be removed: {} (exclude it with `skip_layers`)",
+  setting_fail("stage-pr '{}' gives '{}' the ratio {:g}, but its filters cannot be removed: {} (exclude it with `skip_layers`)",
        stage_pr, link.name, ratio, link.refusal);
 }
 

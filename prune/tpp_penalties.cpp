@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "engine/autograd.h"
+#include "engine/text.h"
 #include "models/layers.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -227,12 +228,30 @@ bool PenaltySchedule::zero_out_due(int64_t t, int64_t exec_index) const {
   return stabilizing(t) && t - switch_iteration() >= zero_out_interval * (exec_index + 1);
 }
 
-void PenaltySchedule::check(int64_t conv_linear_layers) const {
-  switch_iteration();
-  TPP_CHECK(stabilize >= zero_out_interval * conv_linear_layers,
-            "penalty schedule: {} stabilisation iterations cannot zero {} layers {} iterations apart (needs at least "
-            "{})",
-            stabilize, conv_linear_layers, zero_out_interval, zero_out_interval * conv_linear_layers);
+void PenaltySchedule::check(const PrunePlan& plan) const {
+  if (!(step > 0 && ceiling > 0 && interval > 0))
+    setting_fail("`reg_granularity`, `reg_ceiling` and `reg_interval` must be positive, got {:g}, {:g} and {}", step,
+                 ceiling, interval);
+  if (zero_out_interval <= 0 || stabilize < 0)
+    setting_fail("`zero_out_interval` must be positive and `stabilize_iters` not negative, got {} and {}",
+                 zero_out_interval, stabilize);
+  const LayerPlan* last = nullptr;
+  int64_t pruned = 0;
+  for (const LayerPlan& l : plan.layers) {
+    if (l.pruned.empty()) continue;
+    ++pruned;
+    if (last == nullptr || l.exec_index > last->exec_index) last = &l;
+  }
+  if (last == nullptr) return;  // nothing to zero (the regularizer refuses such a plan itself)
+  const int64_t needed = zero_out_interval * (last->exec_index + 1);
+  if (stabilize < needed)
+    setting_fail(
+        "`stabilize_iters` {} is too short for `zero_out_interval` {}: {}, '{}' (conv/linear layer "
+        "{} of {} in forward order), is zeroed {} iterations into stabilisation; give `stabilize_iters` {} or more, "
+        "or a smaller `zero_out_interval`",
+        stabilize, zero_out_interval,
+        pruned == 1 ? std::string("the pruned layer") : fmt::format("the last of the {} pruned layers", pruned), last->name, last->exec_index + 1,
+        plan.layers.size(), needed, needed);
 }
 
 }  // namespace tpp::prune

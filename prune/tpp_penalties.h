@@ -89,9 +89,12 @@ struct PenaltySchedule {
   bool zero_out_due(int64_t t, int64_t exec_index) const;
   // The iteration after whose step the pruned filters are removed: t* + S.
   int64_t removal_iteration() const { return switch_iteration() + stabilize; }
-  // The reference code's requirement S ≥ zero_out_interval × (conv/linear layers),
-  // so that every layer is zeroed before removal; throws otherwise.
-  void check(int64_t conv_linear_layers) const;
+  // Every pruned layer of `plan` is hard-zeroed before removal: the last one
+  // in forward order (turn q) needs S ≥ zero_out_interval·(q + 1). (The
+  // reference code asks S ≥ zero_out_interval × all conv/linear layers; only
+  // the pruned ones have anything to zero.) Throws SettingError naming the
+  // pipeline's settings (`stabilize_iters`, `zero_out_interval`, ...).
+  void check(const PrunePlan& plan) const;
 };
 
 }  // namespace tpp::prune

@@ -47,7 +47,7 @@ std::vector<int64_t> complement(int64_t n, const std::vector<int64_t>& rows) {
 TppRegularizer::TppRegularizer(models::Module& model, const PrunePlan& plan, TppOptions options)
     : options_(options), layers_(pruned_layers(model, plan)) {
   TPP_CHECK(!layers_.empty(), "tpp: the plan prunes no layer; give `stage_pr` ratios above 0");
-  options_.schedule.check(static_cast<int64_t>(plan.layers.size()));
+  options_.schedule.check(plan);
   // Made once, on the weights' device: the penalties reuse them every iteration.
   for (const PrunedLayer& l : layers_)
     references_.push_back(options_.target == GramTarget::diagonal

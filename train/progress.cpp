@@ -23,10 +23,11 @@ std::string format_duration(double seconds) {
 
 ProgressLine::ProgressLine(bool live) : live_(live) {}
 
-void ProgressLine::start(std::string label, int64_t total_steps, int64_t steps_after) {
+void ProgressLine::start(std::string label, int64_t total_steps, int64_t steps_after, int64_t done_at_start) {
   label_ = std::move(label);
   total_ = total_steps;
   steps_after_ = steps_after;
+  done_at_start_ = done_at_start;
   started_ = Clock::now();
   last_drawn_ = started_ - kRedrawInterval;
 }
@@ -37,7 +38,7 @@ void ProgressLine::update(int64_t done, int64_t images, double mean_loss) {
   if (now - last_drawn_ < kRedrawInterval && done < total_) return;
   last_drawn_ = now;
   const double elapsed = std::chrono::duration<double>(now - started_).count();
-  const double per_step = elapsed / static_cast<double>(std::max<int64_t>(done, 1));
+  const double per_step = elapsed / static_cast<double>(std::max<int64_t>(done - done_at_start_, 1));
   const double epoch_left = per_step * static_cast<double>(total_ - done);
   std::string eta = format_duration(epoch_left);
   if (steps_after_ > 0) eta += fmt::format(" (run {})", format_duration(epoch_left + per_step * static_cast<double>(steps_after_)));

@@ -21,9 +21,11 @@ class ProgressLine {
   explicit ProgressLine(bool live);
 
   // A new phase of `total_steps` steps; `label` starts every line ("epoch 3/90").
-  // `steps_after` is how many steps later phases still hold, for the run's ETA.
-  void start(std::string label, int64_t total_steps, int64_t steps_after = 0);
-  // After step `done` (1-based) of the phase, having seen `images` images so far.
+  // `steps_after` is how many steps later phases still hold, for the run's ETA;
+  // `done_at_start` the steps already done (a resumed phase): the rate counts
+  // from there.
+  void start(std::string label, int64_t total_steps, int64_t steps_after = 0, int64_t done_at_start = 0);
+  // After step `done` (1-based) of the phase, having seen `images` images since start().
   void update(int64_t done, int64_t images, double mean_loss);
   // Replaces the live line (if any) with `text` and ends the line.
   void finish(const std::string& text);
@@ -34,7 +36,7 @@ class ProgressLine {
   using Clock = std::chrono::steady_clock;
   bool live_;
   std::string label_;
-  int64_t total_ = 0, steps_after_ = 0;
+  int64_t total_ = 0, steps_after_ = 0, done_at_start_ = 0;
   Clock::time_point started_, last_drawn_;
 };
 

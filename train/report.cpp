@@ -147,7 +147,8 @@ std::string svg_chart(const std::vector<ChartSeries>& series, const ChartOptions
   const auto y_of = [&](double y) { return log_y ? std::log10(y) : y; };
   const Axis xa = make_axis(x_min, x_max, mark == Mark::line, mark == Mark::line);
   Axis ya = make_axis(y_of(y_min), y_of(y_max), false, log_y);
-  if (log_y) ya.lo = std::floor(y_of(y_min)), ya.hi = std::max(std::ceil(y_of(y_max)), ya.lo + 1);  // whole decades
+  // Whole decades, with a tenth of one to spare so that no line runs along the frame.
+  if (log_y) ya.lo = std::floor(y_of(y_min) - 0.1), ya.hi = std::max(std::ceil(y_of(y_max) + 0.1), ya.lo + 1);
   // Ticks sit on multiples of the step, inside the axis.
   const auto first_tick = [](const Axis& a) { return std::ceil(a.lo / a.step - 1e-9) * a.step; };
   const auto px = [&](double x) { return left + (x - xa.lo) / (xa.hi - xa.lo) * plot_w; };

@@ -12,7 +12,9 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/finite.h"
+#include "engine/interrupt.h"
 #include "engine/philox.h"
+#include "engine/text.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "ops/reduce.h"
@@ -258,12 +260,18 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
   const auto started = Clock::now();
 
   ProgressLine progress(options_.live_progress && speaks());
-  progress.start(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps,
-                 std::max<int64_t>(options_.epochs - epoch - 1, 0) * steps);
+  const bool by_iteration = options_.phase_iterations > 0;
+  if (by_iteration)
+    progress.start(options_.phase, options_.phase_iterations, options_.steps_after_phase, state_.global_step);
+  else
+    progress.start(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps,
+                   std::max<int64_t>(options_.epochs - epoch - 1, 0) * steps + options_.steps_after_phase,
+                   state_.step_in_epoch);
   model_.train();
   // From where a step limit stopped the epoch (all 0 at its start), over all ranks.
   int64_t step = state_.step_in_epoch, seen = state_.seen_in_epoch, trained = state_.trained_in_epoch,
           correct = state_.correct_in_epoch, skipped = state_.skipped_in_epoch;
+  const int64_t seen_at_start = seen;
   double loss_sum = state_.loss_sum_in_epoch;  // over the steps not skipped
   train_loader_.start_epoch(epoch, step);
   while (state_.global_step < stop_at_global_step) {
@@ -286,7 +294,11 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
     }
     ++step;
     ++state_.global_step;
-    progress.update(step, seen, trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0);
+    progress.update(by_iteration ? state_.global_step : step, seen - seen_at_start,
+                    trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0);
+    // A stop request (Ctrl-C) ends the epoch here, as a step limit would; one
+    // process alone: the ranks of a data-parallel run could stop at different steps.
+    if (interrupt_requested() != 0 && !data_parallel()) break;
   }
   const double train_seconds =
       state_.seconds_in_epoch + std::chrono::duration<double>(Clock::now() - started).count();
@@ -336,11 +348,14 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
     state_.best_epoch = stats.epoch;
   }
   if (speaks())
-    progress.finish(fmt::format("epoch {}/{}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}%  lr {:g}  "
+    progress.finish(fmt::format("{}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}%  lr {:g}  "
                                 "{:.0f} img/s  {:.1f} s{}",
-                                stats.epoch, options_.epochs, stats.train_loss, stats.train_acc, stats.test_loss,
+                                by_iteration ? fmt::format("{} {}/{}", options_.phase, with_commas(state_.global_step),
+                                                           with_commas(options_.phase_iterations))
+                                             : fmt::format("epoch {}/{}", stats.epoch, options_.epochs),
+                                stats.train_loss, stats.train_acc, stats.test_loss,
                                 stats.test_acc, stats.lr, stats.images_per_second, stats.seconds,
-                                skipped > 0 ? fmt::format("  {} non-finite step(s) skipped", skipped) : ""));
+                                skipped > 0 ? fmt::format("  {} skipped", counted(skipped, "non-finite step")) : ""));
   return stats;
 }
 

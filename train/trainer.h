@@ -44,6 +44,7 @@
 #include <string>
 
 #include "data/loader.h"
+#include "engine/interrupt.h"
 #include "engine/lr_schedule.h"
 #include "engine/optim.h"
 #include "models/arena.h"
@@ -88,6 +89,8 @@ auto recording_failure(Work&& work, const std::function<void(const std::string&)
                        const models::DistributedContext& dist) -> decltype(work()) {
   try {
     return work();
+  } catch (const Interrupted&) {
+    throw;  // not a failure: whoever stopped the run recorded it as interrupted
   } catch (const TrainingDiverged& e) {
     record(e.what());
     if (dist.distributed()) dist.comm->barrier();
@@ -130,6 +133,11 @@ struct TrainerOptions {
   double momentum = 0.9, weight_decay = 0;
   bool nesterov = false;
   int64_t epochs = 1;          // the run's last epoch, for labels and the ETA
+  // A phase counted in iterations, not epochs (the pruning pipeline's
+  // regularised training): its total, shown as "regularize 1,234/110,001";
+  // 0: the progress counts epochs.
+  int64_t phase_iterations = 0;
+  int64_t steps_after_phase = 0;  // steps of the phases still to come, for the run's ETA
   bool live_progress = false;  // the rewritten terminal line (train/progress.h)
   std::string phase = "train";  // names the phase in messages ("regularize", "retrain", ...)
   OnNan on_nan = OnNan::stop;
@@ -185,7 +193,9 @@ class Trainer {
   // Trains epoch state().epochs_done + 1 (from where a previous call stopped
   // in it), evaluates, and updates the state. With a step limit it returns
   // early, incomplete, once state().global_step reaches `stop_at_global_step`
-  // (the regularised phase ends in mid-epoch; checkpoints between epochs).
+  // (the regularised phase ends in mid-epoch; checkpoints between epochs),
+  // or after the step in progress when a stop was requested
+  // (engine/interrupt.h; in one process only).
   // After each backward (and the after_backward hook) the loss and every
   // gradient are checked for NaN and infinity; what follows is
   // options.on_nan. With TPP_SYNC_DEBUG on (engine/finite.h) the op that

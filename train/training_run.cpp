@@ -17,6 +17,7 @@
 
 #include "data/catalog.h"
 #include "engine/build_info.h"
+#include "engine/interrupt.h"
 #include "engine/philox.h"
 #include "engine/text.h"
 #include "models/checkpoint.h"
@@ -52,7 +53,7 @@ nlohmann::ordered_json summary_json(const TrainingRunConfig& c, const RunData& d
   if (!history.empty()) images_per_second /= static_cast<double>(history.size());
   const TrainState& s = trainer.state();
   nlohmann::ordered_json out = {
-      {"status", s.epochs_done >= c.epochs ? "finished" : "running"},
+      {"status", s.epochs_done >= c.epochs ? "finished" : interrupt_requested() != 0 ? "interrupted" : "running"},
       {"arch", c.arch},
       {"dataset", d.where.name},
       {"epochs", c.epochs},
@@ -85,7 +86,7 @@ nlohmann::ordered_json summary_json(const TrainingRunConfig& c, const RunData& d
 }
 
 TrainingReport report_of(const nlohmann::ordered_json& summary, const std::vector<EpochStats>& history,
-                         const std::string& config) {
+                         const std::string& config, const std::vector<std::string>& changes) {
   const auto text = [&](const char* key) {
     const auto& v = summary.at(key);
     return v.is_string() ? v.get<std::string>() : v.dump();
@@ -96,7 +97,8 @@ TrainingReport report_of(const nlohmann::ordered_json& summary, const std::vecto
   };
   TrainingReport r;
   r.title = fmt::format("{} on {}", text("arch"), text("dataset"));
-  r.facts = {{"status", fmt::format("{} ({} of {} epochs)", text("status"), text("epochs_done"), text("epochs"))},
+  r.facts = {{"status", fmt::format("{} ({} of {})", text("status"), text("epochs_done"),
+                                     counted(summary.at("epochs").get<int64_t>(), "epoch"))},
              {"final test accuracy", percent("final_test_acc")},
              {"best test accuracy", fmt::format("{} (epoch {})", percent("best_test_acc"), text("best_epoch"))},
              {"parameters", fmt::format("{} ({} with BN)", text("params"), text("params_with_bn"))},
@@ -106,20 +108,30 @@ TrainingReport report_of(const nlohmann::ordered_json& summary, const std::vecto
              {"device", text("device")},
              {"engine", text("engine_version")}};
   if (summary.contains("error")) r.facts.insert(r.facts.begin() + 1, {"error", text("error")});
+  for (const std::string& change : changes) r.facts.emplace_back("changed on resume", change);
   r.epochs = history;
   r.config_toml = config;
   return r;
 }
 
-// The log lines of the epochs a checkpoint holds: a line written after the
-// last checkpoint (a crash between the two) belongs to work being redone.
-std::vector<EpochStats> history_until(const RunDir& run, int64_t epochs_done) {
-  std::vector<EpochStats> history;
-  for (const auto& line : run.read_log()) {
-    EpochStats e = epoch_from_json(line);
-    if (e.epoch <= epochs_done) history.push_back(e);
-  }
-  return history;
+// A log line that records settings changed on a resume (not an epoch).
+bool is_change_line(const nlohmann::ordered_json& line) { return line.contains("resumed_with_changes"); }
+
+// "after step 9: batch-size: 128 -> 64; lr-schedule: ..." for the report.
+std::string change_text(const nlohmann::ordered_json& line) {
+  std::string changes;
+  for (const auto& c : line.at("resumed_with_changes")) changes += (changes.empty() ? "" : "; ") + c.get<std::string>();
+  return fmt::format("after step {}: {}", line.at("global_step").get<int64_t>(), changes);
+}
+
+// The log lines a checkpoint accounts for: its epochs (a line written after
+// the last checkpoint, a crash between the two, belongs to work being redone)
+// and the changes of earlier resumes.
+std::vector<nlohmann::ordered_json> log_until(const RunDir& run, int64_t epochs_done) {
+  std::vector<nlohmann::ordered_json> kept;
+  for (const auto& line : run.read_log())
+    if (is_change_line(line) || epoch_from_json(line).epoch <= epochs_done) kept.push_back(line);
+  return kept;
 }
 
 // Weights, BN statistics, momentum, counters and RNG as the last epoch left them.
@@ -203,13 +215,22 @@ void run_training(const TrainingRunConfig& c) {
   // Rank 0 alone owns the run directory; other ranks only train.
   std::optional<RunDir> run;
   std::vector<EpochStats> history;
+  std::vector<std::string> changes;  // settings changed by resumes, for the report
   const std::string& config = c.config_toml;
   dist::run_on_root(*dist.comm, [&] {
     run.emplace(dir, mode);
     if (resuming) {
-      history = history_until(*run, trainer.state().epochs_done);
-      std::vector<nlohmann::ordered_json> lines;
-      for (const EpochStats& e : history) lines.push_back(epoch_json(e));
+      std::vector<nlohmann::ordered_json> lines = log_until(*run, trainer.state().epochs_done);
+      if (!c.resume_changes.empty())
+        lines.push_back({{"resumed_with_changes", c.resume_changes},
+                         {"global_step", trainer.state().global_step},
+                         {"epochs_done", trainer.state().epochs_done}});
+      for (const auto& line : lines) {
+        if (is_change_line(line))
+          changes.push_back(change_text(line));
+        else
+          history.push_back(epoch_from_json(line));
+      }
       run->rewrite_log(lines);
     }
     run->write_config(config);
@@ -218,7 +239,11 @@ void run_training(const TrainingRunConfig& c) {
                d.train->size(), d.test->size(), shape_str(d.input), with_commas(model_summary.params), c.device.str());
     print_distributed(dist, c, trainer);
     fmt::print("train: run directory {}{}\n", run->path().string(),
-               resuming ? fmt::format(" (resuming after epoch {})", trainer.state().epochs_done) : "");
+               !resuming                            ? std::string()
+               : trainer.state().step_in_epoch > 0 ? fmt::format(" (resuming in epoch {} after step {})",
+                                                                  trainer.state().epochs_done + 1,
+                                                                  trainer.state().step_in_epoch)
+                                                    : fmt::format(" (resuming after epoch {})", trainer.state().epochs_done));
     if (nothing_to_train)
       fmt::print("train: the run has finished its {}: nothing to train (resume with more epochs to train further)\n",
                  counted(trainer.state().epochs_done, "epoch"));
@@ -229,20 +254,39 @@ void run_training(const TrainingRunConfig& c) {
     if (!run) return;
     nlohmann::ordered_json summary = summary_json(c, d, model_summary, trainer, history, *run, dist);
     if (!error.empty()) summary["status"] = "failed", summary["error"] = error;
+    if (!changes.empty()) summary["resume_changes"] = changes;
     run->write_summary(summary);
-    run->write_report(training_report_html(report_of(summary, history, config)));
+    run->write_report(training_report_html(report_of(summary, history, config, changes)));
   };
   while (trainer.state().epochs_done < c.epochs) {
-    const EpochStats stats = recording_failure([&] { return trainer.run_epoch(); }, write_outcome, dist);
-    if (!run) continue;
-    history.push_back(stats);
-    run->append_log(epoch_json(stats));
-    info.extra = {{"phase", "train"},
-                  {"epoch", std::to_string(stats.epoch)},
-                  {"test_acc", fmt::format("{}", stats.test_acc)}};
-    if (trainer.improved()) models::save_checkpoint(run->best_checkpoint(), *model, info);
-    models::save_checkpoint(run->last_checkpoint(), *model, info, trainer.state_tensors());
-    write_outcome();
+    const int64_t step = trainer.state().global_step;
+    const int64_t next_checkpoint = (step / c.checkpoint_interval + 1) * c.checkpoint_interval;
+    const EpochStats stats = recording_failure([&] { return trainer.run_epoch(next_checkpoint); }, write_outcome, dist);
+    if (run) {
+      if (stats.complete) {
+        history.push_back(stats);
+        run->append_log(epoch_json(stats));
+        info.extra = {{"phase", "train"},
+                      {"epoch", std::to_string(stats.epoch)},
+                      {"test_acc", fmt::format("{}", stats.test_acc)}};
+        if (trainer.improved()) models::save_checkpoint(run->best_checkpoint(), *model, info);
+      } else {
+        info.extra = {{"phase", "train"},
+                      {"epoch", std::to_string(trainer.state().epochs_done)},
+                      {"step", std::to_string(trainer.state().global_step)}};
+      }
+      models::save_checkpoint(run->last_checkpoint(), *model, info, trainer.state_tensors());
+      write_outcome();
+    }
+    if (const int signal = interrupt_requested();
+        signal != 0 && !dist.distributed() && trainer.state().epochs_done < c.epochs) {
+      const TrainState& s = trainer.state();
+      throw Interrupted(signal, dir.string(), fmt::format("train: saved after step {} ({})", s.global_step,
+                                            s.step_in_epoch > 0 ? fmt::format("epoch {}, step {} of {}",
+                                                                              s.epochs_done + 1, s.step_in_epoch,
+                                                                              train_loader->num_batches())
+                                                                : fmt::format("end of epoch {}", s.epochs_done)));
+    }
   }
   write_outcome();
   // The others leave when rank 0's files are complete: a launcher may stop

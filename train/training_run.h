@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "engine/device.h"
 #include "engine/lr_schedule.h"
@@ -29,6 +30,9 @@ struct TrainingRunConfig {
   std::string arch, dataset;  // a zoo architecture (models/zoo.h); a dataset name (data/catalog.h)
   std::string data_dir;       // the data root; empty: the default places
   int64_t epochs = 10, batch_size = 128, limit = 0, test_limit = 0;
+  // Steps between checkpoints inside an epoch (last.safetensors is also
+  // written at every epoch's end).
+  int64_t checkpoint_interval = 2000;
   LrSchedule lr_schedule = LrSchedule::parse_milestones("0:0.1");
   double momentum = 0.9, weight_decay = 5e-4;
   bool nesterov = false;
@@ -45,9 +49,16 @@ struct TrainingRunConfig {
   // Written to the run's config.toml (the front end's record of the run's
   // settings, what a resume reads back); the run does not read it.
   std::string config_toml;
+  // Settings that a resume changes, as the front end words them
+  // ("batch-size: 128 -> 64"): logged in log.jsonl and shown in the report.
+  std::vector<std::string> resume_changes;
   bool live_progress = true;  // the rewritten terminal line, when stdout is one
 };
 
+// A stop request (engine/interrupt.h) ends the run after the step in
+// progress: last.safetensors is written there (mid-epoch too), summary.json
+// says "interrupted", and tpp::Interrupted is thrown; `resume` goes on from
+// that step, with the bits of an uninterrupted run.
 void run_training(const TrainingRunConfig& config);
 
 }  // namespace tpp::train

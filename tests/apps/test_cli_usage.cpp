@@ -4,10 +4,13 @@
 // `tpp completion bash`, --help examples and --version.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <regex>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "data/image_codec.h"
 #include "engine/philox.h"
 #include "models/checkpoint.h"
 #include "models/zoo.h"
@@ -247,4 +250,31 @@ TEST_SUITE("apps") {
     CHECK(bytes("last.safetensors") == last);
   }
 
+  TEST_CASE("tpp forward IMAGE...: PNG and JPEG files, each with its five most likely classes") {
+    const TempDir dir;
+    const auto checkpoint = save_model(dir, "mlp7_linear", 1, "fashion-mnist");
+    // A grey 28x28 PNG and a colour 40x30 JPEG: made grey and 32x32 for the model.
+    std::vector<uint8_t> grey(28 * 28), colour(3 * 40 * 30);
+    for (size_t i = 0; i < grey.size(); ++i) grey[i] = static_cast<uint8_t>(i * 7 % 256);
+    for (size_t i = 0; i < colour.size(); ++i) colour[i] = static_cast<uint8_t>(i * 13 % 256);
+    testing::write_bytes(dir / "shoe.png", data::encode_png(from_vector<uint8_t>(grey, {1, 28, 28})));
+    testing::write_bytes(dir / "bag.jpg", data::encode_jpeg(from_vector<uint8_t>(colour, {3, 40, 30})));
+    const TppRun run =
+        run_tpp("forward --checkpoint " + checkpoint.string() + " " + (dir / "shoe.png").string() + " " +
+                (dir / "bag.jpg").string());
+    INFO(run.output);
+    REQUIRE(run.status == 0);
+    const std::string first = first_line(run.output);
+    CHECK(first.starts_with((dir / "shoe.png").string() + ":  "));
+    CHECK(std::count(first.begin(), first.end(), '%') == 5);
+    const std::string second = first_line(run.output.substr(first.size() + 1));
+    CHECK(second.starts_with((dir / "bag.jpg").string() + ":  "));
+    CHECK(std::count(second.begin(), second.end(), '%') == 5);
+    // Named as the data set names its classes, with the class index and the probability.
+    const std::regex five_classes(R"(^.*:  [A-Za-z/ -]+ \(\d\) \d+\.\d%(, [A-Za-z/ -]+ \(\d\) \d+\.\d%){4}$)");
+    CHECK(std::regex_match(first, five_classes));
+    CHECK(std::regex_match(second, five_classes));
+    check_usage_error("forward --checkpoint " + checkpoint.string(),
+                      "forward: give image files, or --input and --output (a tensor in, a tensor out), not both");
+  }
 }

@@ -47,6 +47,15 @@ std::filesystem::path save_base(const TempDir& dir) {
   return path;
 }
 
+// An untrained mlp7_linear checkpoint for Fashion-MNIST, seeded.
+std::filesystem::path save_mlp_base(const TempDir& dir, uint64_t seed) {
+  manual_seed(seed);
+  const auto path = dir / "mlp7_linear.safetensors";
+  models::save_checkpoint(path, *models::make_model("mlp7_linear", 10, 1),
+                          {.arch = "mlp7_linear", .dataset = "fashion-mnist", .num_classes = 10, .in_channels = 1});
+  return path;
+}
+
 Tensor eval_forward(models::Module& model, const Tensor& x) {
   model.eval();
   const NoGradGuard no_grad;
@@ -169,22 +178,20 @@ TEST_SUITE("apps") {
 
   TEST_CASE("tpp prune: bad plans and bases are one-line errors naming the flags, and no run directory appears") {
     const TempDir dir;
-    manual_seed(11);
-    const auto base = dir / "mlp7_linear.safetensors";
-    models::save_checkpoint(base, *models::make_model("mlp7_linear", 10, 1),
-                            {.arch = "mlp7_linear", .dataset = "fashion-mnist", .num_classes = 10, .in_channels = 1});
+    const auto base = save_mlp_base(dir, 11);
     const auto out = dir / "run";
+    // Exit 2 for a setting that cannot work, 1 for one the model or the checkpoint refuses.
     const auto error = [&](const std::string& args, int status = 1) {
       const Run run = run_tpp(fmt::format("prune --base {} --out {} {}", base.string(), out.string(), args));
       CHECK(run.status == status);
       CHECK_FALSE(std::filesystem::exists(out));
       return run.output;
     };
-    CHECK(error("--method tpp --stage-pr 'layer*.conv1:0.5'") ==
+    CHECK(error("--method tpp --stage-pr 'layer*.conv1:0.5'", 2) ==
           "tpp: error: stage-pr 'layer*.conv1:0.5': the pattern 'layer*.conv1' matches no conv or linear layer of the "
           "model; its layers: net.0, net.2, net.4, net.6, net.8, net.10, net.12\n");
-    CHECK(contains(error("--method tpp --stage-pr 'net.*:1.0'"), "1.0"));
-    CHECK(error("--method tpp --stage-pr 'net.0:0.5' --skip-layers 'net.0'") ==
+    CHECK(contains(error("--method tpp --stage-pr 'net.*:1.0'", 2), "1.0"));
+    CHECK(error("--method tpp --stage-pr 'net.0:0.5' --skip-layers 'net.0'", 2) ==
           "tpp: error: prune: --stage-pr 'net.0:0.5' with --skip-layers 'net.0' prunes no layer\n");
     CHECK(error("--method tpp --stage-pr 'net.0:0.5' --arch resnet20") ==
           fmt::format("tpp: error: prune: --base {} holds mlp7_linear, not --arch resnet20\n", base.string()));
@@ -192,6 +199,29 @@ TEST_SUITE("apps") {
           "tpp: error: prune: unknown --method 'magic'; known methods: tpp, l1, l1+orthp, l1+kernorth, l1+orthconv, "
           "kernorth+l1, orthconv+l1, scratch\n");
     CHECK(error("--method tpp", 2) == "tpp: error: prune: --stage-pr is required (as a flag or in the --config file)\n");
+  }
+
+  TEST_CASE("tpp prune: a stabilisation too short for the plan is refused before the run directory, counting pruned layers") {
+    REQUIRE_FASHION_MNIST();
+    const TempDir dir;
+    const auto base = save_mlp_base(dir, 12);
+    const auto out = dir / "run";
+    const std::string recipe = fmt::format(
+        "prune --base {} --out {} --stage-pr 'net.0:0.5,net.10:0.5' --reg-granularity 0.5 --reg-interval 2 "
+        "--epochs 1 --limit 64 --test-limit 32 --batch-size 32 --workers 0 --zero-out-interval 10",
+        base.string(), out.string());
+    const Run refused = run_tpp(recipe + " --stabilize-iters 30");
+    CHECK(refused.status == 2);
+    CHECK(refused.output ==
+          "tpp: error: --stabilize-iters 30 is too short for --zero-out-interval 10: the last of the 2 pruned layers, "
+          "'net.10' (conv/linear layer 6 of 7 in forward order), is zeroed 60 iterations into stabilisation; give "
+          "--stabilize-iters 60 or more, or a smaller --zero-out-interval\n");
+    CHECK_FALSE(std::filesystem::exists(out));
+    // The corrected command runs; its progress counts the phase's iterations, not epochs.
+    const Run corrected = run_tpp(recipe + " --stabilize-iters 60");
+    REQUIRE_MESSAGE(corrected.status == 0, corrected.output);
+    CHECK(contains(corrected.output, "\nregularize 64/65  train loss "));  // the last pass ends with the phase, unevaluated
+    CHECK_FALSE(contains(corrected.output, "epoch 1/33"));
   }
 
 }  // TEST_SUITE

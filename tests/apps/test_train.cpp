@@ -295,8 +295,8 @@ TEST_CASE("tpp train: --device names a GPU that this build or machine lacks; a b
   CHECK(cuda.output.ends_with(" GPU(s) visible); use --device cpu\n"));
 #endif
   const Run junk = run_tpp("train --arch resnet20 --dataset fashion-mnist --device tpu --out " + scratch / "b");
-  CHECK(junk.status == 1);
-  CHECK(junk.output.find("'tpu'") != std::string::npos);
+  CHECK(junk.status == 2);
+  CHECK(junk.output == "tpp: error: --device must be cpu, cuda or cuda:N (got 'tpu')\n");
   CHECK(!fs::exists(scratch.dir / "a"));
   CHECK(!fs::exists(scratch.dir / "b"));
 }
@@ -371,7 +371,14 @@ TEST_CASE("tpp train: --resume refuses a checkpoint of another arch, and leaves 
   const std::string dir = scratch / "run";
   REQUIRE(run_tpp(tiny_mlp(1) + " --out " + dir).status == 0);
   const std::string config = read_text(scratch.dir / "run/config.toml");
-  const Run run = run_tpp("train --resume " + dir + " --arch resnet20 --epochs 2");
+  const Run changed = run_tpp("train --resume " + dir + " --arch resnet20 --epochs 2");
+  CHECK(changed.status == 2);
+  CHECK(changed.output == "tpp: error: train: --resume " + dir +
+                              ": an option differs from the run's config.toml (--arch: mlp7_linear -> resnet20); resume "
+                              "without it, or pass --allow-changes to continue with the change (logged in log.jsonl "
+                              "and the report)\n");
+  // Allowed, the change still cannot load the checkpoint.
+  const Run run = run_tpp("train --resume " + dir + " --arch resnet20 --epochs 2 --allow-changes");
   CHECK(run.status == 1);
   CHECK(run.output == "tpp: error: --resume " + dir +
                           ": the checkpoint holds mlp7_linear on fashion-mnist, but the config asks for resnet20 on "
@@ -414,3 +421,34 @@ TEST_CASE("tpp train: --resume after 2 of 4 epochs ends with the same bits as 4 
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("tpp train --resume: a changed batch size is refused naming it, and --allow-changes logs it and the report shows it") {
+  REQUIRE_FASHION_MNIST();
+  const Scratch scratch("changes");
+  const std::string run = scratch / "run";
+  const Run first = run_tpp(tiny_mlp(1) + " --out " + run);
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  const std::string config_before = read_text(fs::path(run) / "config.toml");
+
+  const Run refused = run_tpp("train --resume " + run + " --epochs 2 --batch-size 25 --momentum 0.5");
+  CHECK(refused.status == 2);
+  CHECK(refused.output == "tpp: error: train: --resume " + run +
+                              ": options differ from the run's config.toml (--batch-size: 50 -> 25, --momentum: 0.9 -> "
+                              "0.5); resume without them, or pass --allow-changes to continue with the changes "
+                              "(logged in log.jsonl and the report)\n");
+  CHECK(read_text(fs::path(run) / "config.toml") == config_before);
+  // The same value written otherwise, and more epochs, are no change.
+  const Run same = run_tpp("train --resume " + run + " --epochs 2 --batch-size 50 --momentum 0.90");
+  CHECK_MESSAGE(same.status == 0, same.output);
+
+  const Run allowed = run_tpp("train --resume " + run + " --epochs 3 --batch-size 25 --allow-changes");
+  REQUIRE_MESSAGE(allowed.status == 0, allowed.output);
+  const std::vector<nlohmann::json> log = read_jsonl(fs::path(run) / "log.jsonl");
+  REQUIRE(log.size() == 4);  // epochs 1 and 2, the change, epoch 3
+  CHECK(log[2].at("resumed_with_changes") == nlohmann::json::array({"batch-size: 50 -> 25"}));
+  CHECK(log[2].at("epochs_done") == 2);
+  CHECK(log[3].at("epoch") == 3);
+  CHECK(read_text(fs::path(run) / "report.html").find("batch-size: 50 -&gt; 25") != std::string::npos);
+  CHECK(run_tpp("train --allow-changes " + tiny_mlp(1) + " --out " + scratch / "x").output ==
+        "tpp: error: --allow-changes requires --resume\n");
+}

@@ -248,11 +248,28 @@ TEST_SUITE("prune") {
     CHECK_FALSE(s.zero_out_due(t_s + 5399, 53));
     CHECK(s.zero_out_due(t_s + 5400, 53));
     CHECK(s.zero_out_due(s.removal_iteration(), 53));
-    s.check(56);
-    CHECK_THROWS_WITH(
-        PenaltySchedule{.stabilize = 5000}.check(56),
-        "penalty schedule: 5000 stabilisation iterations cannot zero 56 layers 100 iterations apart (needs "
-        "at least 5600)");
+  }
+
+  TEST_CASE("PenaltySchedule::check: the stabilisation must reach the last pruned layer's zeroing, counted in pruned layers") {
+    // ResNet56's 56 conv/linear layers; two are pruned, the last at forward turn 53.
+    PrunePlan plan;
+    for (int64_t q = 0; q < 56; ++q)
+      plan.layers.push_back({.name = "layer" + std::to_string(q), .exec_index = q, .total = 16});
+    plan.layers[10].pruned = {0};
+    plan.layers[53].pruned = {0, 1};
+    PenaltySchedule{.stabilize = 5400}.check(plan);
+    const PenaltySchedule one_short{.stabilize = 5399};
+    CHECK_THROWS_AS(one_short.check(plan), SettingError);
+    CHECK_THROWS_WITH(PenaltySchedule{.stabilize = 5000}.check(plan),
+                      "`stabilize_iters` 5000 is too short for `zero_out_interval` 100: the last of the 2 pruned "
+                      "layers, 'layer53' (conv/linear layer 54 of 56 in forward order), is zeroed 5400 iterations "
+                      "into stabilisation; give `stabilize_iters` 5400 or more, or a smaller `zero_out_interval`");
+    plan.layers[53].pruned.clear();
+    const PenaltySchedule sparse{.stabilize = 1000, .zero_out_interval = 1000};
+    CHECK_THROWS_WITH(sparse.check(plan),
+                      "`stabilize_iters` 1000 is too short for `zero_out_interval` 1000: the pruned layer, 'layer10' "
+                      "(conv/linear layer 11 of 56 in forward order), is zeroed 11000 iterations into stabilisation; "
+                      "give `stabilize_iters` 11000 or more, or a smaller `zero_out_interval`");
   }
 
 }  // TEST_SUITE

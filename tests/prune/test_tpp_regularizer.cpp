@@ -133,8 +133,9 @@ TEST_SUITE("prune") {
     TppOptions too_short = short_schedule();
     too_short.schedule.stabilize = 10;
     CHECK_THROWS_WITH(TppRegularizer(*s.model, s.plan, too_short),
-                      "penalty schedule: 10 stabilisation iterations cannot zero 20 layers 2 iterations apart (needs at "
-                      "least 40)");
+                      "`stabilize_iters` 10 is too short for `zero_out_interval` 2: the last of the 9 pruned layers, "
+                      "'layer3.2.conv1' (conv/linear layer 18 of 20 in forward order), is zeroed 36 iterations into "
+                      "stabilisation; give `stabilize_iters` 36 or more, or a smaller `zero_out_interval`");
   }
 }
 
