@@ -21,7 +21,7 @@ void sum_rows(const T* x, const ReduceLayout& l, double scale, U* out) {
   const bool parallel = l.outer * l.reduce * l.inner > kParallelThreshold && l.outer > 1;
   if (l.outer == 1 && l.inner == 1) {  // one long row: split it across threads
     double acc = 0;
-#pragma omp parallel for simd reduction(+ : acc) if (l.reduce > kParallelThreshold)
+#pragma omp parallel for reduction(+ : acc) if (l.reduce > kParallelThreshold)  // no simd: f32 into an f64 sum, which clang cannot vectorize
     for (int64_t r = 0; r < l.reduce; ++r) acc += x[r];
     out[0] = static_cast<U>(acc * scale);
     return;
@@ -132,7 +132,7 @@ void frobenius_norm_forward(const Tensor& x, const Tensor& y) {
     const T* p = x.data<T>();
     const int64_t n = x.numel();
     double acc = 0;
-#pragma omp parallel for simd reduction(+ : acc) if (n > kParallelThreshold)
+#pragma omp parallel for reduction(+ : acc) if (n > kParallelThreshold)  // no simd: as in sum_rows
     for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(p[i]) * p[i];
     y.data<T>()[0] = static_cast<T>(std::sqrt(acc));
   });

@@ -253,8 +253,12 @@ TEST_SUITE("prune") {
   TEST_CASE("PenaltySchedule::check: the stabilisation must reach the last pruned layer's zeroing, counted in pruned layers") {
     // ResNet56's 56 conv/linear layers; two are pruned, the last at forward turn 53.
     PrunePlan plan;
-    for (int64_t q = 0; q < 56; ++q)
-      plan.layers.push_back({.name = "layer" + std::to_string(q), .exec_index = q, .total = 16});
+    for (int64_t q = 0; q < 56; ++q) {
+      LayerPlan& layer = plan.layers.emplace_back();
+      layer.name = "layer" + std::to_string(q);
+      layer.exec_index = q;
+      layer.total = 16;
+    }
     plan.layers[10].pruned = {0};
     plan.layers[53].pruned = {0, 1};
     PenaltySchedule{.stabilize = 5400}.check(plan);
