@@ -140,7 +140,9 @@ void check_trace(const std::string& name, const Trace& ours) {
 // Every tensor the fixture holds for the case after the K steps.
 int64_t check_final_state(const std::string& name, models::Module& model) {
   int64_t compared = 0;
-  for (const auto& [key, value] : model.state_dict()) {
+  for (const auto& entry : model.state_dict()) {
+    const auto& key = entry.first;
+    const auto& value = entry.second;
     const std::string stored = name + ".final." + key;
     if (!fixture().has(stored)) continue;
     ++compared;

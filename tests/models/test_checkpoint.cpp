@@ -127,7 +127,9 @@ TEST_CASE("a checkpoint round-trips the state_dict, the metadata and the extra t
   CHECK(same_values(ckpt.extra_tensors.at("optimizer.momentum.conv1.weight"), momentum));
   const NamedTensors state = model->state_dict();
   REQUIRE(ckpt.model_tensors.size() == state.size());
-  for (const auto& [key, t] : state) {
+  for (const auto& entry : state) {
+    const auto& key = entry.first;
+    const auto& t = entry.second;
     INFO(key);
     REQUIRE(ckpt.model_tensors.count(key));
     CHECK(same_values(ckpt.model_tensors.at(key), t));

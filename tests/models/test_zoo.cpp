@@ -169,8 +169,11 @@ TEST_CASE("zoo: under SkipInit every conv and linear parameter is zero") {
   for (const std::string arch : {"mlp7_linear", "resnet20", "vgg11", "resnet18"}) {
     CAPTURE(arch);
     const auto model = make_model(arch, 10);
-    for (const auto& [name, p] : model->named_parameters())
+    for (const auto& entry : model->named_parameters()) {
+      const auto& name = entry.first;
+      const auto& p = entry.second;
       if (p.dim() > 1 || !name.ends_with(".weight")) CHECK_MESSAGE(ops::frobenius_norm(p).item() == 0, name);
+    }
   }
 }
 
@@ -320,7 +323,8 @@ TEST_CASE("golden zoo: backward through resnet20 gives every parameter PyTorch's
   REQUIRE(params.size() == keys.size());
   std::vector<float> norms;
   for (size_t i = 0; i < params.size(); ++i) {
-    const auto& [name, p] = params[i];
+    const auto& name = params[i].first;
+    const auto& p = params[i].second;
     CHECK(name == keys[i]);
     REQUIRE_MESSAGE(p.grad().defined(), name << " has no gradient");
     CHECK(p.grad().sizes() == p.sizes());

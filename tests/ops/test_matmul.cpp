@@ -69,7 +69,10 @@ TEST_SUITE("matmul") {
   TEST_CASE("f32 matmul matches a naive product on sizes big enough to split over threads") {
     Generator gen(3);
     // [130,100]·[100,90] splits the rows of the result, [70,100]·[100,200] its columns.
-    for (const auto& [m, k, n] : {std::array<int64_t, 3>{130, 100, 90}, {70, 100, 200}, {67, 129, 33}}) {
+    for (const auto& row : {std::array<int64_t, 3>{130, 100, 90}, {70, 100, 200}, {67, 129, 33}}) {
+      const int64_t m = row[0];
+      const int64_t k = row[1];
+      const int64_t n = row[2];
       CAPTURE(m);
       const Tensor a = randn({m, k}, {}, &gen), b = randn({k, n}, {}, &gen);
       const std::vector<double> expected = naive_matmul(a.to_vector<double>(), b.to_vector<double>(), m, k, n);

@@ -96,7 +96,9 @@ TEST_SUITE("prune") {
   }
 
   TEST_CASE("OrthP's QR: R = Qᵀ A is upper triangular with a positive diagonal (Mezzadri's sign fix)") {
-    for (const auto& [m, n] : {std::pair<int64_t, int64_t>{9, 5}, std::pair<int64_t, int64_t>{100, 70}}) {
+    for (const auto& entry : {std::pair<int64_t, int64_t>{9, 5}, std::pair<int64_t, int64_t>{100, 70}}) {
+      const auto& m = entry.first;
+      const auto& n = entry.second;
       CAPTURE(n);  // 70 columns: more than one blocked panel
       const std::vector<double> a = random_values(m * n, 11);
       const std::vector<double> q = prune::linalg::orthonormal_factor(a, m, n);

@@ -29,7 +29,8 @@ std::map<int64_t, int64_t> widths_by_total(const PrunePlan& plan, const std::str
       CHECK_MESSAGE(l.pruned.empty(), l.name << " should keep all its filters");
       continue;
     }
-    const auto [it, fresh] = out.emplace(l.total, l.width());
+    const auto inserted = out.emplace(l.total, l.width());
+    const auto it = inserted.first;
     CHECK_MESSAGE(it->second == l.width(), l.name << " keeps " << l.width() << ", not " << it->second);
   }
   return out;
@@ -180,7 +181,9 @@ TEST_SUITE("prune") {
   TEST_CASE("kept widths, ResNet56 (TPP-METHOD §2.7): block conv1 of stages 1/2/3") {
     const std::vector<std::pair<double, std::vector<int64_t>>> table{
         {0.3, {11, 22, 44}}, {0.5, {8, 16, 32}}, {0.7, {4, 9, 19}}, {0.9, {1, 3, 6}}, {0.95, {1, 1, 3}}};
-    for (const auto& [pr, widths] : table) {
+    for (const auto& entry : table) {
+      const auto& pr = entry.first;
+      const auto& widths = entry.second;
       CAPTURE(pr);
       const PrunePlan plan = plan_for("resnet56", 10, fmt::format("*layer*.conv1:{}", pr));
       CHECK(plan.pruned_layers() == 27);
@@ -195,7 +198,9 @@ TEST_SUITE("prune") {
                                                                      {0.5, {32, 64, 128, 256}},
                                                                      {0.7, {19, 38, 76, 153}},
                                                                      {0.9, {6, 12, 25, 51}}};
-    for (const auto& [pr, widths] : table) {
+    for (const auto& entry : table) {
+      const auto& pr = entry.first;
+      const auto& widths = entry.second;
       CAPTURE(pr);
       const PrunePlan plan = plan_for("vgg19", 100, fmt::format("*features*:{}", pr), "*features.0");
       CHECK(plan.pruned_layers() == 15);
@@ -211,7 +216,9 @@ TEST_SUITE("prune") {
         {"*layer[1-3]*conv[1-2]:0.6,*layer4*conv[1-2]:0.21", {25, 51, 102, 404}},
         {"*layer[1-2]*conv[1-2]:0.74,*layer3*conv[1-2]:0.6,*layer4*conv[1-2]:0.21", {16, 33, 102, 404}},
         {"*layer[1-3]*conv[1-2]:0.68,*layer4*conv[1-2]:0.5", {20, 40, 81, 256}}};
-    for (const auto& [spec, widths] : table) {
+    for (const auto& entry : table) {
+      const auto& spec = entry.first;
+      const auto& widths = entry.second;
       CAPTURE(spec);
       const PrunePlan plan = plan_for("resnet50", 1000, spec);
       CHECK(plan.pruned_layers() == 32);
