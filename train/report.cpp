@@ -39,6 +39,10 @@ Axis make_axis(double min, double max, bool integer_ticks, bool tight) {
   if (integer_ticks) axis.step = std::max(axis.step, 1.0);
   axis.lo = tight ? min : std::floor(min / axis.step + 1e-9) * axis.step;
   axis.hi = tight ? max : std::ceil(max / axis.step - 1e-9) * axis.step;
+  // A value on the enclosing tick would draw its line along the frame: one
+  // step more (below, only for values above 0, where the axis may start).
+  if (!tight && axis.hi - max < 0.02 * axis.step) axis.hi += axis.step;
+  if (!tight && min != 0 && min - axis.lo < 0.02 * axis.step) axis.lo -= axis.step;
   axis.decimals = std::max(0, -static_cast<int>(std::floor(std::log10(axis.step) + 1e-9)));
   return axis;
 }
