@@ -13,7 +13,6 @@
 // system across nodes).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <unistd.h>
 
 #include "apps/commands.h"
 #include "apps/usage.h"
