@@ -67,7 +67,9 @@ void stop_cleanly_on_signals() {
 bool runs_resumably(const CLI::App& app) { return app.got_subcommand("train") || app.got_subcommand("prune"); }
 
 // "tpp: interrupted (SIGINT): <where it stopped>; resume with: tpp train --resume DIR"
+// Rank 0 speaks for a data-parallel job: the ranks stopped together.
 int report_interrupt(const CLI::App& app, const tpp::Interrupted& e) {
+  if (launched_rank() > 0) return 128 + e.signal;
   const auto selected = app.get_subcommands();
   const std::string command = selected.empty() ? "tpp" : "tpp " + selected.front()->get_name();
   fmt::print(stderr, "tpp: interrupted ({}): {}; resume with: {} --resume {}\n",

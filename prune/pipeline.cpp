@@ -183,7 +183,7 @@ class Pipeline {
   std::optional<prune::JsvStats> mean_jsv();
 
   void log(Json line);
-  void save_state(const Trainer* trainer);
+  void save_state(Trainer* trainer);  // collective: every rank calls it
   void write_outcome(const std::string& error = "", const std::string& status = "");
   // After a stop request: the state is saved; summary.json says so.
   [[noreturn]] void stop_interrupted(int signal, int64_t iteration, int64_t total);
@@ -336,14 +336,16 @@ void Pipeline::run_iterations(Trainer& trainer, int64_t total,
     const EpochStats stats = trainer.run_epoch(std::min(total, next_checkpoint));
     if (stats.complete) after_epoch(stats);
     if (trainer.state().global_step < total) save_state(&trainer);
-    if (const int signal = interrupt_requested();
-        signal != 0 && !dist_.distributed() && trainer.state().global_step < total)
+    if (const int signal = trainer.stop_signal(); signal != 0 && trainer.state().global_step < total)
       stop_interrupted(signal, trainer.state().global_step, total);
   }
 }
 
 void Pipeline::stop_interrupted(int signal, int64_t iteration, int64_t total) {
   if (run_) write_outcome("", "interrupted");
+  // The others leave once rank 0's files are complete (a launcher may end the
+  // job as soon as one rank exits).
+  if (dist_.distributed()) dist_.comm->barrier();
   throw Interrupted(signal, dir_.string(),
                     fmt::format("prune: saved in phase {} after iteration {} of {}", phase_name(phase_), iteration,
                                 with_commas(total)));
@@ -526,7 +528,8 @@ void Pipeline::log(Json line) {
   ++log_lines_;
 }
 
-void Pipeline::save_state(const Trainer* trainer) {
+void Pipeline::save_state(Trainer* trainer) {
+  if (trainer) trainer->gather_rank_buffers();
   if (!run_) return;
   std::map<std::string, Tensor> extras = trainer ? trainer->state_tensors() : std::map<std::string, Tensor>{};
   extras.emplace("pipeline.phase", scalar_i64(static_cast<int64_t>(phase_)));

@@ -5,9 +5,7 @@
 # device: the committed seeds and a fresh one, whose seed is printed in the
 # log) and every tpp_parity case, once with blocks in order and
 # once in a random block order (the seed is printed; TPP_EMU_SEED=N repeats a
-# run). The random pass leaves out the two end-to-end `tpp prune` runs (minutes
-# each on the emulator; their kernels are all in the parity cases and the
-# training-step tests). Fails if any GPU test reports itself skipped.
+# run). Fails if any GPU test reports itself skipped.
 #
 # --sanitize: the CUDA backend (kernels, their glue, the emulator) built with
 # AddressSanitizer and UndefinedBehaviorSanitizer (-DTPP_SANITIZE_DEVICE=ON;
@@ -73,5 +71,5 @@ run_gpu_suite in-order
 "$build_dir/tests/tpp_parity"
 echo "emulated device: random block order, seed $seed (TPP_EMU_SEED=$seed repeats it)"
 export TPP_EMU_BLOCK_ORDER=random TPP_EMU_SEED=$seed
-run_gpu_suite random -E 'tpp prune'
+run_gpu_suite random
 "$build_dir/tests/tpp_parity"

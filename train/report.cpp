@@ -49,6 +49,9 @@ Axis make_axis(double min, double max, bool integer_ticks, bool tight) {
 
 std::string tick_label(double value, int decimals) {
   if (std::abs(value) < 1e-12) value = 0;  // no "-0"
+  // Whole numbers from 1,000 up read like the tables: with thousands separators.
+  if (decimals == 0 && std::abs(value) >= 1000 && std::abs(value) < 9e15)
+    return with_commas(static_cast<int64_t>(std::llround(value)));
   return fmt::format("{:.{}f}", value, decimals);
 }
 

@@ -6,6 +6,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <nlohmann/json.hpp>
 
 #include "train/progress.h"
@@ -24,6 +25,22 @@ namespace tpp::train {
 namespace {
 
 constexpr const char* kMomentumPrefix = "optimizer.momentum.";
+constexpr const char* kRankBuffersPrefix = "train.rank_buffers.";
+
+// This rank's share of the step's stop vote: [asked to stop, by SIGTERM].
+std::array<double, 2> stop_vote() {
+  const int signal = interrupt_requested();
+  return {signal != 0 ? 1.0 : 0.0, signal == SIGTERM ? 1.0 : 0.0};
+}
+
+// The stop all ranks agree on from the summed votes: none, SIGTERM when any
+// rank got one, else this rank's own signal or, when it got none, SIGINT.
+int agreed_stop(double ranks_stopping, double ranks_by_sigterm) {
+  if (ranks_stopping == 0) return 0;
+  if (ranks_by_sigterm > 0) return SIGTERM;
+  const int own = interrupt_requested();
+  return own != 0 ? own : SIGINT;
+}
 
 std::vector<std::string> names_of(const models::NamedTensors& named) {
   std::vector<std::string> names;
@@ -141,13 +158,16 @@ Trainer::StepResult Trainer::step(const data::Batch& loaded, StepContext context
   // This step's loss sum, correct count and samples, summed over the ranks
   // while backward runs; then every rank sees the global batch's loss.
   // On the model's device: the communicator (NCCL on GPUs) reduces it there.
-  Tensor step_totals = from_vector<double>({0, 0, samples}, {3}).to(device);
+  // Two more entries carry the ranks' stop vote (stop_signal()).
+  const std::array<double, 2> vote = stop_vote();
+  Tensor step_totals = from_vector<double>({0, 0, samples, vote[0], vote[1]}, {5}).to(device);
   try {
     logits = model_(batch.images);
     const Tensor data_loss = ops::cross_entropy(logits, batch.labels);
     context.loss = data_loss.item();
-    step_totals = from_vector<double>(
-        {context.loss * samples, static_cast<double>(count_correct(logits, batch.labels)), samples}, {3}).to(device);
+    step_totals = from_vector<double>({context.loss * samples, static_cast<double>(count_correct(logits, batch.labels)),
+                                       samples, vote[0], vote[1]},
+                                      {5}).to(device);
     std::unique_ptr<dist::PendingCollective> totals_reduced;
     if (data_parallel()) totals_reduced = options_.distributed.comm->all_reduce_async(step_totals);
     loss = data_loss;
@@ -173,18 +193,20 @@ Trainer::StepResult Trainer::step(const data::Batch& loaded, StepContext context
     detail = e.what();
   }
   const std::vector<double> t = step_totals.to_vector<double>();
+  const int stop = data_parallel() ? agreed_stop(t[3], t[4]) : 0;
   if (what.empty()) {
     skips_in_a_row_ = 0;
     sgd_.step();
     if (hooks_.after_step) hooks_.after_step(context);
-    return {.skipped = false, .loss_sum = t[0], .correct = static_cast<int64_t>(t[1]), .samples = t[2]};
+    return {.skipped = false, .loss_sum = t[0], .correct = static_cast<int64_t>(t[1]), .samples = t[2],
+            .stop_signal = stop};
   }
   // An update now would turn every weight to NaN. Undo the forward's BN updates, then stop or skip.
   models::NamedTensors buffers = model_.named_buffers();
   for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(buffer_snapshot_[i]);
   sgd_.zero_grad();
   handle_non_finite(what, detail, context);
-  return {.skipped = true, .samples = t[2]};
+  return {.skipped = true, .samples = t[2], .stop_signal = stop};
 }
 
 void Trainer::snapshot_buffers() {
@@ -258,6 +280,7 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
   const int64_t epoch = state_.epochs_done;  // 0-based index of the epoch to train
   const int64_t steps = train_loader_.num_batches();
   const auto started = Clock::now();
+  stop_signal_ = 0;
 
   ProgressLine progress(options_.live_progress && speaks());
   const bool by_iteration = options_.phase_iterations > 0;
@@ -296,9 +319,10 @@ EpochStats Trainer::run_epoch(int64_t stop_at_global_step) {
     ++state_.global_step;
     progress.update(by_iteration ? state_.global_step : step, seen - seen_at_start,
                     trained > 0 ? loss_sum / static_cast<double>(trained) : 0.0);
-    // A stop request (Ctrl-C) ends the epoch here, as a step limit would; one
-    // process alone: the ranks of a data-parallel run could stop at different steps.
-    if (interrupt_requested() != 0 && !data_parallel()) break;
+    // A stop request (Ctrl-C) ends the epoch here, as a step limit would; the
+    // ranks of a data-parallel run stop after the step they agreed on.
+    stop_signal_ = data_parallel() ? result.stop_signal : interrupt_requested();
+    if (stop_signal_ != 0) break;
   }
   const double train_seconds =
       state_.seconds_in_epoch + std::chrono::duration<double>(Clock::now() - started).count();
@@ -433,12 +457,36 @@ std::map<std::string, Tensor> Trainer::state_tensors() const {
                                     state_.correct_in_epoch, state_.skipped_in_epoch},
                                    {5}));
   out.emplace("train.epoch_sums", from_vector<double>({state_.loss_sum_in_epoch, state_.seconds_in_epoch}, {2}));
+  if (state_.step_in_epoch > 0) out.insert(rank_buffers_.begin(), rank_buffers_.end());
   return out;
+}
+
+void Trainer::gather_rank_buffers() {
+  rank_buffers_.clear();
+  if (!data_parallel() || state_.step_in_epoch == 0) return;  // an epoch's end averaged them
+  dist::Communicator& comm = *options_.distributed.comm;
+  for (const auto& [name, buffer] : model_.named_buffers()) {
+    // Collectives take floating point; the BN step counters agree on every rank anyway.
+    if (buffer.dtype() != DType::f32 && buffer.dtype() != DType::f64) continue;
+    const Tensor all = comm.all_gather(buffer.contiguous()).to(Device::cpu());
+    if (!speaks()) continue;
+    for (int rank = 1; rank < comm.world_size(); ++rank)
+      rank_buffers_.emplace(fmt::format("{}{}.{}", kRankBuffersPrefix, rank, name), all.select(0, rank).clone());
+  }
 }
 
 void Trainer::load_state_tensors(const std::map<std::string, Tensor>& tensors) {
   const std::string prefix = kMomentumPrefix;
+  const std::string own_buffers = fmt::format("{}{}.", kRankBuffersPrefix, options_.distributed.rank);
+  models::NamedTensors buffers = model_.named_buffers();  // handles: writing them writes the model's
   for (const auto& [name, value] : tensors) {
+    if (name.starts_with(own_buffers)) {  // this rank's statistics inside an epoch (gather_rank_buffers())
+      const std::string buffer = name.substr(own_buffers.size());
+      auto it = std::find_if(buffers.begin(), buffers.end(), [&](const auto& b) { return b.first == buffer; });
+      TPP_CHECK(it != buffers.end() && it->second.sizes() == value.sizes(),
+                "resume: checkpoint tensor '{}' matches no buffer of the model", name);
+      it->second.copy_(value.to(it->second.device()));
+    }
     if (name.starts_with("train.")) continue;
     TPP_CHECK(name.starts_with(prefix), "resume: unexpected checkpoint tensor '{}' (neither optimizer.* nor train.*)",
               name);

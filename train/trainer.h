@@ -195,7 +195,7 @@ class Trainer {
   // early, incomplete, once state().global_step reaches `stop_at_global_step`
   // (the regularised phase ends in mid-epoch; checkpoints between epochs),
   // or after the step in progress when a stop was requested
-  // (engine/interrupt.h; in one process only).
+  // (engine/interrupt.h; see stop_signal()).
   // After each backward (and the after_backward hook) the loss and every
   // gradient are checked for NaN and infinity; what follows is
   // options.on_nan. With TPP_SYNC_DEBUG on (engine/finite.h) the op that
@@ -210,6 +210,17 @@ class Trainer {
   const TrainState& state() const { return state_; }
   Sgd& optimizer() { return sgd_; }
   bool data_parallel() const { return options_.distributed.distributed(); }
+  // The stop request (engine/interrupt.h) the last run_epoch() stopped for, 0
+  // when none. With several ranks it is agreed at every step (riding on the
+  // step's all-reduce of its loss), so a request to any one rank stops all of
+  // them after the same step: SIGTERM if any rank got one, else the signal of
+  // the others (Ctrl-C under a launcher reaches the ranks as one or the other).
+  int stop_signal() const { return stop_signal_; }
+  // Collective (every rank calls it before a checkpoint): without synchronised
+  // BN the ranks' running statistics differ until an epoch's end averages
+  // them, so a checkpoint saved inside an epoch keeps every rank's own; rank
+  // 0's state_tensors() then include them and a resume gives each rank its own.
+  void gather_rank_buffers();
   // The gradient buckets all-reduced each step (empty in one process).
   const std::vector<models::GradBucket>& grad_buckets() const { return buckets_; }
 
@@ -219,7 +230,8 @@ class Trainer {
   // (f64), "train.rng" (the default generator's seed and offset, i64 [2]) and
   // the epoch in progress, "train.epoch_progress" (i64 [5]: steps, images,
   // images trained on, correct, skipped steps) and "train.epoch_sums" (f64
-  // [2]: loss sum, seconds).
+  // [2]: loss sum, seconds); inside an epoch of a data-parallel run also
+  // "train.rank_buffers.<rank>.<buffer>" for ranks 1.. (gather_rank_buffers()).
   std::map<std::string, Tensor> state_tensors() const;
   // Restores them (and the default generator); a missing or foreign key
   // throws tpp::Error naming it.
@@ -231,6 +243,7 @@ class Trainer {
     double loss_sum = 0;  // cross-entropy × samples, over all ranks, when not skipped
     int64_t correct = 0;  // over all ranks
     double samples = 0;   // over all ranks
+    int stop_signal = 0;  // with several ranks: the stop they agreed on at this step
   };
   StepResult step(const data::Batch& loaded, StepContext context);  // any device: moved to the model's
   // "" when the loss and every gradient are finite, else what was not.
@@ -251,6 +264,8 @@ class Trainer {
   TrainState state_;
   bool improved_ = false;
   int64_t skips_in_a_row_ = 0;  // not checkpointed: a resume starts counting afresh
+  int stop_signal_ = 0;
+  std::map<std::string, Tensor> rank_buffers_;  // gather_rank_buffers(); rank 0 only
   // The model's buffers (BN statistics) before the step in progress, put back
   // if the step turns out non-finite; the same tensors from step to step.
   std::vector<Tensor> buffer_snapshot_;

@@ -53,7 +53,7 @@ nlohmann::ordered_json summary_json(const TrainingRunConfig& c, const RunData& d
   if (!history.empty()) images_per_second /= static_cast<double>(history.size());
   const TrainState& s = trainer.state();
   nlohmann::ordered_json out = {
-      {"status", s.epochs_done >= c.epochs ? "finished" : interrupt_requested() != 0 ? "interrupted" : "running"},
+      {"status", s.epochs_done >= c.epochs ? "finished" : trainer.stop_signal() != 0 ? "interrupted" : "running"},
       {"arch", c.arch},
       {"dataset", d.where.name},
       {"epochs", c.epochs},
@@ -91,6 +91,7 @@ TrainingReport report_of(const nlohmann::ordered_json& summary, const std::vecto
     const auto& v = summary.at(key);
     return v.is_string() ? v.get<std::string>() : v.dump();
   };
+  const auto number = [&](const char* key) { return with_commas(summary.at(key).get<int64_t>()); };
   const auto percent = [&](const char* key) {
     const auto& v = summary.at(key);
     return v.is_number() ? fmt::format("{:.2f}%", v.get<double>()) : std::string("-");
@@ -101,9 +102,9 @@ TrainingReport report_of(const nlohmann::ordered_json& summary, const std::vecto
                                      counted(summary.at("epochs").get<int64_t>(), "epoch"))},
              {"final test accuracy", percent("final_test_acc")},
              {"best test accuracy", fmt::format("{} (epoch {})", percent("best_test_acc"), text("best_epoch"))},
-             {"parameters", fmt::format("{} ({} with BN)", text("params"), text("params_with_bn"))},
-             {"FLOPs per image", text("flops")},
-             {"train / test images", fmt::format("{} / {}", text("train_samples"), text("test_samples"))},
+             {"parameters", fmt::format("{} ({} with BN)", number("params"), number("params_with_bn"))},
+             {"FLOPs per image", number("flops")},
+             {"train / test images", fmt::format("{} / {}", number("train_samples"), number("test_samples"))},
              {"time", format_duration(summary.at("seconds").get<double>())},
              {"device", text("device")},
              {"engine", text("engine_version")}};
@@ -262,6 +263,7 @@ void run_training(const TrainingRunConfig& c) {
     const int64_t step = trainer.state().global_step;
     const int64_t next_checkpoint = (step / c.checkpoint_interval + 1) * c.checkpoint_interval;
     const EpochStats stats = recording_failure([&] { return trainer.run_epoch(next_checkpoint); }, write_outcome, dist);
+    trainer.gather_rank_buffers();
     if (run) {
       if (stats.complete) {
         history.push_back(stats);
@@ -278,8 +280,10 @@ void run_training(const TrainingRunConfig& c) {
       models::save_checkpoint(run->last_checkpoint(), *model, info, trainer.state_tensors());
       write_outcome();
     }
-    if (const int signal = interrupt_requested();
-        signal != 0 && !dist.distributed() && trainer.state().epochs_done < c.epochs) {
+    if (const int signal = trainer.stop_signal(); signal != 0 && trainer.state().epochs_done < c.epochs) {
+      // The others leave once rank 0's checkpoint is complete (a launcher may
+      // end the job as soon as one rank exits).
+      if (dist.distributed()) dist.comm->barrier();
       const TrainState& s = trainer.state();
       throw Interrupted(signal, dir.string(), fmt::format("train: saved after step {} ({})", s.global_step,
                                             s.step_in_epoch > 0 ? fmt::format("epoch {}, step {} of {}",

@@ -115,7 +115,7 @@ TEST_SUITE("apps") {
     CHECK_FALSE(std::filesystem::exists(dir / "run"));
   }
 
-  TEST_CASE("--data-dir: the folder of the files or a data root; a named folder without data is an error") {
+  TEST_CASE("--data-dir: the folder of the files or a data root, a named folder without data is an error") {
     const TempDir dir;
     write_mnist_files(dir / "root" / "mnist");
     for (const char* folder : {"root", "root/mnist"}) {

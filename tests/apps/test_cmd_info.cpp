@@ -24,7 +24,7 @@ TEST_CASE("tpp info --json: resnet56 on cifar10 has 848,954 params, 853,018 with
   CHECK(out["layers"][0]["output"] == nlohmann::json::array({16, 32, 32}));
 }
 
-TEST_CASE("tpp info: the table ends with the totals; mlp7_linear on MNIST runs at 32x32") {
+TEST_CASE("tpp info: the table ends with the totals, mlp7_linear on MNIST runs at 32x32") {
   const Run run = run_tpp("info --arch mlp7_linear --dataset mnist");
   REQUIRE(run.status == 0);
   CHECK(run.output.find("input           1x32x32") != std::string::npos);

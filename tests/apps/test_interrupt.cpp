@@ -45,6 +45,23 @@ int interrupt(const std::vector<std::string>& args, const fs::path& dir, int sig
   return exit.code;
 }
 
+// As interrupt(), but a second signal follows the first at once, while the
+// step in progress (over a second long) still runs.
+int interrupt_twice(const std::vector<std::string>& args, const fs::path& dir, int signal, const fs::path& output) {
+  const pid_t pid = spawn_tpp(args, output, {});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (!fs::exists(dir / "config.toml") && std::chrono::steady_clock::now() < deadline && !wait_for(pid, 0.002)) {
+  }
+  REQUIRE_MESSAGE(fs::exists(dir / "config.toml"), "the run ended or hung before it began; output: ", read_all(output));
+  ::kill(pid, signal);
+  const std::optional<Exit> early = wait_for(pid, 0.01);
+  REQUIRE_MESSAGE(!early, "the run ended before the second signal; output: ", read_all(output));
+  ::kill(pid, signal);
+  const Exit exit = wait_to_end(pid, 600, output);
+  REQUIRE_MESSAGE(exit.exited, "killed by signal ", exit.code, "; output: ", read_all(output));
+  return exit.code;
+}
+
 std::string last_line(const std::string& text) {
   const size_t end = text.find_last_not_of('\n');
   const size_t start = text.rfind('\n', end);
@@ -86,6 +103,21 @@ TEST_SUITE("apps") {
     CHECK(status_of(run) == "finished");
     check_same_tensors(reference / "last.safetensors", run / "last.safetensors");
     check_same_tensors(reference / "best.safetensors", run / "best.safetensors");
+  }
+
+  TEST_CASE("tpp train: a second Ctrl-C ends the run at once, without finishing the step or saving") {
+    REQUIRE_FASHION_MNIST();
+    const tpp::testing::TempDir scratch;
+    const fs::path run = scratch / "run", output = scratch / "run.out";
+    // Steps of 1,000 images through ResNet-20: each takes seconds on a CPU.
+    const std::vector<std::string> recipe = {
+        "train", "--arch", "resnet20", "--dataset", "fashion-mnist", "--limit", "3000", "--test-limit", "100",
+        "--batch-size", "1000", "--epochs", "1", "--seed", "4", "--workers", "0", "--out", run.string()};
+    CHECK(interrupt_twice(recipe, run, SIGINT, output) == 130);
+    const std::string said = read_all(output);
+    CHECK_MESSAGE(said.find("tpp: interrupted") == std::string::npos, said);  // no clean stop: no checkpoint to name
+    CHECK_FALSE(fs::exists(run / "last.safetensors"));
+    CHECK(fs::exists(run / "config.toml"));  // what was written stays
   }
 
   TEST_CASE("tpp prune: SIGTERM in the regularised phase saves, exits 143, and the resumed run has the same bits") {

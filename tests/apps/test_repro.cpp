@@ -75,7 +75,7 @@ TEST_SUITE("apps") {
     fs::remove_all(root);
   }
 
-  TEST_CASE("branch_run: a whole copy of a finished run, made once; an unfinished run is refused") {
+  TEST_CASE("branch_run: a whole copy of a finished run, made once, an unfinished run is refused") {
     const fs::path root = fresh_dir("branch");
     const fs::path removed = prune_run(root / "tpp-removed", "finished", 0);
     branch_run(removed, root / "tpp-lr0.01");

@@ -283,7 +283,7 @@ TEST_CASE("fuzz regression: a config key whose value is an empty array is one li
   CHECK(!fs::exists(scratch.dir / "b"));
 }
 
-TEST_CASE("tpp train: --device names a GPU that this build or machine lacks; a bad device string is named") {
+TEST_CASE("tpp train: --device names a GPU that this build or machine lacks, a bad device string is named") {
   const Scratch scratch("device");
   const Run cuda = run_tpp("train --arch resnet20 --dataset fashion-mnist --device cuda:99 --out " + scratch / "a");
   CHECK(cuda.status == 1);

@@ -98,7 +98,7 @@ TEST_SUITE("data.hardening") {
     CHECK(kMaxInflatedBytes == uint64_t{4} << 30);
   }
 
-  TEST_CASE("CIFAR records parse from memory; a bad file appends nothing") {
+  TEST_CASE("CIFAR records parse from memory, a bad file appends nothing") {
     std::vector<uint8_t> pixels(3072, 1);
     std::vector<int64_t> labels{4};
     parse_cifar_records(tpp::testing::cifar_records({{2}, {9}}), CifarLabels::cifar10, "c", pixels, labels);

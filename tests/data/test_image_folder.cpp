@@ -39,7 +39,7 @@ int max_abs_difference(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 TEST_SUITE("data.imagefolder") {
-  TEST_CASE("PNG round trip is exact; JPEG is close; grey becomes RGB") {
+  TEST_CASE("PNG round trip is exact, JPEG is close, grey becomes RGB") {
     const Tensor image = gradient_image(6, 10, 1);
     const Tensor png = decode_png(encode_png(image), "test.png");
     CHECK(png.sizes() == Shape{3, 6, 10});
@@ -54,7 +54,7 @@ TEST_SUITE("data.imagefolder") {
     CHECK(max_abs_difference(grey_jpeg.slice(0, 1, 2), grey) <= 2);
   }
 
-  TEST_CASE("classes are the sub-folders sorted by name; files are found recursively and sorted") {
+  TEST_CASE("classes are the sub-folders sorted by name, files are found recursively and sorted") {
     TempDir tmp;
     const fs::path train = tmp / "train";
     // Written out of order, with a non-image file and an upper-case extension.

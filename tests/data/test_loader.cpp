@@ -182,7 +182,7 @@ TEST_SUITE("data.loader") {
                       "numbered train sample 0: RandomCrop: crop 20x20 is larger than the padded image 6x6");
   }
 
-  TEST_CASE("next() before start_epoch() is an error; destroying a busy loader does not hang") {
+  TEST_CASE("next() before start_epoch() is an error, destroying a busy loader does not hang") {
     auto loader = std::make_unique<DataLoader>(numbered_dataset(40), augmenting(),
                                                DataLoaderOptions{.batch_size = 4, .num_workers = 3});
     CHECK_THROWS_WITH(loader->next(), "DataLoader: next() before start_epoch()");

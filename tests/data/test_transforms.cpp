@@ -74,7 +74,7 @@ TEST_SUITE("data.transforms") {
         1e-5);
   }
 
-  TEST_CASE("bilinear resize to the same size is the identity; u8 images are rounded") {
+  TEST_CASE("bilinear resize to the same size is the identity, u8 images are rounded") {
     const Tensor x = reference_input();
     CHECK(resize_bilinear(x, 4, 5).to_vector<float>() == x.to_vector<float>());
     // Doubling [0, 255]: source positions -0.25 -> 0, 0.25, 0.75, 1.25 -> 1 with weights 0, .25, .75, 1.
@@ -83,7 +83,7 @@ TEST_SUITE("data.transforms") {
     CHECK(out.to_vector<uint8_t>() == std::vector<uint8_t>{0, 64, 191, 255});
   }
 
-  TEST_CASE("crop takes a window; the parts outside the image are zero") {
+  TEST_CASE("crop takes a window, the parts outside the image are zero") {
     const Tensor image = u8_image({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 3, 3});
     CHECK(crop(image, 1, 1, 2, 2).to_vector<uint8_t>() == std::vector<uint8_t>{5, 6, 8, 9});
     CHECK(crop(image, -1, -1, 3, 3).to_vector<uint8_t>() == std::vector<uint8_t>{0, 0, 0, 0, 1, 2, 0, 4, 5});

@@ -77,6 +77,42 @@ TEST_CASE("mpirun -np 2 tpp train --resume continues the two-rank run exactly") 
   CHECK(max_difference(scratch.dir / "straight/last.safetensors", scratch.dir / "resumed/last.safetensors") == 0);
 }
 
+TEST_CASE("Ctrl-C to one rank stops both after the same step, the resumed two-rank run has the same bits") {
+  REQUIRE_DATA();
+  const Scratch scratch("interrupt");
+  // ResNet-20 without synchronised BN: inside an epoch each rank's BN
+  // statistics are its own, and the checkpoint must keep both.
+  const auto recipe = [&](const std::string& out) {
+    return "train --arch resnet20 --dataset fashion-mnist --limit 400 --test-limit 40 --workers 0 --seed 6 "
+           "--epochs 2 --momentum 0.9 --lr-schedule 0:0.05 --batch-size 10 --out " +
+           out;
+  };
+  const Shell straight = shell(mpirun(2, recipe(scratch / "straight")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+
+  // Rank 1 is a shell that starts tpp and sends it SIGINT once rank 0 has
+  // written the run's config; rank 0 gets no signal.
+  const std::string out = scratch / "run";
+  const std::string rank1 = "bash -c '" + kTpp + " " + recipe(out) + " & pid=$!; while [ ! -s " + out +
+                            "/config.toml ]; do sleep 0.01; done; kill -INT $pid; wait $pid'";
+  const Shell job = shell(std::string(TPP_MPIEXEC) + " -n 1 " + kTpp + " " + recipe(out) + " : -n 1 " + rank1, 120);
+  MESSAGE(job.output);
+  CHECK(job.status != 0);
+  CHECK(count(job.output, "tpp: interrupted (SIGINT): train: saved after step ") == 1);  // rank 0 speaks for both
+  CHECK(job.output.find("; resume with: tpp train --resume " + out) != std::string::npos);
+  CHECK(job.output.find("error") == std::string::npos);
+  CHECK(read_json(scratch.dir / "run/summary.json")["status"] == "interrupted");
+
+  const Shell resumed = shell(mpirun(2, "train --resume " + out));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  CHECK(resumed.output.find("resuming in epoch ") != std::string::npos);  // it stopped inside an epoch
+  CHECK(read_json(scratch.dir / "run/summary.json")["status"] == "finished");
+  std::string where;
+  CHECK_MESSAGE(max_difference(scratch.dir / "straight/last.safetensors", scratch.dir / "run/last.safetensors",
+                               &where) == 0,
+                where);
+}
+
 TEST_CASE("mpirun -np 2 tpp train --sync-bn: ResNet-20's weights and BN statistics are one process's") {
   REQUIRE_DATA();
   const Scratch scratch("sync_bn");

@@ -78,7 +78,7 @@ TEST_SUITE("optim") {
     check_values(p, {0.71, 0, 2.71});
   }
 
-  TEST_CASE("a floating mask broadcasts over the parameter; any non-zero keeps") {
+  TEST_CASE("a floating mask broadcasts over the parameter, any non-zero keeps") {
     Tensor p = ones({2, 3}, {.dtype = DType::f64}).set_requires_grad(true);
     p.set_grad(ones({2, 3}, {.dtype = DType::f64}));
     Sgd sgd({p}, {.lr = 0.1});

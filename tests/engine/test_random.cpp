@@ -23,7 +23,7 @@ Moments moments(const Tensor& t) {
 }  // namespace
 
 TEST_SUITE("random") {
-  TEST_CASE("the same seed gives the same numbers; another seed does not") {
+  TEST_CASE("the same seed gives the same numbers, another seed does not") {
     Generator a(7), b(7), c(8);
     CHECK(randn({100}, {}, &a).to_vector<float>() == randn({100}, {}, &b).to_vector<float>());
     CHECK(rand({100}, {}, &a).to_vector<float>() != rand({100}, {}, &c).to_vector<float>());

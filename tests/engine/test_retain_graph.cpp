@@ -8,7 +8,7 @@
 using namespace tpp;
 
 TEST_SUITE("engine") {
-  TEST_CASE("retain_graph keeps the graph for another backward; the gradients accumulate in the leaves") {
+  TEST_CASE("retain_graph keeps the graph for another backward, the gradients accumulate in the leaves") {
     Tensor x = from_vector<double>({1, -2, 3}, {3});
     x.set_requires_grad();
     const Tensor y = ops::sum(ops::mul(x, x));

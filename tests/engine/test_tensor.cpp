@@ -35,7 +35,7 @@ TEST_SUITE("tensor views") {
     CHECK_THROWS_WITH(zeros({4, 6}).view({5, 5}), "view: cannot view shape [4, 6] (24 elements) as [5, 5]");
   }
 
-  TEST_CASE("view of a transposed tensor is refused; reshape copies") {
+  TEST_CASE("view of a transposed tensor is refused, reshape copies") {
     const Tensor t = arange(0.0, 6.0, 1.0).view({2, 3}).transpose(0, 1);
     CHECK_FALSE(t.is_contiguous());
     CHECK_THROWS_WITH(t.view({6}), "view: tensor of shape [3, 2] is not contiguous; use reshape");
@@ -59,7 +59,7 @@ TEST_SUITE("tensor views") {
     CHECK_THROWS_WITH(t.select(0, 2), "select: index 2 is out of range for dim 0 of size 2 (shape [2, 3])");
   }
 
-  TEST_CASE("permute reorders sizes and strides; contiguous materialises") {
+  TEST_CASE("permute reorders sizes and strides, contiguous materialises") {
     const Tensor t = arange(0.0, 24.0, 1.0).view({2, 3, 4});
     const Tensor p = t.permute({2, 0, 1});
     CHECK(p.sizes() == Shape{4, 2, 3});

@@ -38,11 +38,13 @@ fs::path save_base(const TempDir& dir) {
 }
 
 // resnet20's first convs of each block at PR 0.5; λ reaches 1 in 2
-// iterations, then 20 iterations zero one layer each; JSV on one batch.
+// iterations, then 20 stabilising iterations (the ninth pruned layer is
+// zeroed at the 18th); JSV on one batch. Small enough for the emulated
+// device (about 25 images/s there).
 const std::string kPrune =
     "--math fp32 prune --method tpp --stage-pr '*layer*.conv1:0.5' --reg-granularity 0.5 --reg-interval 1 "
     "--stabilize-iters 20 --zero-out-interval 1 --log-interval 1 --lr-schedule 0:0.01 --jsv-batches 1 "
-    "--limit 256 --test-limit 256 --batch-size 32 --workers 0 --seed 5";
+    "--limit 128 --test-limit 128 --batch-size 16 --workers 0 --seed 5";
 
 Json run_prune(const fs::path& base, const fs::path& out, const std::string& device, int epochs) {
   const auto run = run_tpp(fmt::format("{} --base {} --out {} --device {} --epochs {}", kPrune, base.string(),
@@ -95,7 +97,7 @@ TEST_SUITE("gpu") {
     CHECK(gpu["removal"]["pruned"] == cpu["removal"]["pruned"]);
     CHECK(gpu["removal"]["speedup"] == cpu["removal"]["speedup"]);
     // TPP zeroed the pruned filters: removing them costs (up to a rounding
-    // flip) no prediction on the GPU either; 256 test images, 1 = 0.39 points.
+    // flip) no prediction on the GPU either; 128 test images, 1 = 0.78 points.
     CHECK(std::abs(gpu["removal"]["test_acc_after"].get<double>() - gpu["removal"]["test_acc_before"].get<double>()) <=
           0.8);
     CHECK(gpu["removal"]["jsv_after_pruning"]["mean"].get<double>() > 0);

@@ -188,7 +188,7 @@ TEST_CASE("build_model from a checkpoint gives the saved model's outputs exactly
   }
 }
 
-TEST_CASE("a bare state_dict loads with the arch given; classes and channels come from its tensors") {
+TEST_CASE("a bare state_dict loads with the arch given, classes and channels come from its tensors") {
   const TempDir dir;
   const auto path = dir / "bare.safetensors";
   const auto original = random_model("resnet20", 7, 1, 3);

@@ -45,7 +45,7 @@ TEST_CASE("ObserveForward sees every call through operator(), children before th
   CHECK(calls[3].input == Shape{5, 4});
 }
 
-TEST_CASE("ObserveForward nests and is gone after its scope; forward() itself is not observed") {
+TEST_CASE("ObserveForward nests and is gone after its scope, forward() itself is not observed") {
   const auto net = small_net();
   int outer = 0, inner = 0;
   {

@@ -178,7 +178,7 @@ TEST_SUITE("models") {
     CHECK(widths.at("fc") == 10);
   }
 
-  TEST_CASE("trace_layer_links: resnet20 block conv1 feeds conv2 through bn1; stem, conv2 and fc are refused") {
+  TEST_CASE("trace_layer_links: resnet20 block conv1 feeds conv2 through bn1, stem, conv2 and fc are refused") {
     auto model = make_model("resnet20", 10);
     const auto links = trace_layer_links(*model);
     REQUIRE(links.size() == 20);
@@ -207,7 +207,7 @@ TEST_SUITE("models") {
     CHECK(links.at("fc").exec_index == 55);
   }
 
-  TEST_CASE("trace_layer_links: vgg11 convs feed the next conv across max-pools; the last one feeds the classifier") {
+  TEST_CASE("trace_layer_links: vgg11 convs feed the next conv across max-pools, the last one feeds the classifier") {
     const SkipInit no_values;
     auto model = make_model("vgg11", 100);
     const auto links = trace_layer_links(*model);
@@ -221,7 +221,7 @@ TEST_SUITE("models") {
     CHECK_FALSE(links[8].prunable());
   }
 
-  TEST_CASE("trace_layer_links: resnet50 conv1 -> conv2 -> conv3 in a Bottleneck; conv3 and downsample feed the sum") {
+  TEST_CASE("trace_layer_links: resnet50 conv1 -> conv2 -> conv3 in a Bottleneck, conv3 and downsample feed the sum") {
     const SkipInit no_values;
     auto model = make_model("resnet50", 1000);
     const auto links = trace_layer_links(*model);
@@ -259,7 +259,7 @@ TEST_SUITE("models") {
     }
   }
 
-  TEST_CASE("trace_layer_links: mlp7_linear hidden layers feed the next linear; the output layer is refused") {
+  TEST_CASE("trace_layer_links: mlp7_linear hidden layers feed the next linear, the output layer is refused") {
     auto model = make_model("mlp7_linear", 10, 1);
     const auto links = trace_layer_links(*model);
     REQUIRE(links.size() == 7);

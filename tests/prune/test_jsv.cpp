@@ -107,7 +107,7 @@ TEST_SUITE("prune") {
     CHECK(st.mean_sq_dev_from_1 == doctest::Approx((9 + 1 + 0 + 0.25) / 4.0).epsilon(1e-6));
   }
 
-  TEST_CASE("JSV statistics pool the values of all samples; the condition number is the mean of max/min per sample") {
+  TEST_CASE("JSV statistics pool the values of all samples, the condition number is the mean of max/min per sample") {
     const prune::JsvStats st = prune::jsv_stats({{2, 1}, {4, 0.5}});
     CHECK(st.samples == 2);
     CHECK(st.values == 4);

@@ -14,7 +14,7 @@ using namespace tpp;
 using namespace tpp::prune;
 
 TEST_SUITE("prune") {
-  TEST_CASE("prune_l1: removes the plan's filters; counts agree with analyze_widths") {
+  TEST_CASE("prune_l1: removes the plan's filters, counts agree with analyze_widths") {
     auto model = models::make_model("resnet56", 10);
     const OneShotResult r = prune_l1(*model, {.stage_pr = "*layer*.conv1:0.7"}, {3, 32, 32});
     CHECK(models::layer_widths(*model) == r.plan.widths());

@@ -98,7 +98,7 @@ TEST_SUITE("prune") {
                       "stage-pr '*conv1:nan': the ratio 'nan' of '*conv1' must be a number in [0, 1)");
   }
 
-  TEST_CASE("layer_ratio: the last matching rule wins; a skip glob forces 0") {
+  TEST_CASE("layer_ratio: the last matching rule wins, a skip glob forces 0") {
     const auto rules = parse_stage_pr("*layer*:0.5,*layer2*:0.7,*nothing*:0.1");
     const auto skips = parse_skip_layers("*layer1.0.conv1");
     CHECK(layer_ratio("layer2.1.conv1", rules, skips) == 0.7);
@@ -119,7 +119,7 @@ TEST_SUITE("prune") {
     CHECK(pruned_count(0.55, 100) == 56);
   }
 
-  TEST_CASE("filter_scores: mean |w| per filter; smallest_scores: the lowest, stable on ties, sorted") {
+  TEST_CASE("filter_scores: mean |w| per filter, smallest_scores: the lowest, stable on ties, sorted") {
     const Tensor w = from_vector<float>({1, 1, 0.1f, -0.1f, -3, 0, 0.5f, -0.5f}, {4, 2});
     const std::vector<double> s = filter_scores(w).to_vector<double>();
     CHECK(s[0] == doctest::Approx(1.0));

@@ -174,7 +174,7 @@ TEST_SUITE("prune") {
         CHECK(layers[0].bn_weight.shares_storage_with(dynamic_cast<models::BatchNorm2d&>(*m).weight));
   }
 
-  TEST_CASE("add_pruned_l2_grads: λ·x on pruned rows, pruned biases and pruned BN channels; nothing else") {
+  TEST_CASE("add_pruned_l2_grads: λ·x on pruned rows, pruned biases and pruned BN channels, nothing else") {
     auto model = models::make_model("mlp7_linear", 10, 1);
     const PrunePlan plan = make_plan(*model, {.stage_pr = "net.0:0.5"});
     const PrunedLayer layer = pruned_layers(*model, plan).at(0);
@@ -239,7 +239,7 @@ TEST_SUITE("prune") {
     CHECK(s.lambda(10) == doctest::Approx(1.2));
   }
 
-  TEST_CASE("PenaltySchedule: layer q is hard-zeroed from t* + 100·(q+1); ResNet56's last pruned layer at t* + 5,400") {
+  TEST_CASE("PenaltySchedule: layer q is hard-zeroed from t* + 100·(q+1), ResNet56's last pruned layer at t* + 5,400") {
     const PenaltySchedule s;
     const int64_t t_s = s.switch_iteration();
     CHECK_FALSE(s.zero_out_due(t_s - 1, 0));

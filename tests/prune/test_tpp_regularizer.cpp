@@ -80,7 +80,7 @@ TEST_SUITE("prune") {
     CHECK(none.terms(4).gram == 0);
   }
 
-  TEST_CASE("TppRegularizer: gradients get λ·w on pruned rows and BN channels; --no-bn-reg leaves BN alone") {
+  TEST_CASE("TppRegularizer: gradients get λ·w on pruned rows and BN channels, --no-bn-reg leaves BN alone") {
     for (const bool bn : {true, false}) {
       Setup s;
       TppOptions options = short_schedule();

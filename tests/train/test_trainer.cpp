@@ -55,7 +55,7 @@ bool same_bits(const models::Module& a, const models::Module& b) {
   return true;
 }
 
-TEST_CASE("Trainer: a step limit stops in mid-epoch, incomplete and unevaluated; the next call finishes the epoch") {
+TEST_CASE("Trainer: a step limit stops in mid-epoch, incomplete and unevaluated, the next call finishes the epoch") {
   Setup straight, stopped;
   const train::EpochStats whole = straight.trainer->run_epoch();
 

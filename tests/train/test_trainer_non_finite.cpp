@@ -203,7 +203,7 @@ TEST_SUITE("train.trainer") {
     CHECK(all_finite_state(*s.model));
   }
 
-  TEST_CASE("log lines carry skipped_steps; a line from before it existed reads as 0") {
+  TEST_CASE("log lines carry skipped_steps, a line from before it existed reads as 0") {
     const EpochStats stats{.epoch = 3, .skipped_steps = 7};
     CHECK(epoch_from_json(epoch_json(stats)).skipped_steps == 7);
     nlohmann::ordered_json old = epoch_json(stats);
