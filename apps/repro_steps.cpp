@@ -149,7 +149,11 @@ void branch_run(const fs::path& from, const fs::path& to) {
 void retrain_branch(const fs::path& removed, const fs::path& dir, const std::vector<std::string>& retrain,
                     int64_t epochs) {
   branch_run(removed, dir);
-  run_in("prune", dir, {}, retrain, epochs);
+  // The copy's config.toml has the first branch's retraining schedule: a
+  // change of settings a resume refuses unless asked, and records.
+  std::vector<std::string> resume = retrain;
+  resume.emplace_back("--allow-changes");
+  run_in("prune", dir, {}, resume, epochs);
 }
 
 std::vector<Json> log_lines(const fs::path& dir) {
