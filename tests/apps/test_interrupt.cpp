@@ -31,14 +31,20 @@ int run_to_end(const std::vector<std::string>& args, const fs::path& output) {
   return exit.code;
 }
 
-// Starts the run and sends `signal` once its run directory has its config
-// (the handlers are installed by then): it stops after the step in progress.
-int interrupt(const std::vector<std::string>& args, const fs::path& dir, int signal, const fs::path& output) {
+// Starts the run and waits until its run directory has its config (the
+// signal handlers are installed by then).
+pid_t start_run(const std::vector<std::string>& args, const fs::path& dir, const fs::path& output) {
   const pid_t pid = spawn_tpp(args, output, {});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
   while (!fs::exists(dir / "config.toml") && std::chrono::steady_clock::now() < deadline && !wait_for(pid, 0.002)) {
   }
   REQUIRE_MESSAGE(fs::exists(dir / "config.toml"), "the run ended or hung before it began; output: ", read_all(output));
+  return pid;
+}
+
+// Sends `signal` to a started run: it stops after the step in progress.
+int interrupt(const std::vector<std::string>& args, const fs::path& dir, int signal, const fs::path& output) {
+  const pid_t pid = start_run(args, dir, output);
   ::kill(pid, signal);
   const Exit exit = wait_to_end(pid, 600, output);
   REQUIRE_MESSAGE(exit.exited, "killed by signal ", exit.code, "; output: ", read_all(output));
@@ -48,11 +54,7 @@ int interrupt(const std::vector<std::string>& args, const fs::path& dir, int sig
 // As interrupt(), but a second signal follows the first at once, while the
 // step in progress (over a second long) still runs.
 int interrupt_twice(const std::vector<std::string>& args, const fs::path& dir, int signal, const fs::path& output) {
-  const pid_t pid = spawn_tpp(args, output, {});
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (!fs::exists(dir / "config.toml") && std::chrono::steady_clock::now() < deadline && !wait_for(pid, 0.002)) {
-  }
-  REQUIRE_MESSAGE(fs::exists(dir / "config.toml"), "the run ended or hung before it began; output: ", read_all(output));
+  const pid_t pid = start_run(args, dir, output);
   ::kill(pid, signal);
   const std::optional<Exit> early = wait_for(pid, 0.01);
   REQUIRE_MESSAGE(!early, "the run ended before the second signal; output: ", read_all(output));

@@ -4,33 +4,15 @@
 // everything done. (The ResNet study, slower: tests/slow/test_repro_resnet.cpp.)
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-
+#include "apps/repro.h"
 #include "tests/apps/crash_harness.h"
 #include "tests/apps/run_tpp.h"
 #include "tests/data/data_test_util.h"
 
 namespace fs = std::filesystem;
-using Json = nlohmann::json;
-
-namespace {
-
-Json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  REQUIRE_MESSAGE(in.good(), "no ", file.string());
-  return Json::parse(in);
-}
-
-std::vector<Json> read_log(const fs::path& dir) {
-  std::vector<Json> lines;
-  std::ifstream in(dir / "log.jsonl");
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(Json::parse(line));
-  return lines;
-}
-
-}  // namespace
+using tpp::apps::repro::Json;
+using tpp::apps::repro::log_lines;
+using tpp::apps::repro::read_json;
 
 TEST_SUITE("apps") {
   TEST_CASE("tpp repro mlp7-mnist runs every step, TPP's branches share one regularisation, a rerun skips all") {
@@ -58,7 +40,7 @@ TEST_SUITE("apps") {
                                                    seed / "tpp-lr0.001" / "pruned.safetensors");
     // The second branch changed the copied run's schedule, and its log says so.
     bool change_logged = false;
-    for (const Json& line : read_log(seed / "tpp-lr0.001"))
+    for (const Json& line : log_lines(seed / "tpp-lr0.001"))
       if (line.value("phase", "") == "resume")
         change_logged = line.at("changes").dump().find("lr-schedule: 0:0.01,1:0.001 -> 0:0.001,1:0.0001") !=
                         std::string::npos;

@@ -236,7 +236,7 @@ TEST_SUITE("prune") {
   }
 
   TEST_CASE(
-      "orth_regularization: CVPR17 sums KernOrth over every layer; CVPR20 skips the first and uses OrthConv on k×k") {
+      "orth_regularization: CVPR17 sums KernOrth over every layer, CVPR20 skips the first and uses OrthConv on k×k") {
     manual_seed(9);
     models::Sequential net;
     auto stem = net.add(std::make_shared<models::Conv2d>(
