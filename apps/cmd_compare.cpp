@@ -19,6 +19,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -53,6 +54,9 @@ struct CompareOptions {
   std::string out, data_dir;
   int64_t jsv_batches = 1, speed_batch = 0, speed_rounds = 7;
   bool json = false;
+  // A failed run's error as its command would have said it (the summary keeps
+  // the library's words: `on_nan` for --on-nan); true: a prune run.
+  std::function<std::string(std::string_view, bool)> in_command_words;
 };
 
 struct Speed {
@@ -193,7 +197,8 @@ Row row_of(const fs::path& dir, const CompareOptions& o) {
     read_pruning_figures(*summary, row);
   else
     read_dense_figures(*summary, row);
-  if (const std::string error = text_at(*summary, "error"); !error.empty()) row.notes.push_back(error);
+  if (const std::string error = text_at(*summary, "error"); !error.empty())
+    row.notes.push_back(o.in_command_words ? o.in_command_words(error, summary->contains("method")) : error);
   load_model(dir, *summary, o, row);
   return row;
 }
@@ -408,6 +413,10 @@ CLI::App* add_compare_command(CLI::App& app) {
   sub->add_option("--speed-rounds", o->speed_rounds, "Timed forward passes per model (median and range shown)")
       ->capture_default_str()
       ->check(positive_integer());
+  o->in_command_words = [&app](std::string_view message, bool pruning) {
+    const CLI::App* command = app.get_subcommand(pruning ? "prune" : "train");
+    return with_flag_names(message, *command);
+  };
   register_command(sub, [o] { return run_compare(*o); });
   return sub;
 }

@@ -42,7 +42,7 @@ TEST_SUITE("apps") {
     // Stopped on NaN: the accuracies are null in its summary.
     nlohmann::json failed = dense_summary("failed");
     failed["best_test_acc"] = nullptr;
-    failed["error"] = "train: non-finite loss (nan) at phase train, epoch 1, step 3";
+    failed["error"] = "train: non-finite loss (nan) at phase train, epoch 1, step 3; pass `on_nan` skip to skip such steps";
     write_dense_run(dir / "nan", failed, "mlp7_linear");
     // "running", but its process is gone.
     nlohmann::json gone = dense_summary("running");
@@ -68,7 +68,9 @@ TEST_SUITE("apps") {
           rows[0].at("inference_images_per_s").at("max").get<double>());
     CHECK(rows[1].at("status") == "failed");
     CHECK(rows[1].at("best_test_acc").is_null());
-    CHECK(rows[1].at("notes")[0] == "train: non-finite loss (nan) at phase train, epoch 1, step 3");
+    // The summary keeps the library's setting names; compare says them as the command's flags.
+    CHECK(rows[1].at("notes")[0] ==
+          "train: non-finite loss (nan) at phase train, epoch 1, step 3; pass --on-nan skip to skip such steps");
     CHECK(rows[2].at("status") == "killed");
     CHECK(rows[3].at("status") == "killed");
     CHECK(rows[3].at("method") == "tpp");
