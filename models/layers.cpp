@@ -83,6 +83,28 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   return ops::batch_norm2d(x, weight, bias, running_mean, running_var, options);
 }
 
+bool may_fold_batch_norm(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x) {
+  if (conv.is_training() || bn.is_training() || grad_enabled() || forward_observed() || !x.device().is_cpu() ||
+      x.dtype() != DType::f32 || x.dim() != 4)
+    return false;
+  // Folding reads and writes the weights once per call; it saves BN's and the
+  // ReLU's passes over the output. It pays where the output is the larger:
+  // not in VGG's last layers at small batches (512 x 512 x 3 x 3 weights, 2 x 2 maps).
+  const int64_t stride = conv.spec.stride;
+  const int64_t out_elements = x.size(0) * conv.weight.size(0) * ((x.size(2) + stride - 1) / stride) *
+                               ((x.size(3) + stride - 1) / stride);
+  return 2 * out_elements >= conv.weight.numel();
+}
+
+Tensor conv_bn_inference(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x, bool relu) {
+  const int64_t k = conv.weight.size(0);
+  const Tensor scale = ops::div(bn.weight, ops::sqrt(ops::add(bn.running_var, bn.eps)));
+  const Tensor weight = ops::mul(conv.weight, scale.reshape({k, 1, 1, 1}));
+  Tensor bias = ops::sub(bn.bias, ops::mul(bn.running_mean, scale));
+  if (conv.bias.defined()) bias = ops::add(bias, ops::mul(conv.bias, scale));
+  return ops::conv2d_inference(x, weight, bias, conv.options(), relu);
+}
+
 void reset_parameters(Linear& layer) {
   const bool previous = skip_init;
   skip_init = false;
@@ -117,7 +139,18 @@ Tensor GlobalAvgPool2d::forward(const Tensor& x) { return ops::global_avg_pool2d
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (const auto& layer : layers_) h = (*layer)(h);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    // Conv2d → BatchNorm2d (→ ReLU) runs as one convolution where it may (VGG's features).
+    const auto* conv = dynamic_cast<const Conv2d*>(layers_[i].get());
+    const auto* bn = i + 1 < layers_.size() ? dynamic_cast<const BatchNorm2d*>(layers_[i + 1].get()) : nullptr;
+    if (conv && bn && may_fold_batch_norm(*conv, *bn, h)) {
+      const bool relu = i + 2 < layers_.size() && dynamic_cast<const ReLU*>(layers_[i + 2].get()) != nullptr;
+      h = conv_bn_inference(*conv, *bn, h, relu);
+      i += relu ? 2 : 1;
+      continue;
+    }
+    h = (*layers_[i])(h);
+  }
   return h;
 }
 

@@ -68,6 +68,17 @@ class BatchNorm2d : public Module {
   std::shared_ptr<dist::Communicator> sync;
 };
 
+// Inference without autograd: a convolution followed by batch norm in eval
+// mode (and a ReLU) runs as one convolution, BN's affine map folded into its
+// weights: w·s and β − μ·s (+ the conv's bias·s), s = γ / √(var + ε).
+// may_fold_batch_norm(): the conv and BN are in eval mode, autograd does not
+// record, no forward observer is installed (it would miss the skipped calls),
+// x is f32 on the CPU (where the ReLU fuses into the convolution; other
+// devices keep their own numerics) and the output is at least half the
+// weights' size (else folding them costs more than it saves).
+bool may_fold_batch_norm(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x);
+Tensor conv_bn_inference(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x, bool relu);
+
 // PyTorch's reset_parameters(): Linear and Conv2d kaiming_uniform(a=√5) and a
 // uniform bias; BatchNorm2d γ = 1, β = 0, running statistics reset.
 void reset_parameters(Linear& layer);

@@ -17,6 +17,8 @@ ObserveForward::ObserveForward(ForwardObserver observer)
 
 ObserveForward::~ObserveForward() { current_observer = previous_; }
 
+bool forward_observed() { return current_observer != nullptr; }
+
 Tensor Module::operator()(const Tensor& x) {
   Tensor y = forward(x);
   if (current_observer) (*current_observer)(*this, x, y);

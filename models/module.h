@@ -39,6 +39,10 @@ class ObserveForward {
   const ForwardObserver* previous_;
 };
 
+// Whether a ForwardObserver is installed on this thread: a module that would
+// skip its children's operator() (a fused inference path) must not then.
+bool forward_observed();
+
 class Module {
  public:
   virtual ~Module() = default;

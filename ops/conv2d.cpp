@@ -6,6 +6,7 @@
 #include "ops/checks.h"
 #include "ops/cpu/conv2d.h"
 #include "ops/dispatch.h"
+#include "ops/elementwise.h"
 #if TPP_WITH_CUDA
 #include "ops/cuda/conv2d.h"
 #endif
@@ -96,6 +97,22 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     TPP_ON_DEVICE(dy, conv2d_backward(g, saved_x, wc, dy.contiguous(), dx, dw, db));
     return Grads{dx, dw, db};
   });
+  return y;
+}
+
+Tensor conv2d_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts,
+                        bool relu) {
+  const bool wants_grad = x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad());
+  TPP_CHECK(!(grad_enabled() && wants_grad),
+            "conv2d_inference: an operand requires a gradient, which this op does not record; use conv2d, or run "
+            "under NoGradGuard");
+  const Conv2dGeometry g = checked_geometry(x, weight, bias, opts);
+  if (!x.device().is_cpu()) {
+    const Tensor y = conv2d(x, weight, bias, opts);
+    return relu ? ops::relu(y) : y;
+  }
+  Tensor y = empty({g.batch, g.out_channels, g.out_h, g.out_w}, {.dtype = x.dtype(), .device = x.device()});
+  cpu::conv2d_inference(g, x.contiguous(), weight.contiguous(), bias.defined() ? bias.contiguous() : Tensor(), relu, y);
   return y;
 }
 

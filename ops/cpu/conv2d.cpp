@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -422,11 +423,22 @@ T* data_or_null(const Tensor& t) {
 
 // Whether a contiguous f32 tensor holds NaN or infinity: x·0 is NaN exactly
 // then, and the sum stays a plain loop the compiler vectorises.
+// x · 0 is 0 for a finite x and NaN otherwise. The scan reads every operand
+// of every convolution, so it runs sixteen independent sums, which the
+// compiler vectorises (one sum in order is bound by the add latency; the
+// order of a sum of zeros and NaNs does not matter).
 bool has_non_finite(const Tensor& t) {
   if (!t.defined()) return false;
   const float* data = t.data<float>();
+  const int64_t n = t.numel();
+  constexpr int64_t kLanes = 16;
+  std::array<float, kLanes> probes{};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t lane = 0; lane < kLanes; ++lane) probes[lane] += data[i + lane] * 0.0f;
   float probe = 0;
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) probe += data[i] * 0.0f;
+  for (; i < n; ++i) probe += data[i] * 0.0f;
+  for (const float p : probes) probe += p;
   return probe != probe;
 }
 
@@ -451,6 +463,23 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, c
   dispatch_floating(x.dtype(), "conv2d", [&](auto type) {
     using T = decltype(type);
     forward_impl<T>(g, x.data<T>(), w.data<T>(), data_or_null<T>(bias), y.data<T>());
+  });
+}
+
+void conv2d_inference(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias, bool relu,
+                      const Tensor& y) {
+  if (on_onednn({&x, &w, &bias})) {
+    onednn::conv2d_inference(g, x.data<float>(), w.data<float>(), data_or_null<float>(bias), relu, y.data<float>());
+    return;
+  }
+  conv2d_forward(g, x, w, bias, y);
+  if (!relu) return;
+  dispatch_floating(y.dtype(), "conv2d_inference", [&](auto type) {
+    using T = decltype(type);
+    T* out = y.data<T>();
+    const int64_t n = y.numel();
+    for (int64_t i = 0; i < n; ++i)
+      if (out[i] < T(0)) out[i] = T(0);  // NaN stays NaN, as relu
   });
 }
 

@@ -15,6 +15,11 @@ using ops::Conv2dGeometry;
 // y = conv(x, w) + bias; bias may be undefined.
 void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y);
 
+// Inference only: y = conv(x, w) + bias, then max(y, 0) when `relu`; fused on
+// oneDNN, else the forward above and a pass over y.
+void conv2d_inference(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias, bool relu,
+                      const Tensor& y);
+
 // Any of dx, dw, db may be undefined when that gradient is not wanted; x may
 // be undefined when dw is.
 void conv2d_backward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,

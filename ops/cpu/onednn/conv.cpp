@@ -22,8 +22,11 @@ using Tag = memory::format_tag;
 using cuda::ConvAlgoKey;
 using cuda::ConvPass;
 
-// ConvAlgoKey::math carries which optional operands a primitive has.
+// ConvAlgoKey::math carries which optional operands a primitive has, and
+// whether it is the inference-only forward (with a ReLU after it or not).
 constexpr int kWithBias = 1;
+constexpr int kInference = 2;
+constexpr int kWithRelu = 4;
 
 struct ConvShapes {
   memory::dims src, weights, bias, dst, strides, dilates, pad_l, pad_r;
@@ -80,6 +83,30 @@ Step forward_step(const ConvShapes& s, bool with_bias) {
   return step;
 }
 
+// The forward for inference: oneDNN may pick other kernels and weight layouts
+// than for training, and runs the ReLU on each block while it is in cache.
+Step inference_step(const ConvShapes& s, bool with_bias, bool relu) {
+  const auto prop = dnnl::prop_kind::forward_inference;
+  const auto algo = dnnl::algorithm::convolution_direct;
+  const auto desc = with_bias ? dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.bias),
+                                                                any(s.dst), s.strides, s.dilates, s.pad_l, s.pad_r)
+                              : dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.dst),
+                                                                s.strides, s.dilates, s.pad_l, s.pad_r);
+  dnnl::primitive_attr attr = user_scratchpad();
+  if (relu) {
+    dnnl::post_ops after;
+    after.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(after);
+  }
+  const dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
+  Step step{.primitive = dnnl::convolution_forward(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
+  step.operands.push_back(input_operand(DNNL_ARG_SRC, plain(s.src, Tag::nchw), pd.src_desc()));
+  step.operands.push_back(input_operand(DNNL_ARG_WEIGHTS, plain(s.weights, s.weights_tag), pd.weights_desc()));
+  if (with_bias) step.operands.push_back(input_operand(DNNL_ARG_BIAS, plain(s.bias, Tag::x), pd.bias_desc()));
+  step.operands.push_back(output_operand(DNNL_ARG_DST, plain(s.dst, Tag::nchw), pd.dst_desc()));
+  return step;
+}
+
 Step backward_data_step(const ConvShapes& s) {
   const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, any(s.src), any(s.weights),
                                                    any(s.dst), s.strides, s.dilates, s.pad_l, s.pad_r);
@@ -117,11 +144,14 @@ cuda::ConvAlgoCache<std::shared_ptr<const Step>>& step_cache() {
 }
 
 // The step of one pass for this shape, made the first time it is asked for.
-std::shared_ptr<const Step> step_for(const Conv2dGeometry& g, ConvPass pass, bool with_bias) {
-  const ConvAlgoKey key{
-      .geometry = g, .dtype = DType::f32, .math = with_bias ? kWithBias : 0, .device = -1, .pass = pass};
+// `inference` (forward only): the inference forward, with a ReLU when `relu`.
+std::shared_ptr<const Step> step_for(const Conv2dGeometry& g, ConvPass pass, bool with_bias, bool inference = false,
+                                     bool relu = false) {
+  const int math = (with_bias ? kWithBias : 0) | (inference ? kInference : 0) | (relu ? kWithRelu : 0);
+  const ConvAlgoKey key{.geometry = g, .dtype = DType::f32, .math = math, .device = -1, .pass = pass};
   return step_cache().find_or_search(key, [&] {
     const ConvShapes s = shapes_of(g);
+    if (inference) return std::make_shared<const Step>(inference_step(s, with_bias, relu));
     switch (pass) {
       case ConvPass::forward: return std::make_shared<const Step>(forward_step(s, with_bias));
       case ConvPass::backward_data: return std::make_shared<const Step>(backward_data_step(s));
@@ -140,6 +170,18 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
   checked([&] { return describe(g, "forward"); },
           [&] {
             const auto step = step_for(g, ConvPass::forward, bias != nullptr);
+            if (bias) {
+              execute(*step, {in(x), in(w), in(bias), out(y)});
+            } else {
+              execute(*step, {in(x), in(w), out(y)});
+            }
+          });
+}
+
+void conv2d_inference(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, bool relu, float* y) {
+  checked([&] { return describe(g, relu ? "inference with ReLU" : "inference"); },
+          [&] {
+            const auto step = step_for(g, ConvPass::forward, bias != nullptr, true, relu);
             if (bias) {
               execute(*step, {in(x), in(w), in(bias), out(y)});
             } else {

@@ -13,6 +13,9 @@ namespace tpp::ops::cpu::onednn {
 
 // y = conv(x, w) + bias; bias may be null.
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
+// Inference only: y = conv(x, w) + bias, then max(y, 0) when `relu`, in one
+// pass (oneDNN's forward_inference with an eltwise post-op); bias may be null.
+void conv2d_inference(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, bool relu, float* y);
 // The gradients of input (dx), weight (dw) and bias (db), each null when not
 // wanted; db only with dw. With both passes to run, dy goes into oneDNN's
 // layout once. x may be null when dw is.
