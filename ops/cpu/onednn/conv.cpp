@@ -62,19 +62,21 @@ std::string describe(const Conv2dGeometry& g, const char* pass) {
       g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dilation_h, g.dilation_w, g.groups);
 }
 
-// The forward primitive descriptor, also the hint the backward ones need.
-dnnl::convolution_forward::primitive_desc forward_desc(const ConvShapes& s, bool with_bias) {
-  const auto prop = dnnl::prop_kind::forward_training;
+// The forward operation: for training (also the hint the backward passes
+// need) or for inference (oneDNN may pick other kernels and weight layouts).
+dnnl::convolution_forward::desc forward_op(const ConvShapes& s, bool with_bias, dnnl::prop_kind prop) {
   const auto algo = dnnl::algorithm::convolution_direct;
-  const auto desc = with_bias ? dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.bias),
-                                                                any(s.dst), s.strides, s.dilates, s.pad_l, s.pad_r)
-                              : dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.dst),
-                                                                s.strides, s.dilates, s.pad_l, s.pad_r);
-  return {desc, user_scratchpad(), cpu_engine()};
+  return with_bias ? dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.bias), any(s.dst),
+                                                     s.strides, s.dilates, s.pad_l, s.pad_r)
+                   : dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.dst), s.strides,
+                                                     s.dilates, s.pad_l, s.pad_r);
 }
 
-Step forward_step(const ConvShapes& s, bool with_bias) {
-  const auto pd = forward_desc(s, with_bias);
+dnnl::convolution_forward::primitive_desc forward_desc(const ConvShapes& s, bool with_bias) {
+  return {forward_op(s, with_bias, dnnl::prop_kind::forward_training), user_scratchpad(), cpu_engine()};
+}
+
+Step forward_step_of(const dnnl::convolution_forward::primitive_desc& pd, const ConvShapes& s, bool with_bias) {
   Step step{.primitive = dnnl::convolution_forward(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
   step.operands.push_back(input_operand(DNNL_ARG_SRC, plain(s.src, Tag::nchw), pd.src_desc()));
   step.operands.push_back(input_operand(DNNL_ARG_WEIGHTS, plain(s.weights, s.weights_tag), pd.weights_desc()));
@@ -83,28 +85,19 @@ Step forward_step(const ConvShapes& s, bool with_bias) {
   return step;
 }
 
-// The forward for inference: oneDNN may pick other kernels and weight layouts
-// than for training, and runs the ReLU on each block while it is in cache.
+Step forward_step(const ConvShapes& s, bool with_bias) { return forward_step_of(forward_desc(s, with_bias), s, with_bias); }
+
+// The inference forward, the ReLU run on each block while it is in cache.
 Step inference_step(const ConvShapes& s, bool with_bias, bool relu) {
-  const auto prop = dnnl::prop_kind::forward_inference;
-  const auto algo = dnnl::algorithm::convolution_direct;
-  const auto desc = with_bias ? dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.bias),
-                                                                any(s.dst), s.strides, s.dilates, s.pad_l, s.pad_r)
-                              : dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.dst),
-                                                                s.strides, s.dilates, s.pad_l, s.pad_r);
   dnnl::primitive_attr attr = user_scratchpad();
   if (relu) {
     dnnl::post_ops after;
     after.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     attr.set_post_ops(after);
   }
-  const dnnl::convolution_forward::primitive_desc pd(desc, attr, cpu_engine());
-  Step step{.primitive = dnnl::convolution_forward(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
-  step.operands.push_back(input_operand(DNNL_ARG_SRC, plain(s.src, Tag::nchw), pd.src_desc()));
-  step.operands.push_back(input_operand(DNNL_ARG_WEIGHTS, plain(s.weights, s.weights_tag), pd.weights_desc()));
-  if (with_bias) step.operands.push_back(input_operand(DNNL_ARG_BIAS, plain(s.bias, Tag::x), pd.bias_desc()));
-  step.operands.push_back(output_operand(DNNL_ARG_DST, plain(s.dst, Tag::nchw), pd.dst_desc()));
-  return step;
+  const dnnl::convolution_forward::primitive_desc pd(forward_op(s, with_bias, dnnl::prop_kind::forward_inference),
+                                                     attr, cpu_engine());
+  return forward_step_of(pd, s, with_bias);
 }
 
 Step backward_data_step(const ConvShapes& s) {
