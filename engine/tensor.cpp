@@ -394,7 +394,12 @@ void accumulate_(const Tensor& dst, const Tensor& src) {
     T* out = dst.data<T>();
     const T* in = same_type.data<T>();
     if (dst.is_contiguous() && same_type.is_contiguous()) {
-      for (int64_t i = 0; i < dst.numel(); ++i) out[i] += in[i];
+      // Every gradient that reaches a tensor twice is summed here (each
+      // residual branch, each shared weight): n read once, so the loop
+      // vectorises, and threads for the large ones.
+      const int64_t n = dst.numel();
+#pragma omp parallel for simd if (n > (int64_t{1} << 15))
+      for (int64_t i = 0; i < n; ++i) out[i] += in[i];
       return;
     }
     StridedLoop<2>(dst.sizes(), {&dst.strides(), &same_type.strides()}).run([&](const auto& o) {

@@ -18,46 +18,83 @@ T* optional_out(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
-// y = (x - mean) * scale + shift over the N blocks of channel c. Centring
-// first keeps f32 exact-ish when the mean is large against the spread.
-template <class T>
-void normalize_channel(const T* x, T* y, const BatchNormShape& s, int64_t c, double mean, double scale,
-                       double shift) {
-  const SplitMean<T> m(mean);
-  const T a = static_cast<T>(scale), b = static_cast<T>(shift);
-  for (int64_t n = 0; n < s.n; ++n) {
-    const int64_t base = (n * s.c + c) * s.hw;
-#pragma omp simd
-    for (int64_t i = 0; i < s.hw; ++i) y[base + i] = m.centre(x[base + i]) * a + b;
-  }
+// Every loop runs over the N·C blocks of HW values, in parallel: a layer with
+// fewer channels than threads (a pruned one) still uses every core. Sums are
+// made per block and then added per channel in image order, so that they do
+// not depend on the number of threads.
+bool worth_threads(const BatchNormShape& s) { return s.n * s.c > 1 && s.c * s.per_channel() > 4096; }
+
+using SumPair = std::pair<double, double>;
+
+// Per channel c, the two sums block_sums(block, c) gives for each image's block
+// of that channel. The per-block sums live in one buffer per thread, kept.
+template <class BlockSums>
+void channel_sums(const BatchNormShape& s, BlockSums block_sums, std::vector<double>& first,
+                  std::vector<double>& second) {
+  thread_local std::vector<SumPair> per_block;
+  per_block.resize(static_cast<size_t>(s.n * s.c));
+  SumPair* const blocks = per_block.data();
+#pragma omp parallel for if (worth_threads(s))
+  for (int64_t b = 0; b < s.n * s.c; ++b) blocks[b] = block_sums(b, b % s.c);  // block b = n·C + c
+  first.assign(s.c, 0);
+  second.assign(s.c, 0);
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t c = 0; c < s.c; ++c) {
+      first[c] += blocks[n * s.c + c].first;
+      second[c] += blocks[n * s.c + c].second;
+    }
 }
 
-// Σ (x - shift) and Σ (x - shift)² over channel c.
+// out[block] = a[c]·in[block] (...) for every block: write_block(block, c).
+template <class WriteBlock>
+void for_each_block(const BatchNormShape& s, WriteBlock write_block) {
+#pragma omp parallel for if (worth_threads(s))
+  for (int64_t b = 0; b < s.n * s.c; ++b) write_block(b, b % s.c);
+}
+
+// y = (x - mean) * scale + shift over block b. Centring first keeps f32
+// exact-ish when the mean is large against the spread.
 template <class T>
-std::pair<double, double> shifted_sums(const T* x, const BatchNormShape& s, int64_t c, double shift) {
+void normalize_block(const T* x, T* y, const BatchNormShape& s, int64_t b, double mean, double scale, double shift) {
+  const SplitMean<T> m(mean);
+  const T a = static_cast<T>(scale), c = static_cast<T>(shift);
+  const int64_t base = b * s.hw;
+#pragma omp simd
+  for (int64_t i = 0; i < s.hw; ++i) y[base + i] = m.centre(x[base + i]) * a + c;
+}
+
+// Σ (x - shift) and Σ (x - shift)² over block b.
+template <class T>
+SumPair shifted_sums(const T* x, const BatchNormShape& s, int64_t b, double shift) {
   double s1 = 0, s2 = 0;
-  for (int64_t n = 0; n < s.n; ++n) {
-    const T* block = x + (n * s.c + c) * s.hw;
+  const T* block = x + b * s.hw;
 #pragma omp simd reduction(+ : s1, s2)
-    for (int64_t i = 0; i < s.hw; ++i) {
-      const double d = static_cast<double>(block[i]) - shift;
-      s1 += d;
-      s2 += d * d;
-    }
+  for (int64_t i = 0; i < s.hw; ++i) {
+    const double d = static_cast<double>(block[i]) - shift;
+    s1 += d;
+    s2 += d * d;
   }
   return {s1, s2};
 }
 
-// Mean and biased variance of channel c in two passes: the mean, then the
+// Mean and biased variance of every channel in two passes: the mean, then the
 // sums around it (with the first pass's rounding corrected), so that f64
 // input keeps its digits too (one pass, s2/n - mean², lost ~1e-11).
 template <class T>
-std::pair<double, double> channel_moments(const T* x, const BatchNormShape& s, int64_t c) {
+void channel_moments(const T* x, const BatchNormShape& s, std::vector<double>& mean, std::vector<double>& var) {
   const double count = static_cast<double>(s.per_channel());
-  const double shift = x[c * s.hw];  // around a value of the channel: a large mean cancels less
-  const double mean = shift + shifted_sums(x, s, c, shift).first / count;
-  const auto [d1, d2] = shifted_sums(x, s, c, mean);
-  return {mean + d1 / count, std::max((d2 - d1 * d1 / count) / count, 0.0)};
+  std::vector<double> shift(s.c), d1, d2;
+  for (int64_t c = 0; c < s.c; ++c) shift[c] = x[c * s.hw];  // a value of the channel: a large mean cancels less
+  channel_sums(s, [&](int64_t b, int64_t c) { return shifted_sums(x, s, b, shift[c]); }, d1, d2);
+  std::vector<double> rough(s.c);
+  for (int64_t c = 0; c < s.c; ++c) rough[c] = shift[c] + d1[c] / count;
+  channel_sums(s, [&](int64_t b, int64_t c) { return shifted_sums(x, s, b, rough[c]); }, d1, d2);
+  mean.assign(s.c, 0);
+  var.assign(s.c, 0);
+  for (int64_t c = 0; c < s.c; ++c) {
+    mean[c] = rough[c] + d1[c] / count;
+    var[c] = std::max((d2[c] - d1[c] * d1[c] / count) / count, 0.0);
+  }
 }
 
 template <class T>
@@ -68,18 +105,17 @@ void forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weigh
   const T* w = optional_data<T>(weight);
   const T* b = optional_data<T>(bias);
   const double count = static_cast<double>(s.per_channel());
-  stats.mean.assign(s.c, 0);
+  std::vector<double> var;
+  channel_moments(px, s, stats.mean, var);
   stats.invstd.assign(s.c, 0);
   unbiased_var.assign(s.c, 0);
-#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
   for (int64_t c = 0; c < s.c; ++c) {
-    const auto [mean, var] = channel_moments(px, s, c);
-    const double invstd = 1.0 / std::sqrt(var + eps);
-    stats.mean[c] = mean;
-    stats.invstd[c] = invstd;
-    unbiased_var[c] = var * count / (count - 1);
-    normalize_channel(px, py, s, c, mean, invstd * (w ? w[c] : 1.0), b ? b[c] : 0.0);
+    stats.invstd[c] = 1.0 / std::sqrt(var[c] + eps);
+    unbiased_var[c] = var[c] * count / (count - 1);
   }
+  for_each_block(s, [&](int64_t block, int64_t c) {
+    normalize_block(px, py, s, block, stats.mean[c], stats.invstd[c] * (w ? w[c] : 1.0), b ? b[c] : 0.0);
+  });
 }
 
 template <class T>
@@ -89,38 +125,63 @@ void forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight
   T* py = y.data<T>();
   const T* w = optional_data<T>(weight);
   const T* b = optional_data<T>(bias);
-#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
-  for (int64_t c = 0; c < s.c; ++c) {
-    normalize_channel(px, py, s, c, stats.mean[c], stats.invstd[c] * (w ? w[c] : 1.0), b ? b[c] : 0.0);
-  }
+  for_each_block(s, [&](int64_t block, int64_t c) {
+    normalize_block(px, py, s, block, stats.mean[c], stats.invstd[c] * (w ? w[c] : 1.0), b ? b[c] : 0.0);
+  });
 }
 
-// Σ dy and Σ dy·(x − mean) over channel c.
+// Σ dy and Σ dy·(x − mean) over block b.
 template <class T>
-std::pair<double, double> channel_dy_sums(const T* px, const T* g, const BatchNormShape& s, int64_t c, double mean) {
+SumPair block_dy_sums(const T* px, const T* g, const BatchNormShape& s, int64_t b, double mean) {
   double sum_dy = 0, sum_dy_centred = 0;
-  for (int64_t n = 0; n < s.n; ++n) {
-    const int64_t base = (n * s.c + c) * s.hw;
+  const int64_t base = b * s.hw;
 #pragma omp simd reduction(+ : sum_dy, sum_dy_centred)
-    for (int64_t i = 0; i < s.hw; ++i) {
-      sum_dy += g[base + i];
-      sum_dy_centred += static_cast<double>(g[base + i]) * (static_cast<double>(px[base + i]) - mean);
-    }
+  for (int64_t i = 0; i < s.hw; ++i) {
+    sum_dy += g[base + i];
+    sum_dy_centred += static_cast<double>(g[base + i]) * (static_cast<double>(px[base + i]) - mean);
   }
   return {sum_dy, sum_dy_centred};
 }
 
-// dx = a·dy + k·(x − mean) + k0 over channel c.
+// dx = a·dy + k·(x − mean) + k0 over block b.
 template <class T>
-void write_channel_dx(T* pdx, const T* px, const T* g, const BatchNormShape& s, int64_t c, double a, double k,
-                      double k0, double mean) {
+void write_block_dx(T* pdx, const T* px, const T* g, const BatchNormShape& s, int64_t b, double a, double k,
+                    double k0, double mean) {
   const T ta = static_cast<T>(a), tk = static_cast<T>(k), tk0 = static_cast<T>(k0);
   const SplitMean<T> m(mean);
-  for (int64_t n = 0; n < s.n; ++n) {
-    const int64_t base = (n * s.c + c) * s.hw;
+  const int64_t base = b * s.hw;
 #pragma omp simd
-    for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * m.centre(px[base + i]) + tk0;
+  for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * m.centre(px[base + i]) + tk0;
+}
+
+template <class T>
+void backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const ChannelStats& stats,
+                   std::vector<double>& sum_dy, std::vector<double>& sum_dy_centred) {
+  const T* px = x.data<T>();
+  const T* g = dy.data<T>();
+  channel_sums(s, [&](int64_t b, int64_t c) { return block_dy_sums(px, g, s, b, stats.mean[c]); }, sum_dy,
+               sum_dy_centred);
+}
+
+// dx = a·dy + k·(x − mean) + k0 with, per channel, the coefficients of the
+// gradient through batch statistics (or through fixed ones: k = k0 = 0).
+template <class T>
+void write_dx(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+              const ChannelStats& stats, const std::vector<double>* sum_dy, const std::vector<double>* sum_dy_centred,
+              double count, const Tensor& dx) {
+  const T* px = x.data<T>();
+  const T* g = dy.data<T>();
+  const T* w = optional_data<T>(weight);
+  T* pdx = dx.data<T>();
+  std::vector<double> a(s.c), k(s.c, 0.0), k0(s.c, 0.0);
+  for (int64_t c = 0; c < s.c; ++c) {
+    const double invstd = stats.invstd[c];
+    a[c] = (w ? w[c] : 1.0) * invstd;
+    if (!sum_dy) continue;
+    k[c] = -a[c] * (*sum_dy_centred)[c] * invstd * invstd / count;  // Σ dy·xhat = Σ dy·(x − mean) · invstd
+    k0[c] = -a[c] * (*sum_dy)[c] / count;
   }
+  for_each_block(s, [&](int64_t b, int64_t c) { write_block_dx(pdx, px, g, s, b, a[c], k[c], k0[c], stats.mean[c]); });
 }
 
 // With xhat = (x - mean) * invstd and M values per channel:
@@ -131,26 +192,20 @@ template <class T>
 void backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
               const ChannelStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dweight,
               const Tensor& dbias) {
-  const T* px = x.data<T>();
-  const T* g = dy.data<T>();
-  const T* w = optional_data<T>(weight);
-  T* pdx = optional_out<T>(dx);
   T* pdw = optional_out<T>(dweight);
   T* pdb = optional_out<T>(dbias);
+  std::vector<double> sum_dy, sum_dy_centred;
+  if (pdw || pdb || (dx.defined() && batch_stats)) backward_sums<T>(x, dy, s, stats, sum_dy, sum_dy_centred);
+  for (int64_t c = 0; c < s.c && (pdw || pdb); ++c) {
+    if (pdw) pdw[c] = static_cast<T>(sum_dy_centred[c] * stats.invstd[c]);
+    if (pdb) pdb[c] = static_cast<T>(sum_dy[c]);
+  }
+  if (!dx.defined()) return;
   const double count = static_cast<double>(s.per_channel());
-#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
-  for (int64_t c = 0; c < s.c; ++c) {
-    const double mean = stats.mean[c], invstd = stats.invstd[c];
-    const auto [sum_dy, sum_dy_centred] = channel_dy_sums(px, g, s, c, mean);
-    const double sum_dy_xhat = sum_dy_centred * invstd;
-    if (pdw) pdw[c] = static_cast<T>(sum_dy_xhat);
-    if (pdb) pdb[c] = static_cast<T>(sum_dy);
-    if (!pdx) continue;
-    const double a = (w ? w[c] : 1.0) * invstd;
-    // dx = a * dy + k * (x - mean) + k0
-    const double k = batch_stats ? -a * sum_dy_xhat * invstd / count : 0.0;
-    const double k0 = batch_stats ? -a * sum_dy / count : 0.0;
-    write_channel_dx(pdx, px, g, s, c, a, k, k0, mean);
+  if (batch_stats) {
+    write_dx<T>(x, dy, s, weight, stats, &sum_dy, &sum_dy_centred, count, dx);
+  } else {
+    write_dx<T>(x, dy, s, weight, stats, nullptr, nullptr, count, dx);
   }
 }
 
@@ -159,45 +214,16 @@ void local_moments(const Tensor& x, const BatchNormShape& s, std::vector<double>
   mean.assign(s.c, 0);
   m2.assign(s.c, 0);
   if (s.per_channel() == 0) return;
-  const T* px = x.data<T>();
   const double count = static_cast<double>(s.per_channel());
-#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
-  for (int64_t c = 0; c < s.c; ++c) {
-    const auto [channel_mean, var] = channel_moments(px, s, c);
-    mean[c] = channel_mean;
-    m2[c] = var * count;
-  }
-}
-
-template <class T>
-void backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const ChannelStats& stats,
-                   std::vector<double>& sum_dy, std::vector<double>& sum_dy_centred) {
-  const T* px = x.data<T>();
-  const T* g = dy.data<T>();
-  sum_dy.assign(s.c, 0);
-  sum_dy_centred.assign(s.c, 0);
-#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
-  for (int64_t c = 0; c < s.c; ++c) {
-    std::tie(sum_dy[c], sum_dy_centred[c]) = channel_dy_sums(px, g, s, c, stats.mean[c]);
-  }
+  channel_moments(x.data<T>(), s, mean, m2);
+  for (double& v : m2) v *= count;
 }
 
 template <class T>
 void backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
                     const ChannelStats& stats, const std::vector<double>& sum_dy,
                     const std::vector<double>& sum_dy_centred, double count, const Tensor& dx) {
-  const T* px = x.data<T>();
-  const T* g = dy.data<T>();
-  const T* w = optional_data<T>(weight);
-  T* pdx = dx.data<T>();
-#pragma omp parallel for if (s.c > 1 && s.c * s.per_channel() > 4096)
-  for (int64_t c = 0; c < s.c; ++c) {
-    const double invstd = stats.invstd[c];
-    const double a = (w ? w[c] : 1.0) * invstd;
-    const double k = -a * sum_dy_centred[c] * invstd * invstd / count;  // sum dy*xhat = sum_dy_centred * invstd
-    const double k0 = -a * sum_dy[c] / count;
-    write_channel_dx(pdx, px, g, s, c, a, k, k0, stats.mean[c]);
-  }
+  write_dx<T>(x, dy, s, weight, stats, &sum_dy, &sum_dy_centred, count, dx);
 }
 
 }  // namespace

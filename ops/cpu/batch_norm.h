@@ -1,5 +1,5 @@
 // CPU batch-norm kernels over contiguous x, y, dy, dx of shape [N, C, HW],
-// one OpenMP task per channel. weight and bias may be undefined (1 and 0).
+// in parallel over the N·C blocks of each tensor.
 #pragma once
 
 #include <vector>

@@ -421,16 +421,11 @@ T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
-// Whether a contiguous f32 tensor holds NaN or infinity: x·0 is NaN exactly
-// then, and the sum stays a plain loop the compiler vectorises.
-// x · 0 is 0 for a finite x and NaN otherwise. The scan reads every operand
-// of every convolution, so it runs sixteen independent sums, which the
-// compiler vectorises (one sum in order is bound by the add latency; the
-// order of a sum of zeros and NaNs does not matter).
-bool has_non_finite(const Tensor& t) {
-  if (!t.defined()) return false;
-  const float* data = t.data<float>();
-  const int64_t n = t.numel();
+// Whether n floats hold NaN or infinity: x · 0 is 0 for a finite x and NaN
+// otherwise. Sixteen independent sums, which the compiler vectorises (one sum
+// in order is bound by the add latency; the order of a sum of zeros and NaNs
+// does not matter).
+bool span_has_non_finite(const float* data, int64_t n) {
   constexpr int64_t kLanes = 16;
   std::array<float, kLanes> probes{};
   int64_t i = 0;
@@ -440,6 +435,21 @@ bool has_non_finite(const Tensor& t) {
   for (; i < n; ++i) probe += data[i] * 0.0f;
   for (const float p : probes) probe += p;
   return probe != probe;
+}
+
+// The scan reads every operand of every convolution: in chunks, on every
+// thread (a memory-bound loop on one core would leave the others waiting).
+bool has_non_finite(const Tensor& t) {
+  if (!t.defined()) return false;
+  const float* data = t.data<float>();
+  const int64_t n = t.numel();
+  constexpr int64_t kChunk = int64_t{1} << 15;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  bool found = false;
+#pragma omp parallel for reduction(|| : found) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c)
+    found = found || span_has_non_finite(data + c * kChunk, std::min(kChunk, n - c * kChunk));
+  return found;
 }
 
 // f32 runs on oneDNN unless the reference path is chosen; f64 always here.
