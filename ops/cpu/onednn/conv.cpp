@@ -54,6 +54,19 @@ ConvShapes shapes_of(const Conv2dGeometry& g) {
 memory::desc plain(const memory::dims& dims, Tag tag) { return {dims, memory::data_type::f32, tag}; }
 memory::desc any(const memory::dims& dims) { return {dims, memory::data_type::f32, Tag::any}; }
 
+// oneDNN's blocked layouts pad channels to a block of 16 (AVX-512): with
+// fewer output channels (a pruned layer), the gradient passes spend most of
+// their time on padding. Channels-last has no padding; measured on pruned
+// resnet20 layers (16->1, 32->3, 64->6 channels) it runs backward-data 1.5-8x
+// and backward-weights up to 2x faster, the forward no faster (it keeps the
+// blocked layout).
+bool few_output_channels(const Conv2dGeometry& g) { return g.groups == 1 && g.out_channels < 16; }
+
+// The layout of the activations (input and output) of a gradient pass.
+memory::desc gradient_activation(const memory::dims& dims, const Conv2dGeometry& g) {
+  return few_output_channels(g) ? plain(dims, Tag::nhwc) : any(dims);
+}
+
 std::string describe(const Conv2dGeometry& g, const char* pass) {
   return fmt::format(
       "conv2d {} (oneDNN) of input [{}, {}, {}, {}] with weight [{}, {}, {}, {}], stride [{}, {}], padding [{}, {}], "
@@ -100,9 +113,10 @@ Step inference_step(const ConvShapes& s, bool with_bias, bool relu) {
   return forward_step_of(pd, s, with_bias);
 }
 
-Step backward_data_step(const ConvShapes& s) {
-  const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, any(s.src), any(s.weights),
-                                                   any(s.dst), s.strides, s.dilates, s.pad_l, s.pad_r);
+Step backward_data_step(const ConvShapes& s, const Conv2dGeometry& g) {
+  const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, gradient_activation(s.src, g),
+                                                   any(s.weights), gradient_activation(s.dst, g), s.strides,
+                                                   s.dilates, s.pad_l, s.pad_r);
   const dnnl::convolution_backward_data::primitive_desc pd(desc, user_scratchpad(), cpu_engine(),
                                                            forward_desc(s, false));
   Step step{.primitive = dnnl::convolution_backward_data(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
@@ -112,13 +126,13 @@ Step backward_data_step(const ConvShapes& s) {
   return step;
 }
 
-Step backward_weights_step(const ConvShapes& s, bool with_bias) {
+Step backward_weights_step(const ConvShapes& s, const Conv2dGeometry& g, bool with_bias) {
   const auto algo = dnnl::algorithm::convolution_direct;
   using Desc = dnnl::convolution_backward_weights::desc;
-  const Desc desc = with_bias ? Desc(algo, any(s.src), any(s.weights), any(s.bias), any(s.dst), s.strides, s.dilates,
-                                     s.pad_l, s.pad_r)
-                              : Desc(algo, any(s.src), any(s.weights), any(s.dst), s.strides, s.dilates, s.pad_l,
-                                     s.pad_r);
+  const memory::desc src = gradient_activation(s.src, g), dst = gradient_activation(s.dst, g);
+  const Desc desc = with_bias ? Desc(algo, src, any(s.weights), any(s.bias), dst, s.strides, s.dilates, s.pad_l,
+                                     s.pad_r)
+                              : Desc(algo, src, any(s.weights), dst, s.strides, s.dilates, s.pad_l, s.pad_r);
   const dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), cpu_engine(),
                                                               forward_desc(s, with_bias));
   Step step{.primitive = dnnl::convolution_backward_weights(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
@@ -147,10 +161,10 @@ std::shared_ptr<const Step> step_for(const Conv2dGeometry& g, ConvPass pass, boo
     if (inference) return std::make_shared<const Step>(inference_step(s, with_bias, relu));
     switch (pass) {
       case ConvPass::forward: return std::make_shared<const Step>(forward_step(s, with_bias));
-      case ConvPass::backward_data: return std::make_shared<const Step>(backward_data_step(s));
+      case ConvPass::backward_data: return std::make_shared<const Step>(backward_data_step(s, g));
       case ConvPass::backward_filter: break;
     }
-    return std::make_shared<const Step>(backward_weights_step(s, with_bias));
+    return std::make_shared<const Step>(backward_weights_step(s, g, with_bias));
   });
 }
 
