@@ -45,7 +45,7 @@ void channel_sums(const BatchNormShape& s, BlockSums block_sums, std::vector<dou
     }
 }
 
-// out[block] = a[c]·in[block] (...) for every block: write_block(block, c).
+// write_block(block, its channel) for every block, in parallel.
 template <class WriteBlock>
 void for_each_block(const BatchNormShape& s, WriteBlock write_block) {
 #pragma omp parallel for if (worth_threads(s))
@@ -57,10 +57,10 @@ void for_each_block(const BatchNormShape& s, WriteBlock write_block) {
 template <class T>
 void normalize_block(const T* x, T* y, const BatchNormShape& s, int64_t b, double mean, double scale, double shift) {
   const SplitMean<T> m(mean);
-  const T a = static_cast<T>(scale), c = static_cast<T>(shift);
+  const T a = static_cast<T>(scale), offset = static_cast<T>(shift);
   const int64_t base = b * s.hw;
 #pragma omp simd
-  for (int64_t i = 0; i < s.hw; ++i) y[base + i] = m.centre(x[base + i]) * a + c;
+  for (int64_t i = 0; i < s.hw; ++i) y[base + i] = m.centre(x[base + i]) * a + offset;
 }
 
 // Σ (x - shift) and Σ (x - shift)² over block b.
