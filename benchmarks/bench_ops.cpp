@@ -40,6 +40,7 @@
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
+#include "prune/oneshot.h"
 #if __has_include("ops/batch_norm.h")
 #include "ops/batch_norm.h"
 #define TPP_HAVE_BATCH_NORM 1
@@ -148,6 +149,9 @@ ZooCase zoo_case(const json& c, uint64_t seed) {
   Generator gen(seed);
   const int64_t n = c["batch"], classes = c["classes"], channels = c["channels"], size = c["size"];
   ZooCase z{models::make_model(c["arch"], classes, channels), {}, {}};
+  // A pruned network: its smallest-L1 filters removed at the case's ratios
+  // (which filters go does not change the speed, only the widths do).
+  if (c.contains("stage_pr")) prune::prune_l1(*z.model, {.stage_pr = c["stage_pr"]}, {channels, size, size});
   z.model->to(bench_device);
   z.images = randn({n, channels, size, size}, {.device = bench_device}, &gen);
   z.labels = randint({n}, 0, classes, &gen).to(bench_device);

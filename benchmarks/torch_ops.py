@@ -17,7 +17,9 @@ searches too (cudnnFind*AlgorithmEx); --no-cudnn-benchmark for PyTorch's default
 Run with the system Python that has torch: /usr/bin/python3 torch_ops.py
 """
 import argparse
+import fnmatch
 import json
+import math
 import pathlib
 import re
 import sys
@@ -80,12 +82,34 @@ def batch_norm2d_step(c):
     return step
 
 
+def pruned(model, stage_pr):
+    """The widths of a pruned network: every residual block whose first conv matches the glob of
+    stage_pr ("pattern:ratio", the paper's ResNet rule) keeps n - ceil(ratio * n) of its filters,
+    its first BN and second conv shrinking with it. Which filters go does not change the speed."""
+    if not stage_pr:
+        return model
+    pattern, ratio = stage_pr.rsplit(":", 1)
+    for name, block in list(model.named_modules()):
+        conv = getattr(block, "conv1", None)
+        if not isinstance(conv, torch.nn.Conv2d) or not hasattr(block, "conv2"):
+            continue
+        if not fnmatch.fnmatchcase(f"{name}.conv1", pattern):
+            continue
+        kept = conv.out_channels - math.ceil(float(ratio) * conv.out_channels)
+        block.conv1 = torch.nn.Conv2d(conv.in_channels, kept, conv.kernel_size, conv.stride, conv.padding,
+                                      bias=False)
+        block.bn1 = torch.nn.BatchNorm2d(kept)
+        block.conv2 = torch.nn.Conv2d(kept, block.conv2.out_channels, block.conv2.kernel_size,
+                                      block.conv2.stride, block.conv2.padding, bias=False)
+    return model
+
+
 def train_step(c):
     sys.path.insert(0, str(SCRIPTS))
     from make_model_fixtures import build  # the zoo in PyTorch, module for module
 
     n, channels, size, classes = c["batch"], c["channels"], c["size"], c["classes"]
-    model = build(c["arch"], classes, channels).to(DEVICE).train()
+    model = pruned(build(c["arch"], classes, channels), c.get("stage_pr")).to(DEVICE).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(n, channels, size, size, device=DEVICE)
     target = torch.randint(0, classes, (n,), device=DEVICE)
@@ -103,7 +127,7 @@ def eval_forward(c):
     from make_model_fixtures import build
 
     n, channels, size, classes = c["batch"], c["channels"], c["size"], c["classes"]
-    model = build(c["arch"], classes, channels).to(DEVICE).eval()
+    model = pruned(build(c["arch"], classes, channels), c.get("stage_pr")).to(DEVICE).eval()
     x = torch.randn(n, channels, size, size, device=DEVICE)
 
     def step():
