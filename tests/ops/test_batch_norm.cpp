@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "ops/batch_norm.h"
@@ -219,5 +222,39 @@ TEST_SUITE("batch_norm") {
     };
     CHECK(max_diff(y32, y64) < 1e-4);
     CHECK(max_diff(x32.grad(), x64_leaf.grad()) < 1e-2 * 1e-2);  // the gradient scales with 1 / spread
+  }
+
+  // Large enough to run in parallel over image-channel blocks (the small
+  // cases above stay on one thread); one channel, as in a pruned layer.
+  TEST_CASE("f32 training batch norm gives the same bits on one thread and on two, and f64's values") {
+    for (const Shape& shape : {Shape{8, 1, 32, 32}, Shape{8, 3, 16, 16}}) {
+      CAPTURE(shape_str(shape));
+      const Tensor x64 = random_input(shape, 41, -2, 3).detach(), dy64 = random_input(shape, 42).detach();
+      const Tensor w64 = random_input({shape[1]}, 43).detach(), b64 = random_input({shape[1]}, 44).detach();
+      const auto run = [&](DType dtype, int threads) {
+        const int before = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        Tensor x = x64.to(dtype), w = w64.to(dtype), b = b64.to(dtype);
+        x.set_requires_grad(true);
+        w.set_requires_grad(true);
+        b.set_requires_grad(true);
+        const Tensor y = ops::batch_norm2d(x, w, b, Tensor(), Tensor(), {.training = true});
+        y.backward(dy64.to(dtype));
+        omp_set_num_threads(before);
+        return std::vector<Tensor>{y.detach(), x.grad(), w.grad(), b.grad()};
+      };
+      const auto one = run(DType::f32, 1), two = run(DType::f32, 2), exact = run(DType::f64, 1);
+      for (size_t i = 0; i < one.size(); ++i) {
+        CAPTURE(i);
+        CHECK(one[i].to_vector<float>() == two[i].to_vector<float>());
+        const std::vector<double> got = one[i].to(DType::f64).to_vector<double>(), want = exact[i].to_vector<double>();
+        double worst = 0, scale = 0;
+        for (size_t k = 0; k < got.size(); ++k) {
+          worst = std::max(worst, std::abs(got[k] - want[k]));
+          scale = std::max(scale, std::abs(want[k]));
+        }
+        CHECK(worst <= 2e-5 * std::max(scale, 1.0));
+      }
+    }
   }
 }
