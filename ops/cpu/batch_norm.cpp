@@ -201,12 +201,8 @@ void backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const 
     if (pdb) pdb[c] = static_cast<T>(sum_dy[c]);
   }
   if (!dx.defined()) return;
-  const double count = static_cast<double>(s.per_channel());
-  if (batch_stats) {
-    write_dx<T>(x, dy, s, weight, stats, &sum_dy, &sum_dy_centred, count, dx);
-  } else {
-    write_dx<T>(x, dy, s, weight, stats, nullptr, nullptr, count, dx);
-  }
+  write_dx<T>(x, dy, s, weight, stats, batch_stats ? &sum_dy : nullptr, batch_stats ? &sum_dy_centred : nullptr,
+              static_cast<double>(s.per_channel()), dx);
 }
 
 template <class T>
