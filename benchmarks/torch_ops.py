@@ -14,6 +14,9 @@ as our engine) allows TF32 in cuDNN convolutions and cuBLAS matmuls, fp32
 forbids both. cuDNN's algorithm search (cudnn.benchmark) is on, as our engine
 searches too (cudnnFind*AlgorithmEx); --no-cudnn-benchmark for PyTorch's default.
 
+glibc is set to keep freed memory (torch_malloc.py) unless
+--glibc-default-malloc: PyTorch timed at its best, as our engine keeps its own.
+
 Run with the system Python that has torch: /usr/bin/python3 torch_ops.py
 """
 import argparse
@@ -27,6 +30,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+import torch_malloc
 
 CASES = pathlib.Path(__file__).with_name("op_cases.json")
 SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "scripts"
@@ -173,7 +178,10 @@ def main():
                         help="TF32 in cuDNN convolutions and cuBLAS matmuls (tf32) or neither (fp32)")
     parser.add_argument("--no-cudnn-benchmark", action="store_true",
                         help="PyTorch's default heuristic algorithm choice instead of cuDNN's timed search")
+    parser.add_argument("--glibc-default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (big blocks mapped and unmapped at every op)")
     args = parser.parse_args()
+    kept_memory = not args.glibc_default_malloc and torch_malloc.keep_freed_memory()
     global DEVICE
     DEVICE = torch.device(args.device)
     if DEVICE.type == "cuda":
@@ -191,7 +199,7 @@ def main():
         if runs_on(case, DEVICE) and re.search(args.filter, case["name"]):
             results[case["name"]] = time_step(STEPS[case["op"]](case), args.min_time)
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(DEVICE),
-            "math": args.math, "cudnn_benchmark": torch.backends.cudnn.benchmark}
+            "math": args.math, "cudnn_benchmark": torch.backends.cudnn.benchmark, "malloc_keeps_memory": kept_memory}
     if DEVICE.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(DEVICE)
         info["cuda"] = torch.version.cuda

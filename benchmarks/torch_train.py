@@ -6,6 +6,9 @@ and normalised by mean 0.2860 / std 0.3530. Data loading is timed with the
 steps, as in tpp's img/s (the images are read from the .gz files once, before
 the clock starts, as tpp loads its dataset up front).
 
+glibc is set to keep freed memory (torch_malloc.py) unless
+--glibc-default-malloc: PyTorch timed at its best, as our engine keeps its own.
+
 Prints JSON {"images_per_s": ..., "images": ..., "seconds": ...}.
 Run with the system Python that has torch: /usr/bin/python3 torch_train.py
 """
@@ -19,6 +22,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+import torch_malloc
 
 SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "scripts"
 MEAN, STD = 0.2860, 0.3530
@@ -40,7 +45,11 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--glibc-default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (big blocks mapped and unmapped at every op)")
     args = parser.parse_args()
+    if not args.glibc_default_malloc:
+        torch_malloc.keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     sys.path.insert(0, str(SCRIPTS))

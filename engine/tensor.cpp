@@ -92,6 +92,21 @@ bool on_gpu(const Tensor& a, const Tensor& b) { return a.device().is_cuda() || b
 #endif
 
 // Strided copy with dtype conversion; shapes must already match.
+// Whether t's elements fill numel() consecutive slots in some order of its
+// dims (contiguous, or a permutation of it such as channels-last).
+bool is_dense(const Tensor& t) {
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size), size > 1
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.sizes()[d] != 1) dims.emplace_back(t.strides()[d], t.sizes()[d]);
+  std::sort(dims.begin(), dims.end());
+  int64_t expected = 1;
+  for (const auto& [stride, size] : dims) {
+    if (stride != expected) return false;
+    expected *= size;
+  }
+  return true;
+}
+
 void copy_elements(const Tensor& dst, const Tensor& src) {
 #if TPP_WITH_CUDA
   if (on_gpu(dst, src)) return cuda::copy(dst, src);
@@ -102,7 +117,11 @@ void copy_elements(const Tensor& dst, const Tensor& src) {
       using S = decltype(s);
       D* out = dst.data<D>();
       const S* in = src.data<S>();
-      if (dst.is_contiguous() && src.is_contiguous()) {
+      // Both contiguous, or both laid out alike (two channels-last tensors):
+      // element i of one memory is element i of the other.
+      const bool same_dense_layout =
+          (dst.is_contiguous() && src.is_contiguous()) || (dst.strides() == src.strides() && is_dense(dst));
+      if (same_dense_layout) {
         const int64_t n = dst.numel();
         if constexpr (std::is_same_v<D, S>) {
           if (n > 0) std::memcpy(out, in, n * sizeof(D));  // empty tensors may have null data

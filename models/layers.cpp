@@ -96,13 +96,13 @@ bool may_fold_batch_norm(const Conv2d& conv, const BatchNorm2d& bn, const Tensor
   return 2 * out_elements >= conv.weight.numel();
 }
 
-Tensor conv_bn_inference(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x, bool relu) {
+Tensor conv_bn_inference(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x, bool relu, const Tensor& residual) {
   const int64_t k = conv.weight.size(0);
   const Tensor scale = ops::div(bn.weight, ops::sqrt(ops::add(bn.running_var, bn.eps)));
   const Tensor weight = ops::mul(conv.weight, scale.reshape({k, 1, 1, 1}));
   Tensor bias = ops::sub(bn.bias, ops::mul(bn.running_mean, scale));
   if (conv.bias.defined()) bias = ops::add(bias, ops::mul(conv.bias, scale));
-  return ops::conv2d_inference(x, weight, bias, conv.options(), relu);
+  return ops::conv2d_inference(x, weight, bias, conv.options(), relu, residual);
 }
 
 void reset_parameters(Linear& layer) {

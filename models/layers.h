@@ -76,8 +76,12 @@ class BatchNorm2d : public Module {
 // x is f32 on the CPU (where the ReLU fuses into the convolution; other
 // devices keep their own numerics) and the output is at least half the
 // weights' size (else folding them costs more than it saves).
+// conv_bn_inference(): with a residual (a ResNet block's shortcut), it is
+// added before the ReLU, inside the same kernel. The result may be
+// channels-last in memory (see ops::conv2d_inference).
 bool may_fold_batch_norm(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x);
-Tensor conv_bn_inference(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x, bool relu);
+Tensor conv_bn_inference(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x, bool relu,
+                         const Tensor& residual = {});
 
 // PyTorch's reset_parameters(): Linear and Conv2d kaiming_uniform(a=√5) and a
 // uniform bias; BatchNorm2d γ = 1, β = 0, running statistics reset.

@@ -34,10 +34,8 @@ Tensor CifarBasicBlock::shortcut(const Tensor& x) const {
 }
 
 Tensor CifarBasicBlock::forward(const Tensor& x) {
-  if (may_fold_batch_norm(*conv1, *bn1, x)) {
-    const Tensor out = conv_bn_inference(*conv2, *bn2, conv_bn_inference(*conv1, *bn1, x, true), false);
-    return ops::relu(ops::add(out, shortcut(x)));
-  }
+  if (may_fold_batch_norm(*conv1, *bn1, x))
+    return conv_bn_inference(*conv2, *bn2, conv_bn_inference(*conv1, *bn1, x, true), true, shortcut(x));
   Tensor out = ops::relu((*bn1)((*conv1)(x)));
   out = (*bn2)((*conv2)(out));
   return ops::relu(ops::add(out, shortcut(x)));

@@ -101,19 +101,26 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 }
 
 Tensor conv2d_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts,
-                        bool relu) {
-  const bool wants_grad = x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad());
+                        bool relu, const Tensor& residual) {
+  const bool wants_grad = x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()) ||
+                          (residual.defined() && residual.requires_grad());
   TPP_CHECK(!(grad_enabled() && wants_grad),
             "conv2d_inference: an operand requires a gradient, which this op does not record; use conv2d, or run "
             "under NoGradGuard");
   const Conv2dGeometry g = checked_geometry(x, weight, bias, opts);
+  if (residual.defined()) {
+    check_same_dtype_device("conv2d_inference", x, residual);
+    const Shape y_shape{g.batch, g.out_channels, g.out_h, g.out_w};
+    TPP_CHECK(residual.sizes() == y_shape, "conv2d_inference: residual of shape {} does not match the output shape {}",
+              shape_str(residual.sizes()), shape_str(y_shape));
+  }
   if (!x.device().is_cpu()) {
-    const Tensor y = conv2d(x, weight, bias, opts);
+    Tensor y = conv2d(x, weight, bias, opts);
+    if (residual.defined()) y = add(y, residual);
     return relu ? ops::relu(y) : y;
   }
-  Tensor y = empty({g.batch, g.out_channels, g.out_h, g.out_w}, {.dtype = x.dtype(), .device = x.device()});
-  cpu::conv2d_inference(g, x.contiguous(), weight.contiguous(), bias.defined() ? bias.contiguous() : Tensor(), relu, y);
-  return y;
+  return cpu::conv2d_inference(g, x, weight.contiguous(), bias.defined() ? bias.contiguous() : Tensor(), residual,
+                               relu);
 }
 
 }  // namespace tpp::ops

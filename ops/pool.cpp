@@ -6,6 +6,7 @@
 #include "ops/checks.h"
 #include "ops/cpu/pool.h"
 #include "ops/dispatch.h"
+#include "ops/layout.h"
 #if TPP_WITH_CUDA
 #include "ops/cuda/pool.h"
 #endif
@@ -77,6 +78,13 @@ Shape output_shape(const Tensor& x, const PoolGeometry& g) { return {x.size(0), 
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
   const PoolGeometry g = geometry("max_pool2d", x, opts);
+  // Inference on channels-last activations (conv2d_inference's): the values
+  // alone, in the same layout, for the next convolution to read as they are.
+  if (x.device().is_cpu() && is_channels_last(x) && !(grad_enabled() && x.requires_grad())) {
+    const Tensor y = empty_channels_last(output_shape(x, g), {.dtype = x.dtype(), .device = x.device()});
+    cpu::max_pool2d_values_channels_last(x, g, y);
+    return y;
+  }
   Tensor y = empty(output_shape(x, g), {.dtype = x.dtype(), .device = x.device()});
   const Tensor argmax = empty(y.sizes(), {.dtype = DType::i64, .device = x.device()});
   const Tensor xc = x.detach().contiguous();

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ops/cpu/conv_path.h"
+#include "ops/layout.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/onednn/conv.h"
 
@@ -463,6 +464,25 @@ bool on_onednn(std::initializer_list<const Tensor*> operands) {
   return true;
 }
 
+// y = max(y + residual, 0) (without the max when !relu; none of it without a
+// residual): what the fused kernel does after its sum, as a pass of its own.
+// y is contiguous NCHW; NaN stays NaN, as relu.
+void add_residual_then_relu(const Tensor& y, const Tensor& residual, bool relu) {
+  if (!residual.defined() && !relu) return;
+  const Tensor r = residual.defined() ? residual.contiguous() : Tensor();
+  dispatch_floating(y.dtype(), "conv2d_inference", [&](auto type) {
+    using T = decltype(type);
+    T* out = y.data<T>();
+    const T* add = r.defined() ? r.data<T>() : nullptr;
+    const int64_t n = y.numel();
+#pragma omp parallel for simd if (n >= (int64_t{1} << 15))
+    for (int64_t i = 0; i < n; ++i) {
+      const T v = add ? out[i] + add[i] : out[i];
+      out[i] = relu && v < T(0) ? T(0) : v;
+    }
+  });
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) {
@@ -476,21 +496,32 @@ void conv2d_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, c
   });
 }
 
-void conv2d_inference(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias, bool relu,
-                      const Tensor& y) {
-  if (on_onednn({&x, &w, &bias})) {
-    onednn::conv2d_inference(g, x.data<float>(), w.data<float>(), data_or_null<float>(bias), relu, y.data<float>());
-    return;
+Tensor conv2d_inference(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const Tensor& residual, bool relu) {
+  const Shape y_shape{g.batch, g.out_channels, g.out_h, g.out_w};
+  const TensorOptions options{.dtype = x.dtype(), .device = x.device()};
+  if (on_onednn({&x, &w, &bias, &residual})) {
+    const bool channels_last = onednn::inference_works_channels_last(g, bias.defined());
+    Tensor y = channels_last ? empty_channels_last(y_shape, options) : empty(y_shape, options);
+    // The residual is summed inside the kernel where the output needs no
+    // reorder after it; otherwise in a pass of its own.
+    const bool sum_inside = residual.defined() && channels_last;
+    if (sum_inside) y.copy_(residual);
+    const bool x_channels_last = is_channels_last(x);
+    const Tensor xc = x_channels_last ? x : x.contiguous();
+    onednn::conv2d_inference(g, xc.data<float>(), w.data<float>(), data_or_null<float>(bias),
+                             {.relu = relu && (sum_inside || !residual.defined()),
+                              .accumulate = sum_inside,
+                              .x_channels_last = x_channels_last,
+                              .y_channels_last = channels_last},
+                             y.data<float>());
+    if (residual.defined() && !sum_inside) add_residual_then_relu(y, residual, relu);
+    return y;
   }
-  conv2d_forward(g, x, w, bias, y);
-  if (!relu) return;
-  dispatch_floating(y.dtype(), "conv2d_inference", [&](auto type) {
-    using T = decltype(type);
-    T* out = y.data<T>();
-    const int64_t n = y.numel();
-    for (int64_t i = 0; i < n; ++i)
-      if (out[i] < T(0)) out[i] = T(0);  // NaN stays NaN, as relu
-  });
+  const Tensor y = empty(y_shape, options);
+  conv2d_forward(g, x.contiguous(), w, bias, y);
+  add_residual_then_relu(y, residual, relu);
+  return y;
 }
 
 void conv2d_backward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,

@@ -69,11 +69,14 @@ void parallel_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads == 1 || m * n * k < kParallelMacs)
     return gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  // Split C along its longer side; row blocks in multiples of 16 and column
-  // blocks in multiples of 64 keep the BLAS micro-kernels on full tiles.
+  // Split C along its longer side into at most one block per thread; row
+  // blocks in multiples of 16 and column blocks in multiples of 64 keep the
+  // BLAS micro-kernels on full tiles. (Rounding the share down instead made a
+  // third, tiny block, and the static schedule gave two blocks to one thread.)
   const bool split_rows = m >= n;
   const int64_t extent = split_rows ? m : n, align = split_rows ? 16 : 64;
-  const int64_t block = std::max(align, (extent + threads - 1) / threads / align * align);
+  const int64_t share = (extent + threads - 1) / threads;
+  const int64_t block = (share + align - 1) / align * align;
   const int64_t blocks = (extent + block - 1) / block;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < blocks; ++i) {

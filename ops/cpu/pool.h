@@ -1,4 +1,5 @@
-// CPU pooling kernels over contiguous NCHW tensors, one (n, c) plane per task.
+// CPU pooling kernels over contiguous NCHW tensors, one (n, c) plane per task
+// (and max pooling's values over channels-last ones, for inference).
 #pragma once
 
 #include "engine/tensor.h"
@@ -11,6 +12,8 @@ using ops::PoolGeometry;
 // y [planes, out_h, out_w]; argmax holds each maximum's flat index in its input plane.
 void max_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y, const Tensor& argmax);
 void max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const PoolGeometry& g, const Tensor& dx);
+// The maxima alone (no gradient to come), x and y channels-last (ops/layout.h).
+void max_pool2d_values_channels_last(const Tensor& x, const PoolGeometry& g, const Tensor& y);
 
 void avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y);
 void avg_pool2d_backward(const Tensor& dy, const PoolGeometry& g, const Tensor& dx);

@@ -70,6 +70,24 @@ TEST_SUITE("tensor views") {
     CHECK_THROWS_WITH(t.permute({0, 0, 1}), "permute: dim 0 repeats in order [0, 0, 1]");
   }
 
+  TEST_CASE("copy_ between two tensors of the same permuted layout copies element for element") {
+    // Both channels-last ([N, C, H, W] over NHWC memory): the fast path copies
+    // the memory as it lies; a wrong mapping would mix up channels.
+    const Tensor src = arange(0.0, 24.0, 1.0).view({2, 2, 3, 2}).permute({0, 3, 1, 2});  // [2, 2, 2, 3]
+    Tensor dst = zeros({2, 2, 3, 2}).permute({0, 3, 1, 2});
+    dst.copy_(src);
+    CHECK(dst.strides() == src.strides());
+    CHECK(dst.contiguous().to_vector<float>() == src.contiguous().to_vector<float>());
+    // Into a contiguous tensor (a strided walk): the same values.
+    Tensor plain = zeros({2, 2, 2, 3});
+    plain.copy_(src);
+    CHECK(plain.to_vector<float>() == src.contiguous().to_vector<float>());
+    // Same strides but overlapping (a broadcast): not the memory copy.
+    Tensor row = zeros({3, 2});
+    row.copy_(arange(0.0, 2.0, 1.0).view({1, 2}).expand({3, 2}));
+    CHECK(row.to_vector<float>() == std::vector<float>{0, 1, 0, 1, 0, 1});
+  }
+
   TEST_CASE("index_select gathers along a dim and checks indices") {
     const Tensor t = arange(0.0, 12.0, 1.0).view({3, 4});
     const Tensor idx = from_vector<int64_t>({2, 0}, {2});

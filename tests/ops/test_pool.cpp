@@ -2,8 +2,12 @@
 
 #include <cmath>
 #include <limits>
+#include <numeric>
 
+#include "engine/autograd.h"
+#include "engine/philox.h"
 #include "ops/elementwise.h"
+#include "ops/layout.h"
 #include "ops/pool.h"
 #include "tests/gradcheck.h"
 
@@ -208,6 +212,59 @@ TEST_SUITE("pool") {
   TEST_CASE("adaptive_avg_pool2d refuses an output size below 1") {
     CHECK_THROWS_WITH(ops::adaptive_avg_pool2d(zeros({1, 1, 4, 4}), {0, 2}),
                       "adaptive_avg_pool2d: output size [0, 2] must be positive (x has shape [1, 1, 4, 4])");
+  }
+
+  TEST_CASE("max_pool2d 2x2 stride 2 takes the first of tied maxima and the last NaN, odd sizes dropping the rest") {
+    // The fixed four-tap path: ties go to the first tap in row order, NaN
+    // beats any number and a later NaN the earlier one (as the general path).
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const Tensor x = from_vector<double>({3, 3, 1, 1, 9,  //
+                                          2, 3, nan, 0, 9,  //
+                                          7, 7, 5, 6, 9},
+                                         {1, 1, 3, 5})
+                         .set_requires_grad();
+    const Tensor y = ops::max_pool2d(x, {.kernel = {2, 2}});
+    REQUIRE(y.sizes() == Shape{1, 1, 1, 2});
+    CHECK(y.to_vector<double>()[0] == 3);
+    CHECK(std::isnan(y.to_vector<double>()[1]));
+    y.backward(ones({1, 1, 1, 2}, {.dtype = DType::f64}));
+    const std::vector<double> dx = x.grad().to_vector<double>();
+    CHECK(dx[0] == 1);  // the first 3, not the ones at (0, 1) or (1, 1)
+    CHECK(dx[7] == 1);  // the NaN
+    CHECK(std::accumulate(dx.begin(), dx.end(), 0.0) == 2);
+  }
+
+  TEST_CASE("max_pool2d in inference on channels-last input gives the NCHW path's values, channels-last") {
+    manual_seed(31);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const Tensor nchw = randn({2, 5, 7, 6});
+    nchw.select(0, 1).select(0, 3).select(0, 2).fill_(nan);  // one NaN, in image 1, channel 3
+    const Tensor channels_last = nchw.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+    REQUIRE(ops::is_channels_last(channels_last));
+    const NoGradGuard no_grad;
+    for (const ops::Pool2dOptions& o :
+         {ops::Pool2dOptions{.kernel = {2, 2}}, ops::Pool2dOptions{.kernel = {3, 3}, .stride = {2, 1}, .padding = {1, 1}},
+          ops::Pool2dOptions{.kernel = {2, 3}, .stride = {1, 2}, .padding = {1, 1}, .ceil_mode = true, .dilation = {2, 1}}}) {
+      const Tensor want = ops::max_pool2d(nchw, o), got = ops::max_pool2d(channels_last, o);
+      CHECK(ops::is_channels_last(got));
+      REQUIRE(got.sizes() == want.sizes());
+      const std::vector<float> g = got.contiguous().to_vector<float>(), w = want.to_vector<float>();
+      for (size_t i = 0; i < w.size(); ++i)
+        REQUIRE_MESSAGE((g[i] == w[i] || (std::isnan(g[i]) && std::isnan(w[i]))), "element ", i);
+    }
+  }
+
+  TEST_CASE("max_pool2d on channels-last input that requires a gradient records it") {
+    manual_seed(32);
+    Tensor nchw = randn({2, 3, 4, 6}, {.dtype = DType::f64});
+    Tensor channels_last = nchw.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+    nchw.set_requires_grad(true);
+    channels_last.set_requires_grad(true);
+    const Tensor dy = randn({2, 3, 2, 3}, {.dtype = DType::f64});
+    ops::max_pool2d(nchw, {.kernel = {2, 2}}).backward(dy);
+    ops::max_pool2d(channels_last, {.kernel = {2, 2}}).backward(dy);
+    REQUIRE(channels_last.grad().defined());
+    CHECK(channels_last.grad().contiguous().to_vector<double>() == nchw.grad().to_vector<double>());
   }
 
   TEST_CASE("max_pool2d: NaN wins a window, and of several NaNs the last one takes the gradient (PyTorch)") {

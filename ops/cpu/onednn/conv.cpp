@@ -6,9 +6,11 @@
 #include <fmt/format.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/error.h"
 #include "ops/cpu/onednn/context.h"
 #include "ops/cuda/conv_algo_cache.h"  // the cache and its key are CUDA-free
 
@@ -23,10 +25,13 @@ using cuda::ConvAlgoKey;
 using cuda::ConvPass;
 
 // ConvAlgoKey::math carries which optional operands a primitive has, and
-// whether it is the inference-only forward (with a ReLU after it or not).
+// for the inference-only forward, its post-ops and activation layouts.
 constexpr int kWithBias = 1;
 constexpr int kInference = 2;
 constexpr int kWithRelu = 4;
+constexpr int kAccumulate = 8;
+constexpr int kInputChannelsLast = 16;
+constexpr int kOutputChannelsLast = 32;
 
 struct ConvShapes {
   memory::dims src, weights, bias, dst, strides, dilates, pad_l, pad_r;
@@ -89,28 +94,37 @@ dnnl::convolution_forward::primitive_desc forward_desc(const ConvShapes& s, bool
   return {forward_op(s, with_bias, dnnl::prop_kind::forward_training), user_scratchpad(), cpu_engine()};
 }
 
-Step forward_step_of(const dnnl::convolution_forward::primitive_desc& pd, const ConvShapes& s, bool with_bias) {
+Tag activation_tag(bool channels_last) { return channels_last ? Tag::nhwc : Tag::nchw; }
+
+Step forward_step_of(const dnnl::convolution_forward::primitive_desc& pd, const ConvShapes& s, bool with_bias,
+                     Tag src_tag = Tag::nchw, Tag dst_tag = Tag::nchw) {
   Step step{.primitive = dnnl::convolution_forward(pd), .scratchpad = pd.scratchpad_desc(), .operands = {}};
-  step.operands.push_back(input_operand(DNNL_ARG_SRC, plain(s.src, Tag::nchw), pd.src_desc()));
+  step.operands.push_back(input_operand(DNNL_ARG_SRC, plain(s.src, src_tag), pd.src_desc()));
   step.operands.push_back(input_operand(DNNL_ARG_WEIGHTS, plain(s.weights, s.weights_tag), pd.weights_desc()));
   if (with_bias) step.operands.push_back(input_operand(DNNL_ARG_BIAS, plain(s.bias, Tag::x), pd.bias_desc()));
-  step.operands.push_back(output_operand(DNNL_ARG_DST, plain(s.dst, Tag::nchw), pd.dst_desc()));
+  step.operands.push_back(output_operand(DNNL_ARG_DST, plain(s.dst, dst_tag), pd.dst_desc()));
   return step;
 }
 
 Step forward_step(const ConvShapes& s, bool with_bias) { return forward_step_of(forward_desc(s, with_bias), s, with_bias); }
 
-// The inference forward, the ReLU run on each block while it is in cache.
-Step inference_step(const ConvShapes& s, bool with_bias, bool relu) {
+// The inference forward, the residual sum and the ReLU run on each block
+// while it is in cache.
+Step inference_step(const ConvShapes& s, bool with_bias, const InferenceCall& call) {
   dnnl::primitive_attr attr = user_scratchpad();
-  if (relu) {
-    dnnl::post_ops after;
-    after.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    attr.set_post_ops(after);
-  }
+  dnnl::post_ops after;
+  if (call.accumulate) after.append_sum(1.0f);
+  if (call.relu) after.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  attr.set_post_ops(after);
   const dnnl::convolution_forward::primitive_desc pd(forward_op(s, with_bias, dnnl::prop_kind::forward_inference),
                                                      attr, cpu_engine());
-  return forward_step_of(pd, s, with_bias);
+  Step step = forward_step_of(pd, s, with_bias, activation_tag(call.x_channels_last),
+                              activation_tag(call.y_channels_last));
+  // The sum reads the output buffer as it is: a reorder after the primitive
+  // would be too late for it.
+  if (call.accumulate && operand_of(step, DNNL_ARG_DST).reorder)
+    fail("the inference kernel does not work in the output's layout; it cannot add a residual in place");
+  return step;
 }
 
 Step backward_data_step(const ConvShapes& s, const Conv2dGeometry& g) {
@@ -150,15 +164,20 @@ cuda::ConvAlgoCache<std::shared_ptr<const Step>>& step_cache() {
   return cache;
 }
 
+int inference_bits(const InferenceCall& call) {
+  return kInference | (call.relu ? kWithRelu : 0) | (call.accumulate ? kAccumulate : 0) |
+         (call.x_channels_last ? kInputChannelsLast : 0) | (call.y_channels_last ? kOutputChannelsLast : 0);
+}
+
 // The step of one pass for this shape, made the first time it is asked for.
-// `inference` (forward only): the inference forward, with a ReLU when `relu`.
-std::shared_ptr<const Step> step_for(const Conv2dGeometry& g, ConvPass pass, bool with_bias, bool inference = false,
-                                     bool relu = false) {
-  const int math = (with_bias ? kWithBias : 0) | (inference ? kInference : 0) | (relu ? kWithRelu : 0);
+// `inference` (forward only): the inference forward that call describes.
+std::shared_ptr<const Step> step_for(const Conv2dGeometry& g, ConvPass pass, bool with_bias,
+                                     const std::optional<InferenceCall>& inference = std::nullopt) {
+  const int math = (with_bias ? kWithBias : 0) | (inference ? inference_bits(*inference) : 0);
   const ConvAlgoKey key{.geometry = g, .dtype = DType::f32, .math = math, .device = -1, .pass = pass};
   return step_cache().find_or_search(key, [&] {
     const ConvShapes s = shapes_of(g);
-    if (inference) return std::make_shared<const Step>(inference_step(s, with_bias, relu));
+    if (inference) return std::make_shared<const Step>(inference_step(s, with_bias, *inference));
     switch (pass) {
       case ConvPass::forward: return std::make_shared<const Step>(forward_step(s, with_bias));
       case ConvPass::backward_data: return std::make_shared<const Step>(backward_data_step(s, g));
@@ -185,10 +204,11 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
           });
 }
 
-void conv2d_inference(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, bool relu, float* y) {
-  checked([&] { return describe(g, relu ? "inference with ReLU" : "inference"); },
+void conv2d_inference(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                      const InferenceCall& call, float* y) {
+  checked([&] { return describe(g, call.accumulate ? "inference with residual" : "inference"); },
           [&] {
-            const auto step = step_for(g, ConvPass::forward, bias != nullptr, true, relu);
+            const auto step = step_for(g, ConvPass::forward, bias != nullptr, call);
             if (bias) {
               execute(*step, {in(x), in(w), in(bias), out(y)});
             } else {
@@ -216,6 +236,18 @@ void conv2d_backward(const Conv2dGeometry& g, const float* x, const float* w, co
             if (weights && db) execute(*weights, {in(x), dy_buffer, out(dw), out(db)});
             if (weights && !db) execute(*weights, {in(x), dy_buffer, out(dw)});
           });
+}
+
+bool inference_works_channels_last(const Conv2dGeometry& g, bool with_bias) {
+  bool channels_last = false;
+  checked([&] { return describe(g, "inference"); },
+          [&] {
+            const InferenceCall nchw_in_and_out;
+            const auto step = step_for(g, ConvPass::forward, with_bias, nchw_in_and_out);
+            const ConvShapes s = shapes_of(g);
+            channels_last = operand_of(*step, DNNL_ARG_DST).chosen == plain(s.dst, Tag::nhwc);
+          });
+  return channels_last;
 }
 
 size_t conv_primitive_count() { return step_cache().size(); }

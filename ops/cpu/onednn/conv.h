@@ -13,9 +13,26 @@ namespace tpp::ops::cpu::onednn {
 
 // y = conv(x, w) + bias; bias may be null.
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
-// Inference only: y = conv(x, w) + bias, then max(y, 0) when `relu`, in one
-// pass (oneDNN's forward_inference with an eltwise post-op); bias may be null.
-void conv2d_inference(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, bool relu, float* y);
+
+// How an inference call lays out its activations and what it fuses.
+struct InferenceCall {
+  bool relu = false;             // max(·, 0) last
+  bool accumulate = false;       // add y's prior contents (a residual) before the ReLU
+  bool x_channels_last = false;  // x is NHWC in memory (else NCHW)
+  bool y_channels_last = false;  // y is to be NHWC in memory (else NCHW)
+};
+
+// Inference only: y = conv(x, w) + bias (+ y when accumulating), then
+// max(·, 0) when `relu`, in one pass (oneDNN's forward_inference with sum and
+// eltwise post-ops); bias may be null. Accumulating needs y in the layout the
+// kernel works in (see inference_works_channels_last).
+void conv2d_inference(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                      const InferenceCall& call, float* y);
+
+// Whether oneDNN's inference kernel for this shape works on channels-last
+// activations: then NHWC input and output cost no reorder, and consecutive
+// layers can hand NHWC tensors to each other.
+bool inference_works_channels_last(const Conv2dGeometry& g, bool with_bias);
 // The gradients of input (dx), weight (dw) and bias (db), each null when not
 // wanted; db only with dw. With both passes to run, dy goes into oneDNN's
 // layout once. x may be null when dw is.
