@@ -74,13 +74,26 @@ BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, std::optional<double> mo
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, {.dtype = DType::i64}));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+ops::BatchNormOptions BatchNorm2d::options_for_this_call() {
   if (is_training()) num_batches_tracked.fill_(num_batches_tracked.item() + 1);
   const double batches = std::max(num_batches_tracked.item(), 1.0);
-  const ops::BatchNormOptions options{
-      .training = is_training(), .momentum = momentum.value_or(1.0 / batches), .eps = eps};
+  return {.training = is_training(), .momentum = momentum.value_or(1.0 / batches), .eps = eps};
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  const ops::BatchNormOptions options = options_for_this_call();
   if (sync) return ops::sync_batch_norm2d(x, weight, bias, running_mean, running_var, sync, options);
   return ops::batch_norm2d(x, weight, bias, running_mean, running_var, options);
+}
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x) {
+  const ops::BatchNormOptions options = options_for_this_call();
+  if (sync) return ops::relu(ops::sync_batch_norm2d(x, weight, bias, running_mean, running_var, sync, options));
+  return ops::batch_norm2d_relu(x, weight, bias, running_mean, running_var, options);
+}
+
+Tensor batch_norm_relu(BatchNorm2d& bn, const Tensor& x) {
+  return forward_observed() ? ops::relu(bn(x)) : bn.forward_relu(x);
 }
 
 bool may_fold_batch_norm(const Conv2d& conv, const BatchNorm2d& bn, const Tensor& x) {
@@ -147,6 +160,14 @@ Tensor Sequential::forward(const Tensor& x) {
       const bool relu = i + 2 < layers_.size() && dynamic_cast<const ReLU*>(layers_[i + 2].get()) != nullptr;
       h = conv_bn_inference(*conv, *bn, h, relu);
       i += relu ? 2 : 1;
+      continue;
+    }
+    // BatchNorm2d → ReLU runs as one op where no observer would miss the calls.
+    auto* own_bn = dynamic_cast<BatchNorm2d*>(layers_[i].get());
+    if (own_bn && !forward_observed() && i + 1 < layers_.size() &&
+        dynamic_cast<const ReLU*>(layers_[i + 1].get()) != nullptr) {
+      h = own_bn->forward_relu(h);
+      ++i;
       continue;
     }
     h = (*layers_[i])(h);

@@ -59,6 +59,10 @@ class BatchNorm2d : public Module {
   // are the cumulative average over the batches seen, r += (stat - r) / n.
   explicit BatchNorm2d(int64_t channels, double eps = 1e-5, std::optional<double> momentum = 0.1);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)), the ReLU fused into batch norm's passes (see
+  // ops::batch_norm2d_relu). Not a module call: forward observers do not see
+  // it (batch_norm_relu() below takes care of that).
+  Tensor forward_relu(const Tensor& x);
   std::string type_name() const override { return "BatchNorm2d"; }
   double eps;
   std::optional<double> momentum;
@@ -66,7 +70,15 @@ class BatchNorm2d : public Module {
   // When set, training uses statistics over every rank of `sync`
   // (ops::sync_batch_norm2d; see models::set_sync_batch_norm).
   std::shared_ptr<dist::Communicator> sync;
+
+ private:
+  // Counts a training call and gives its options (momentum None: 1 / calls).
+  ops::BatchNormOptions options_for_this_call();
 };
+
+// relu(bn(x)): fused (BatchNorm2d::forward_relu) unless a forward observer is
+// installed, which must see batch norm's own output.
+Tensor batch_norm_relu(BatchNorm2d& bn, const Tensor& x);
 
 // Inference without autograd: a convolution followed by batch norm in eval
 // mode (and a ReLU) runs as one convolution, BN's affine map folded into its

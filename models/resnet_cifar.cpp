@@ -36,7 +36,7 @@ Tensor CifarBasicBlock::shortcut(const Tensor& x) const {
 Tensor CifarBasicBlock::forward(const Tensor& x) {
   if (may_fold_batch_norm(*conv1, *bn1, x))
     return conv_bn_inference(*conv2, *bn2, conv_bn_inference(*conv1, *bn1, x, true), true, shortcut(x));
-  Tensor out = ops::relu((*bn1)((*conv1)(x)));
+  Tensor out = batch_norm_relu(*bn1, (*conv1)(x));
   out = (*bn2)((*conv2)(out));
   return ops::relu(ops::add(out, shortcut(x)));
 }
@@ -64,7 +64,7 @@ CifarResNet::CifarResNet(int64_t depth, int64_t num_classes, int64_t in_channels
 
 Tensor CifarResNet::forward(const Tensor& x) {
   Tensor out = may_fold_batch_norm(*conv1, *bn1, x) ? conv_bn_inference(*conv1, *bn1, x, true)
-                                                    : ops::relu((*bn1)((*conv1)(x)));
+                                                    : batch_norm_relu(*bn1, (*conv1)(x));
   out = (*layer3)((*layer2)((*layer1)(out)));
   return (*fc)(ops::global_avg_pool2d(out));
 }

@@ -12,6 +12,7 @@
 #include "ops/checks.h"
 #include "ops/cpu/batch_norm.h"
 #include "ops/dispatch.h"
+#include "ops/elementwise.h"
 #if TPP_WITH_CUDA
 #include "ops/cuda/batch_norm.h"
 #endif
@@ -66,13 +67,19 @@ SavedStats saved_stats(const cpu::ChannelStats& host, const Tensor& x) {
 }
 
 // Normalises x into y with its batch statistics and, when running_mean and
-// running_var are defined, updates them (PyTorch's rule).
+// running_var are defined, updates them (PyTorch's rule). `relu` (CPU only):
+// max(y, 0) fused in.
 SavedStats normalize_with_batch_stats(const Tensor& xc, const BatchNormShape& shape, const Tensor& w, const Tensor& b,
                                       const BatchNormOptions& opts, const Tensor& y, const Tensor& running_mean,
-                                      const Tensor& running_var) {
+                                      const Tensor& running_var, bool relu) {
   const SavedStats stats{f64_on_device_of(xc, {shape.c}), f64_on_device_of(xc, {shape.c})};
-  TPP_ON_DEVICE(xc, batch_norm_forward_train(xc, shape, w, b, opts.eps, opts.momentum, y, stats.mean, stats.invstd,
-                                             running_mean, running_var));
+  if (relu) {
+    cpu::batch_norm_forward_train(xc, shape, w, b, opts.eps, opts.momentum, y, stats.mean, stats.invstd, running_mean,
+                                  running_var, true);
+  } else {
+    TPP_ON_DEVICE(xc, batch_norm_forward_train(xc, shape, w, b, opts.eps, opts.momentum, y, stats.mean, stats.invstd,
+                                               running_mean, running_var));
+  }
   return stats;
 }
 
@@ -86,19 +93,23 @@ SavedStats stats_from_running(const Tensor& running_mean, const Tensor& running_
 }
 
 void normalize_with(const Tensor& xc, const BatchNormShape& shape, const Tensor& w, const Tensor& b,
-                    const SavedStats& stats, const Tensor& y) {
+                    const SavedStats& stats, const Tensor& y, bool relu) {
+  if (relu) return cpu::batch_norm_forward_eval(xc, shape, w, b, stats.mean, stats.invstd, y, true);
   TPP_ON_DEVICE(xc, batch_norm_forward_eval(xc, shape, w, b, stats.mean, stats.invstd, y));
 }
 
+// relu_y: the fused ReLU's output (CPU only), undefined without one.
 void backward_into(const Tensor& xc, const Tensor& dy, const BatchNormShape& shape, const Tensor& w,
-                   const SavedStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dw, const Tensor& db) {
+                   const SavedStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dw, const Tensor& db,
+                   const Tensor& relu_y) {
+  if (relu_y.defined())
+    return cpu::batch_norm_backward(xc, dy, shape, w, stats.mean, stats.invstd, batch_stats, dx, dw, db, relu_y);
   TPP_ON_DEVICE(xc, batch_norm_backward(xc, dy, shape, w, stats.mean, stats.invstd, batch_stats, dx, dw, db));
 }
 
-}  // namespace
-
-Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                    const Tensor& running_var, const BatchNormOptions& opts) {
+// batch_norm2d, followed by max(·, 0) inside its kernels when `relu`.
+Tensor batch_norm2d_then(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, const BatchNormOptions& opts, bool relu) {
   check_inputs(x, weight, bias, running_mean, running_var, opts);
   const Tensor xc = x.detach().contiguous();
   const BatchNormShape shape{x.size(0), x.size(1), x.size(2) * x.size(3)};
@@ -112,25 +123,39 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
     TPP_CHECK(shape.per_channel() > 1, "{}: expected more than 1 value per channel when training but got x of shape {}",
               kOp, shape_str(x.sizes()));
     stats = normalize_with_batch_stats(xc, shape, w, b, opts, y, opts.training ? running_mean : Tensor(),
-                                       opts.training ? running_var : Tensor());
+                                       opts.training ? running_var : Tensor(), relu);
   } else {
     stats = stats_from_running(running_mean, running_var, opts.eps);
-    normalize_with(xc, shape, w, b, stats, y);
+    normalize_with(xc, shape, w, b, stats, y, relu);
   }
 
   const bool need_x = x.requires_grad(), need_w = weight.defined() && weight.requires_grad(),
              need_b = bias.defined() && bias.requires_grad();
-  record_grad(y, "batch_norm2d", {x, weight, bias},
-              [xc, w, shape, stats = std::move(stats), batch_stats, need_x, need_w, need_b](const Tensor& dy) {
+  record_grad(y, relu ? "batch_norm2d_relu" : "batch_norm2d", {x, weight, bias},
+              [xc, w, shape, stats = std::move(stats), batch_stats, need_x, need_w, need_b,
+               relu_y = relu ? y.detach() : Tensor()](const Tensor& dy) {
                 const auto per_channel = [&](bool needed) {
                   return needed ? empty({shape.c}, {.dtype = xc.dtype(), .device = xc.device()}) : Tensor();
                 };
                 Tensor dx = need_x ? empty_like(xc) : Tensor();
                 Tensor dw = per_channel(need_w), db = per_channel(need_b);
-                backward_into(xc, dy.contiguous(), shape, w, stats, batch_stats, dx, dw, db);
+                backward_into(xc, dy.contiguous(), shape, w, stats, batch_stats, dx, dw, db, relu_y);
                 return Grads{dx, dw, db};
               });
   return y;
+}
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                    const Tensor& running_var, const BatchNormOptions& opts) {
+  return batch_norm2d_then(x, weight, bias, running_mean, running_var, opts, false);
+}
+
+Tensor batch_norm2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, const BatchNormOptions& opts) {
+  if (!x.device().is_cpu()) return relu(batch_norm2d(x, weight, bias, running_mean, running_var, opts));
+  return batch_norm2d_then(x, weight, bias, running_mean, running_var, opts, true);
 }
 
 namespace {
@@ -225,7 +250,7 @@ Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bi
   }
   SavedStats stats = saved_stats(host, xc);
   Tensor y = empty_like(xc);
-  normalize_with(xc, shape, w, b, stats, y);
+  normalize_with(xc, shape, w, b, stats, y, false);
   if (running_mean.defined()) {
     blend_running_stat(running_mean, global.mean, opts.momentum);
     blend_running_stat(running_var, unbiased_var, opts.momentum);

@@ -27,6 +27,14 @@ struct BatchNormOptions {
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                     const Tensor& running_var, const BatchNormOptions& opts = {});
 
+// relu(batch_norm2d(...)), the same values and gradients, with the ReLU inside
+// batch norm's passes on the CPU (forward: as each value is written;
+// backward: the gradient masked where the output is 0 as batch norm reads
+// it), which saves the ReLU's own pass over the activations both ways.
+// Other devices run the two ops.
+Tensor batch_norm2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, const BatchNormOptions& opts = {});
+
 // Synchronised batch norm for data-parallel training: in training mode the
 // statistics are those of the batches of every rank of `comm` together, as if
 // one process normalised their concatenation (eval mode is batch_norm2d).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 namespace tpp::ops::cpu {
@@ -52,15 +53,57 @@ void for_each_block(const BatchNormShape& s, WriteBlock write_block) {
   for (int64_t b = 0; b < s.n * s.c; ++b) write_block(b, b % s.c);
 }
 
-// y = (x - mean) * scale + shift over block b. Centring first keeps f32
-// exact-ish when the mean is large against the spread.
-template <class T>
+// y = (x - mean) * scale + shift over block b, then max(y, 0) (ReLU's rule:
+// NaN stays) when kRelu. Centring first keeps f32 exact-ish when the mean is
+// large against the spread.
+template <bool kRelu, class T>
 void normalize_block(const T* x, T* y, const BatchNormShape& s, int64_t b, double mean, double scale, double shift) {
   const SplitMean<T> m(mean);
   const T a = static_cast<T>(scale), offset = static_cast<T>(shift);
   const int64_t base = b * s.hw;
+  if constexpr (kRelu) {
 #pragma omp simd
-  for (int64_t i = 0; i < s.hw; ++i) y[base + i] = m.centre(x[base + i]) * a + offset;
+    for (int64_t i = 0; i < s.hw; ++i) y[base + i] = std::max(m.centre(x[base + i]) * a + offset, T(0));  // NaN stays
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < s.hw; ++i) y[base + i] = m.centre(x[base + i]) * a + offset;
+  }
+}
+
+// normalize_block over every block, with the ReLU or without.
+template <class T>
+void normalize_blocks(const T* x, T* y, const BatchNormShape& s, const ChannelStats& stats, const T* w, const T* b,
+                      bool relu) {
+  for_each_block(s, [&](int64_t block, int64_t c) {
+    const double scale = stats.invstd[c] * (w ? w[c] : 1.0), shift = b ? b[c] : 0.0;
+    if (relu) {
+      normalize_block<true>(x, y, s, block, stats.mean[c], scale, shift);
+    } else {
+      normalize_block<false>(x, y, s, block, stats.mean[c], scale, shift);
+    }
+  });
+}
+
+// The gradient reaching batch norm's output over block b: dy itself, or
+// through a fused ReLU (relu_y, its output: not null), dy where relu_y > 0
+// (ReLU's backward rule: NaN passes), written into a per-thread buffer of one
+// block (in L1/L2 for our shapes) so that the loops reading it stay the plain
+// vectorised ones (a select inside their reductions keeps them scalar).
+template <class T>
+const T* block_gradient(const T* dy, const T* relu_y, const BatchNormShape& s, int64_t b) {
+  const int64_t base = b * s.hw;
+  if (!relu_y) return dy + base;
+  thread_local std::vector<T> through_relu;
+  through_relu.resize(static_cast<size_t>(s.hw));
+  T* out = through_relu.data();
+  // Both loads unconditional: a select that vectorises (a load of dy under
+  // the condition compiles to a branch per value).
+#pragma omp simd
+  for (int64_t i = 0; i < s.hw; ++i) {
+    const T g = dy[base + i], y = relu_y[base + i];
+    out[i] = y <= T(0) ? T(0) : g;
+  }
+  return out;
 }
 
 // Σ (x - shift) and Σ (x - shift)² over block b.
@@ -77,29 +120,34 @@ SumPair shifted_sums(const T* x, const BatchNormShape& s, int64_t b, double shif
   return {s1, s2};
 }
 
-// Mean and biased variance of every channel in two passes: the mean, then the
-// sums around it (with the first pass's rounding corrected), so that f64
-// input keeps its digits too (one pass, s2/n - mean², lost ~1e-11).
+// Mean and biased variance of every channel from sums (in f64) around a shift:
+// for f32 input, one pass around a value of the channel (the f64 sums keep
+// ~16 digits, far beyond what f32 output can show, unless that value lies
+// hundreds of standard deviations off); for f64 input a second pass around
+// the first pass's mean, so that it keeps its own digits (one pass, s2/n -
+// mean², lost ~1e-11).
 template <class T>
 void channel_moments(const T* x, const BatchNormShape& s, std::vector<double>& mean, std::vector<double>& var) {
   const double count = static_cast<double>(s.per_channel());
   std::vector<double> shift(s.c), d1, d2;
   for (int64_t c = 0; c < s.c; ++c) shift[c] = x[c * s.hw];  // a value of the channel: a large mean cancels less
   channel_sums(s, [&](int64_t b, int64_t c) { return shifted_sums(x, s, b, shift[c]); }, d1, d2);
-  std::vector<double> rough(s.c);
-  for (int64_t c = 0; c < s.c; ++c) rough[c] = shift[c] + d1[c] / count;
-  channel_sums(s, [&](int64_t b, int64_t c) { return shifted_sums(x, s, b, rough[c]); }, d1, d2);
+  std::vector<double> centre = shift;  // what d1 and d2 are sums around
+  if constexpr (std::is_same_v<T, double>) {
+    for (int64_t c = 0; c < s.c; ++c) centre[c] = shift[c] + d1[c] / count;
+    channel_sums(s, [&](int64_t b, int64_t c) { return shifted_sums(x, s, b, centre[c]); }, d1, d2);
+  }
   mean.assign(s.c, 0);
   var.assign(s.c, 0);
   for (int64_t c = 0; c < s.c; ++c) {
-    mean[c] = rough[c] + d1[c] / count;
+    mean[c] = centre[c] + d1[c] / count;
     var[c] = std::max((d2[c] - d1[c] * d1[c] / count) / count, 0.0);
   }
 }
 
 template <class T>
 void forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias, double eps,
-                   const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var) {
+                   bool relu, const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var) {
   const T* px = x.data<T>();
   T* py = y.data<T>();
   const T* w = optional_data<T>(weight);
@@ -113,37 +161,29 @@ void forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weigh
     stats.invstd[c] = 1.0 / std::sqrt(var[c] + eps);
     unbiased_var[c] = var[c] * count / (count - 1);
   }
-  for_each_block(s, [&](int64_t block, int64_t c) {
-    normalize_block(px, py, s, block, stats.mean[c], stats.invstd[c] * (w ? w[c] : 1.0), b ? b[c] : 0.0);
-  });
+  normalize_blocks(px, py, s, stats, w, b, relu);
 }
 
 template <class T>
 void forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
-                  const ChannelStats& stats, const Tensor& y) {
-  const T* px = x.data<T>();
-  T* py = y.data<T>();
-  const T* w = optional_data<T>(weight);
-  const T* b = optional_data<T>(bias);
-  for_each_block(s, [&](int64_t block, int64_t c) {
-    normalize_block(px, py, s, block, stats.mean[c], stats.invstd[c] * (w ? w[c] : 1.0), b ? b[c] : 0.0);
-  });
+                  const ChannelStats& stats, bool relu, const Tensor& y) {
+  normalize_blocks(x.data<T>(), y.data<T>(), s, stats, optional_data<T>(weight), optional_data<T>(bias), relu);
 }
 
-// Σ dy and Σ dy·(x − mean) over block b.
+// Σ g and Σ g·(x − mean) over block b, g its gradient (block_gradient).
 template <class T>
 SumPair block_dy_sums(const T* px, const T* g, const BatchNormShape& s, int64_t b, double mean) {
   double sum_dy = 0, sum_dy_centred = 0;
-  const int64_t base = b * s.hw;
+  const T* xb = px + b * s.hw;
 #pragma omp simd reduction(+ : sum_dy, sum_dy_centred)
   for (int64_t i = 0; i < s.hw; ++i) {
-    sum_dy += g[base + i];
-    sum_dy_centred += static_cast<double>(g[base + i]) * (static_cast<double>(px[base + i]) - mean);
+    sum_dy += g[i];
+    sum_dy_centred += static_cast<double>(g[i]) * (static_cast<double>(xb[i]) - mean);
   }
   return {sum_dy, sum_dy_centred};
 }
 
-// dx = a·dy + k·(x − mean) + k0 over block b.
+// dx = a·g + k·(x − mean) + k0 over block b, g its gradient (block_gradient).
 template <class T>
 void write_block_dx(T* pdx, const T* px, const T* g, const BatchNormShape& s, int64_t b, double a, double k,
                     double k0, double mean) {
@@ -151,26 +191,27 @@ void write_block_dx(T* pdx, const T* px, const T* g, const BatchNormShape& s, in
   const SplitMean<T> m(mean);
   const int64_t base = b * s.hw;
 #pragma omp simd
-  for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[base + i] + tk * m.centre(px[base + i]) + tk0;
+  for (int64_t i = 0; i < s.hw; ++i) pdx[base + i] = ta * g[i] + tk * m.centre(px[base + i]) + tk0;
 }
 
 template <class T>
-void backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const ChannelStats& stats,
-                   std::vector<double>& sum_dy, std::vector<double>& sum_dy_centred) {
+void backward_sums(const Tensor& x, const Tensor& dy, const Tensor& relu_y, const BatchNormShape& s,
+                   const ChannelStats& stats, std::vector<double>& sum_dy, std::vector<double>& sum_dy_centred) {
   const T* px = x.data<T>();
-  const T* g = dy.data<T>();
-  channel_sums(s, [&](int64_t b, int64_t c) { return block_dy_sums(px, g, s, b, stats.mean[c]); }, sum_dy,
-               sum_dy_centred);
+  const T* pdy = dy.data<T>();
+  const T* py = optional_data<T>(relu_y);
+  channel_sums(
+      s, [&](int64_t b, int64_t c) { return block_dy_sums(px, block_gradient(pdy, py, s, b), s, b, stats.mean[c]); },
+      sum_dy, sum_dy_centred);
 }
 
 // dx = a·dy + k·(x − mean) + k0 with, per channel, the coefficients of the
 // gradient through batch statistics (or through fixed ones: k = k0 = 0).
 template <class T>
-void write_dx(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+void write_dx(const Tensor& x, const Tensor& dy, const Tensor& relu_y, const BatchNormShape& s, const Tensor& weight,
               const ChannelStats& stats, const std::vector<double>* sum_dy, const std::vector<double>* sum_dy_centred,
               double count, const Tensor& dx) {
   const T* px = x.data<T>();
-  const T* g = dy.data<T>();
   const T* w = optional_data<T>(weight);
   T* pdx = dx.data<T>();
   std::vector<double> a(s.c), k(s.c, 0.0), k0(s.c, 0.0);
@@ -181,7 +222,11 @@ void write_dx(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const 
     k[c] = -a[c] * (*sum_dy_centred)[c] * invstd * invstd / count;  // Σ dy·xhat = Σ dy·(x − mean) · invstd
     k0[c] = -a[c] * (*sum_dy)[c] / count;
   }
-  for_each_block(s, [&](int64_t b, int64_t c) { write_block_dx(pdx, px, g, s, b, a[c], k[c], k0[c], stats.mean[c]); });
+  const T* pdy = dy.data<T>();
+  const T* py = optional_data<T>(relu_y);
+  for_each_block(s, [&](int64_t b, int64_t c) {
+    write_block_dx(pdx, px, block_gradient(pdy, py, s, b), s, b, a[c], k[c], k0[c], stats.mean[c]);
+  });
 }
 
 // With xhat = (x - mean) * invstd and M values per channel:
@@ -189,20 +234,20 @@ void write_dx(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const 
 //   dx = w * invstd * (dy - [sum dy + xhat * sum dy * xhat] / M)   (batch statistics)
 //   dx = w * invstd * dy                                             (fixed statistics)
 template <class T>
-void backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
+void backward(const Tensor& x, const Tensor& dy, const Tensor& relu_y, const BatchNormShape& s, const Tensor& weight,
               const ChannelStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dweight,
               const Tensor& dbias) {
   T* pdw = optional_out<T>(dweight);
   T* pdb = optional_out<T>(dbias);
   std::vector<double> sum_dy, sum_dy_centred;
-  if (pdw || pdb || (dx.defined() && batch_stats)) backward_sums<T>(x, dy, s, stats, sum_dy, sum_dy_centred);
+  if (pdw || pdb || (dx.defined() && batch_stats)) backward_sums<T>(x, dy, relu_y, s, stats, sum_dy, sum_dy_centred);
   for (int64_t c = 0; c < s.c && (pdw || pdb); ++c) {
     if (pdw) pdw[c] = static_cast<T>(sum_dy_centred[c] * stats.invstd[c]);
     if (pdb) pdb[c] = static_cast<T>(sum_dy[c]);
   }
   if (!dx.defined()) return;
-  write_dx<T>(x, dy, s, weight, stats, batch_stats ? &sum_dy : nullptr, batch_stats ? &sum_dy_centred : nullptr,
-              static_cast<double>(s.per_channel()), dx);
+  write_dx<T>(x, dy, relu_y, s, weight, stats, batch_stats ? &sum_dy : nullptr,
+              batch_stats ? &sum_dy_centred : nullptr, static_cast<double>(s.per_channel()), dx);
 }
 
 template <class T>
@@ -219,7 +264,7 @@ template <class T>
 void backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
                     const ChannelStats& stats, const std::vector<double>& sum_dy,
                     const std::vector<double>& sum_dy_centred, double count, const Tensor& dx) {
-  write_dx<T>(x, dy, s, weight, stats, &sum_dy, &sum_dy_centred, count, dx);
+  write_dx<T>(x, dy, Tensor(), s, weight, stats, &sum_dy, &sum_dy_centred, count, dx);
 }
 
 }  // namespace
@@ -233,7 +278,7 @@ void batch_norm_local_moments(const Tensor& x, const BatchNormShape& s, std::vec
 void batch_norm_backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const ChannelStats& stats,
                               std::vector<double>& sum_dy, std::vector<double>& sum_dy_centred) {
   dispatch_floating(x.dtype(), "sync_batch_norm2d backward",
-                    [&](auto type) { backward_sums<decltype(type)>(x, dy, s, stats, sum_dy, sum_dy_centred); });
+                    [&](auto type) { backward_sums<decltype(type)>(x, dy, Tensor(), s, stats, sum_dy, sum_dy_centred); });
 }
 
 void batch_norm_backward_input(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
@@ -245,23 +290,24 @@ void batch_norm_backward_input(const Tensor& x, const Tensor& dy, const BatchNor
 }
 
 void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
-                              double eps, const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var) {
+                              double eps, const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var,
+                              bool relu) {
   dispatch_floating(x.dtype(), "batch_norm2d", [&](auto type) {
-    forward_train<decltype(type)>(x, s, weight, bias, eps, y, stats, unbiased_var);
+    forward_train<decltype(type)>(x, s, weight, bias, eps, relu, y, stats, unbiased_var);
   });
 }
 
 void batch_norm_forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
-                             const ChannelStats& stats, const Tensor& y) {
+                             const ChannelStats& stats, const Tensor& y, bool relu) {
   dispatch_floating(x.dtype(), "batch_norm2d",
-                    [&](auto type) { forward_eval<decltype(type)>(x, s, weight, bias, stats, y); });
+                    [&](auto type) { forward_eval<decltype(type)>(x, s, weight, bias, stats, relu, y); });
 }
 
 void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
                          const ChannelStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dweight,
-                         const Tensor& dbias) {
+                         const Tensor& dbias, const Tensor& relu_y) {
   dispatch_floating(x.dtype(), "batch_norm2d backward", [&](auto type) {
-    backward<decltype(type)>(x, dy, s, weight, stats, batch_stats, dx, dweight, dbias);
+    backward<decltype(type)>(x, dy, relu_y, s, weight, stats, batch_stats, dx, dweight, dbias);
   });
 }
 
@@ -295,10 +341,10 @@ void write_row(const std::vector<double>& values, const Tensor& f64_rows, int64_
 
 void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
                               double eps, double momentum, const Tensor& y, const Tensor& mean, const Tensor& invstd,
-                              const Tensor& running_mean, const Tensor& running_var) {
+                              const Tensor& running_mean, const Tensor& running_var, bool relu) {
   ChannelStats stats;
   std::vector<double> unbiased_var;
-  batch_norm_forward_train(x, s, weight, bias, eps, y, stats, unbiased_var);
+  batch_norm_forward_train(x, s, weight, bias, eps, y, stats, unbiased_var, relu);
   write_row(stats.mean, mean, 0);
   write_row(stats.invstd, invstd, 0);
   if (running_mean.defined()) {
@@ -316,14 +362,14 @@ void batch_norm_stats_from_running(const Tensor& running_mean, const Tensor& run
 }
 
 void batch_norm_forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
-                             const Tensor& mean, const Tensor& invstd, const Tensor& y) {
-  batch_norm_forward_eval(x, s, weight, bias, stats_of(mean, invstd), y);
+                             const Tensor& mean, const Tensor& invstd, const Tensor& y, bool relu) {
+  batch_norm_forward_eval(x, s, weight, bias, stats_of(mean, invstd), y, relu);
 }
 
 void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
                          const Tensor& mean, const Tensor& invstd, bool batch_stats, const Tensor& dx,
-                         const Tensor& dweight, const Tensor& dbias) {
-  batch_norm_backward(x, dy, s, weight, stats_of(mean, invstd), batch_stats, dx, dweight, dbias);
+                         const Tensor& dweight, const Tensor& dbias, const Tensor& relu_y) {
+  batch_norm_backward(x, dy, s, weight, stats_of(mean, invstd), batch_stats, dx, dweight, dbias, relu_y);
 }
 
 void batch_norm_local_moments(const Tensor& x, const BatchNormShape& s, const Tensor& moments) {

@@ -16,20 +16,26 @@ struct ChannelStats {
   std::vector<double> mean, invstd;
 };
 
+// A ReLU after batch norm fuses into it: `relu` writes max(y, 0) as each value
+// is written; the backward given that output as `relu_y` takes the gradient
+// through the ReLU (dy where relu_y > 0) as it reads dy. Undefined / false:
+// batch norm alone.
+
 // Batch statistics and the normalised output in one sweep per channel.
 // Fills stats (biased variance inside invstd) and the unbiased variance.
 void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
-                              double eps, const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var);
+                              double eps, const Tensor& y, ChannelStats& stats, std::vector<double>& unbiased_var,
+                              bool relu = false);
 
 // Normalises with given statistics (eval mode).
 void batch_norm_forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
-                             const ChannelStats& stats, const Tensor& y);
+                             const ChannelStats& stats, const Tensor& y, bool relu = false);
 
 // dx (if defined), dweight (if defined) and dbias (if defined) from dy.
 // With batch_stats the statistics' dependence on x is included in dx.
 void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
                          const ChannelStats& stats, bool batch_stats, const Tensor& dx, const Tensor& dweight,
-                         const Tensor& dbias);
+                         const Tensor& dbias, const Tensor& relu_y = {});
 
 // Pieces of synchronised batch norm, whose statistics span the batches of
 // several processes (ops::sync_batch_norm2d combines them in between).
@@ -58,14 +64,14 @@ void update_running_stat(const Tensor& running, const std::vector<double>& value
 
 void batch_norm_forward_train(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
                               double eps, double momentum, const Tensor& y, const Tensor& mean, const Tensor& invstd,
-                              const Tensor& running_mean, const Tensor& running_var);
+                              const Tensor& running_mean, const Tensor& running_var, bool relu = false);
 void batch_norm_stats_from_running(const Tensor& running_mean, const Tensor& running_var, double eps,
                                    const Tensor& mean, const Tensor& invstd);
 void batch_norm_forward_eval(const Tensor& x, const BatchNormShape& s, const Tensor& weight, const Tensor& bias,
-                             const Tensor& mean, const Tensor& invstd, const Tensor& y);
+                             const Tensor& mean, const Tensor& invstd, const Tensor& y, bool relu = false);
 void batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& weight,
                          const Tensor& mean, const Tensor& invstd, bool batch_stats, const Tensor& dx,
-                         const Tensor& dweight, const Tensor& dbias);
+                         const Tensor& dweight, const Tensor& dbias, const Tensor& relu_y = {});
 void batch_norm_local_moments(const Tensor& x, const BatchNormShape& s, const Tensor& moments);
 // dweight and dbias (when defined): this process's sums of dy * xhat and dy.
 void batch_norm_backward_sums(const Tensor& x, const Tensor& dy, const BatchNormShape& s, const Tensor& mean,

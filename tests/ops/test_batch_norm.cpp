@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "ops/batch_norm.h"
 #include "ops/elementwise.h"
@@ -159,6 +160,61 @@ TEST_SUITE("batch_norm") {
     CHECK(x.grad().defined());
     CHECK(b.grad().to_vector<double>() == std::vector<double>{8, 8});
     CHECK_FALSE(w.grad().defined());
+  }
+
+  TEST_CASE("batch_norm2d_relu gives relu(batch_norm2d) bit for bit in f32, gradients included, NaN as relu") {
+    // The same arithmetic with the ReLU inside batch norm's passes: every
+    // output and gradient must be identical, in training (large enough for
+    // the parallel path) and in eval mode.
+    for (const bool training : {true, false}) {
+      Generator gen(training ? 40 : 41);
+      Tensor x = randn({4, 3, 9, 9}, {}, &gen);
+      x.select(0, 1).select(0, 2).select(0, 4).fill_(std::nan(""));  // one row of channel 2 NaN: its mean too
+      const Tensor dy = randn({4, 3, 9, 9}, {}, &gen);
+      struct Run {
+        Tensor y, dx, dw, db, running_mean;
+      };
+      const auto run = [&](bool fused) {
+        Tensor xl = x.detach().set_requires_grad(), w = randn({3}, {}, &gen).set_requires_grad(),
+               b = randn({3}, {}, &gen).set_requires_grad();
+        const Tensor running_mean = zeros({3}), running_var = ones({3});
+        const ops::BatchNormOptions o{.training = training};
+        const Tensor y = fused ? ops::batch_norm2d_relu(xl, w, b, running_mean, running_var, o)
+                               : ops::relu(ops::batch_norm2d(xl, w, b, running_mean, running_var, o));
+        y.backward(dy);
+        return Run{y.detach(), xl.grad(), w.grad(), b.grad(), running_mean};
+      };
+      gen = Generator(42);
+      const Run unfused = run(false);
+      gen = Generator(42);
+      const Run fused = run(true);
+      const auto same_bits = [](const Tensor& a, const Tensor& b) {
+        const std::vector<float> u = a.to_vector<float>(), v = b.to_vector<float>();
+        if (u.size() != v.size()) return false;
+        for (size_t i = 0; i < u.size(); ++i)
+          if (std::memcmp(&u[i], &v[i], sizeof(float)) != 0) return false;
+        return true;
+      };
+      CAPTURE(training);
+      CHECK(same_bits(fused.y, unfused.y));
+      CHECK(same_bits(fused.dx, unfused.dx));
+      CHECK(same_bits(fused.dw, unfused.dw));
+      CHECK(same_bits(fused.db, unfused.db));
+      CHECK(same_bits(fused.running_mean, unfused.running_mean));
+      CHECK(ops::max(ops::neg(fused.y.select(1, 0))).item() <= 0);  // no negative output (channel 0 has no NaN)
+    }
+  }
+
+  TEST_CASE("gradcheck: batch_norm2d_relu in training and eval mode") {
+    const Tensor x = random_input({3, 2, 3, 2}, 43), w = random_input({2}, 44), b = random_input({2}, 45);
+    const Tensor running_mean = f64({0.1, -0.3}), running_var = f64({0.8, 1.7});
+    for (const bool training : {true, false})
+      gradcheck(
+          [&](const auto& in) {
+            return ops::batch_norm2d_relu(in[0], in[1], in[2], running_mean.clone(), running_var.clone(),
+                                          {.training = training});
+          },
+          {x, w, b});
   }
 
   TEST_CASE("x must be 4-d") {
