@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "ops/cpu/conv_path.h"
-#include "ops/layout.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/onednn/conv.h"
+#include "ops/layout.h"
 
 namespace tpp::ops::cpu {
 
