@@ -464,6 +464,12 @@ bool on_onednn(std::initializer_list<const Tensor*> operands) {
   return true;
 }
 
+Tensor to_channels_last(const Tensor& t) {
+  Tensor copy = empty_channels_last(t.sizes(), {.dtype = t.dtype(), .device = t.device()});
+  copy.copy_(t);
+  return copy;
+}
+
 // y = max(y + residual, 0) (without the max when !relu; none of it without a
 // residual): what the fused kernel does after its sum, as a pass of its own.
 // y is contiguous NCHW; NaN stays NaN, as relu.
@@ -502,20 +508,23 @@ Tensor conv2d_inference(const Conv2dGeometry& g, const Tensor& x, const Tensor& 
   const TensorOptions options{.dtype = x.dtype(), .device = x.device()};
   if (on_onednn({&x, &w, &bias, &residual})) {
     const bool channels_last = onednn::inference_works_channels_last(g, bias.defined());
-    Tensor y = channels_last ? empty_channels_last(y_shape, options) : empty(y_shape, options);
-    // The residual is summed inside the kernel where the output needs no
-    // reorder after it; otherwise in a pass of its own.
-    const bool sum_inside = residual.defined() && channels_last;
-    if (sum_inside) y.copy_(residual);
-    const bool x_channels_last = is_channels_last(x);
-    const Tensor xc = x_channels_last ? x : x.contiguous();
-    onednn::conv2d_inference(g, xc.data<float>(), w.data<float>(), data_or_null<float>(bias),
-                             {.relu = relu && (sum_inside || !residual.defined()),
-                              .accumulate = sum_inside,
+    const Tensor y = channels_last ? empty_channels_last(y_shape, options) : empty(y_shape, options);
+    // The residual is added inside the kernel where everything is
+    // channels-last (a projection shortcut's NCHW residual and input are
+    // copied so first); otherwise in a pass of its own.
+    const bool add_inside = residual.defined() && channels_last;
+    const Tensor xc = is_channels_last(x) || !add_inside ? x : to_channels_last(x);
+    const Tensor rc = !add_inside || is_channels_last(residual) ? residual : to_channels_last(residual);
+    const bool x_channels_last = is_channels_last(xc);
+    const Tensor x_plain = x_channels_last ? xc : xc.contiguous();
+    onednn::conv2d_inference(g, x_plain.data<float>(), w.data<float>(), data_or_null<float>(bias),
+                             add_inside ? rc.data<float>() : nullptr,
+                             {.relu = relu && (add_inside || !residual.defined()),
+                              .residual = add_inside,
                               .x_channels_last = x_channels_last,
                               .y_channels_last = channels_last},
                              y.data<float>());
-    if (residual.defined() && !sum_inside) add_residual_then_relu(y, residual, relu);
+    if (residual.defined() && !add_inside) add_residual_then_relu(y, residual, relu);
     return y;
   }
   const Tensor y = empty(y_shape, options);

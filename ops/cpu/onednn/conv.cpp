@@ -29,7 +29,7 @@ using cuda::ConvPass;
 constexpr int kWithBias = 1;
 constexpr int kInference = 2;
 constexpr int kWithRelu = 4;
-constexpr int kAccumulate = 8;
+constexpr int kResidual = 8;
 constexpr int kInputChannelsLast = 16;
 constexpr int kOutputChannelsLast = 32;
 
@@ -82,12 +82,15 @@ std::string describe(const Conv2dGeometry& g, const char* pass) {
 
 // The forward operation: for training (also the hint the backward passes
 // need) or for inference (oneDNN may pick other kernels and weight layouts).
-dnnl::convolution_forward::desc forward_op(const ConvShapes& s, bool with_bias, dnnl::prop_kind prop) {
+// The activations' layouts are oneDNN's choice unless given.
+dnnl::convolution_forward::desc forward_op(const ConvShapes& s, bool with_bias, dnnl::prop_kind prop,
+                                           Tag src_tag = Tag::any, Tag dst_tag = Tag::any) {
   const auto algo = dnnl::algorithm::convolution_direct;
-  return with_bias ? dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.bias), any(s.dst),
-                                                     s.strides, s.dilates, s.pad_l, s.pad_r)
-                   : dnnl::convolution_forward::desc(prop, algo, any(s.src), any(s.weights), any(s.dst), s.strides,
-                                                     s.dilates, s.pad_l, s.pad_r);
+  const memory::desc src = plain(s.src, src_tag), dst = plain(s.dst, dst_tag);
+  return with_bias ? dnnl::convolution_forward::desc(prop, algo, src, any(s.weights), any(s.bias), dst, s.strides,
+                                                     s.dilates, s.pad_l, s.pad_r)
+                   : dnnl::convolution_forward::desc(prop, algo, src, any(s.weights), dst, s.strides, s.dilates,
+                                                     s.pad_l, s.pad_r);
 }
 
 dnnl::convolution_forward::primitive_desc forward_desc(const ConvShapes& s, bool with_bias) {
@@ -108,22 +111,26 @@ Step forward_step_of(const dnnl::convolution_forward::primitive_desc& pd, const 
 
 Step forward_step(const ConvShapes& s, bool with_bias) { return forward_step_of(forward_desc(s, with_bias), s, with_bias); }
 
+// The residual's argument: the source of the first post-op (a binary add).
+constexpr int kResidualArg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
+
 // The inference forward, the residual sum and the ReLU run on each block
-// while it is in cache.
+// while it is in cache. With a residual every activation is channels-last
+// and given so: the add reads it as the output is written, so the output
+// must need no reorder after.
 Step inference_step(const ConvShapes& s, bool with_bias, const InferenceCall& call) {
   dnnl::primitive_attr attr = user_scratchpad();
   dnnl::post_ops after;
-  if (call.accumulate) after.append_sum(1.0f);
+  const memory::desc residual = plain(s.dst, Tag::nhwc);
+  if (call.residual) after.append_binary(dnnl::algorithm::binary_add, residual);
   if (call.relu) after.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
   attr.set_post_ops(after);
-  const dnnl::convolution_forward::primitive_desc pd(forward_op(s, with_bias, dnnl::prop_kind::forward_inference),
-                                                     attr, cpu_engine());
-  Step step = forward_step_of(pd, s, with_bias, activation_tag(call.x_channels_last),
-                              activation_tag(call.y_channels_last));
-  // The sum reads the output buffer as it is: a reorder after the primitive
-  // would be too late for it.
-  if (call.accumulate && operand_of(step, DNNL_ARG_DST).reorder)
-    fail("the inference kernel does not work in the output's layout; it cannot add a residual in place");
+  const Tag src_tag = activation_tag(call.x_channels_last), dst_tag = activation_tag(call.y_channels_last);
+  const auto op = call.residual ? forward_op(s, with_bias, dnnl::prop_kind::forward_inference, src_tag, dst_tag)
+                                : forward_op(s, with_bias, dnnl::prop_kind::forward_inference);
+  const dnnl::convolution_forward::primitive_desc pd(op, attr, cpu_engine());
+  Step step = forward_step_of(pd, s, with_bias, src_tag, dst_tag);
+  if (call.residual) step.operands.push_back(input_operand(kResidualArg, residual, residual));
   return step;
 }
 
@@ -165,7 +172,7 @@ cuda::ConvAlgoCache<std::shared_ptr<const Step>>& step_cache() {
 }
 
 int inference_bits(const InferenceCall& call) {
-  return kInference | (call.relu ? kWithRelu : 0) | (call.accumulate ? kAccumulate : 0) |
+  return kInference | (call.relu ? kWithRelu : 0) | (call.residual ? kResidual : 0) |
          (call.x_channels_last ? kInputChannelsLast : 0) | (call.y_channels_last ? kOutputChannelsLast : 0);
 }
 
@@ -205,15 +212,17 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
 }
 
 void conv2d_inference(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                      const InferenceCall& call, float* y) {
-  checked([&] { return describe(g, call.accumulate ? "inference with residual" : "inference"); },
+                      const float* residual, const InferenceCall& call, float* y) {
+  checked([&] { return describe(g, call.residual ? "inference with residual" : "inference"); },
           [&] {
+            if (call.residual && !(residual && call.x_channels_last && call.y_channels_last))
+              fail("a residual needs channels-last input and output");
             const auto step = step_for(g, ConvPass::forward, bias != nullptr, call);
-            if (bias) {
-              execute(*step, {in(x), in(w), in(bias), out(y)});
-            } else {
-              execute(*step, {in(x), in(w), out(y)});
-            }
+            std::vector<Buffer> buffers{in(x), in(w)};
+            if (bias) buffers.push_back(in(bias));
+            buffers.push_back(out(y));
+            if (call.residual) buffers.push_back(in(residual));
+            execute(*step, buffers);
           });
 }
 

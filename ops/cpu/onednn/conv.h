@@ -17,17 +17,18 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
 // How an inference call lays out its activations and what it fuses.
 struct InferenceCall {
   bool relu = false;             // max(·, 0) last
-  bool accumulate = false;       // add y's prior contents (a residual) before the ReLU
+  bool residual = false;         // add a residual tensor (channels-last, as y) before the ReLU
   bool x_channels_last = false;  // x is NHWC in memory (else NCHW)
   bool y_channels_last = false;  // y is to be NHWC in memory (else NCHW)
 };
 
-// Inference only: y = conv(x, w) + bias (+ y when accumulating), then
-// max(·, 0) when `relu`, in one pass (oneDNN's forward_inference with sum and
-// eltwise post-ops); bias may be null. Accumulating needs y in the layout the
-// kernel works in (see inference_works_channels_last).
+// Inference only: y = conv(x, w) + bias (+ residual), then max(·, 0) when
+// `relu`, in one pass (oneDNN's forward_inference with binary-add and eltwise
+// post-ops: the residual is read as each output block is written); bias may
+// be null, residual is null unless call.residual. A residual needs x, y and
+// itself channels-last (see inference_works_channels_last).
 void conv2d_inference(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                      const InferenceCall& call, float* y);
+                      const float* residual, const InferenceCall& call, float* y);
 
 // Whether oneDNN's inference kernel for this shape works on channels-last
 // activations: then NHWC input and output cost no reorder, and consecutive
